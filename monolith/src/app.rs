@@ -1,0 +1,141 @@
+//! Wiring the monolith: every port bound to the in-process service.
+//!
+//! Compare `microservices/*/src/main.rs`, where the same ports are bound to gRPC or HTTP
+//! clients. The routers, services and rules are the same crates in both.
+
+use crate::Config;
+use crate::events::EventWorkers;
+use crate::signup_tx::OneTransactionSignup;
+use anyhow::Context;
+use archlab_auth::http::AuthRoutes;
+use archlab_auth::{AuthApi, AuthService, SessionAuthenticator, SessionCache};
+use archlab_kernel::health::{PgCheck, ReadyCheck};
+use archlab_kernel::http::{edge, with_authenticator};
+use archlab_kernel::{Faults, db};
+use archlab_notifications::{ExtsimEmail, NotificationsApi, NotificationsService};
+use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
+use archlab_users::{UsersApi, UsersService};
+use axum::Router;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A built monolith: bound, migrated, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    handle: Handle,
+    poll: Duration,
+}
+
+/// What tests and the harness may reach inside a running monolith.
+#[derive(Clone)]
+pub struct Handle {
+    /// The one database.
+    pub pool: PgPool,
+    /// Fault points of this instance.
+    pub faults: Faults,
+    /// The outbox workers.
+    pub events: EventWorkers,
+}
+
+impl Handle {
+    /// Deliver every pending event now (the tests' alternative to sleeping).
+    pub async fn process_pending(&self) -> archlab_kernel::Result<usize> {
+        self.events.process_pending().await
+    }
+}
+
+impl Application {
+    /// Create and migrate the database, bind the address (port 0 allowed), wire everything.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
+            .await
+            .with_context(|| format!("connecting to database {} at {}", config.database, config.db.database_url))?;
+        archlab_auth::migrate(&pool).await.context("migrating auth")?;
+        archlab_users::migrate(&pool).await.context("migrating users")?;
+        archlab_payments::migrate(&pool).await.context("migrating payments")?;
+        archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
+
+        let faults = config.behaviour.faults();
+        let cache = match &config.sessions.redis_url {
+            Some(url) => match SessionCache::connect(url).await {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis unreachable; running without the session cache");
+                    None
+                }
+            },
+            None => None,
+        };
+
+        // The services, and the ports bound to them in-process.
+        let session_ttl = Duration::from_secs(config.sessions.session_ttl_secs);
+        let auth = Arc::new(AuthService::new(pool.clone(), cache, session_ttl, faults.clone()));
+        let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
+        let email = Arc::new(ExtsimEmail::new(&config.external.extsim_url, config.external.timeout()));
+        let notifications = Arc::new(NotificationsService::new(pool.clone(), email, faults.clone()));
+        let provider = Arc::new(ExtsimPayments::new(&config.external.extsim_url, config.external.timeout()));
+        let ports = PurchasePorts {
+            auth: auth.clone() as Arc<dyn AuthApi>,
+            users: users.clone() as Arc<dyn UsersApi>,
+            provider,
+            notifications: notifications.clone() as Arc<dyn NotificationsApi>,
+        };
+        let purchases =
+            Arc::new(PurchaseService::new(pool.clone(), ports, config.behaviour.notification_mode, faults.clone()));
+        let signup = Arc::new(OneTransactionSignup { auth: auth.clone(), users: users.clone() });
+
+        let api = Router::new()
+            .merge(archlab_auth::http::router(AuthRoutes { auth: auth.clone(), signup }))
+            .merge(archlab_users::http::router(users))
+            .merge(archlab_payments::http::router(purchases))
+            .merge(archlab_notifications::http::router(notifications.clone()));
+        let api = with_authenticator(api, Arc::new(SessionAuthenticator(auth)));
+        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
+        let router = edge(api.merge(archlab_kernel::health::router(checks)));
+
+        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let events = EventWorkers::new(&pool, notifications);
+        tracing::info!(mode = %config.behaviour.notification_mode, "monolith built");
+        Ok(Self {
+            listener,
+            router,
+            handle: Handle { pool, faults, events },
+            poll: Duration::from_millis(config.behaviour.outbox_poll_ms),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Tests' and the harness's way in.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serve and run the outbox workers until `shutdown` completes, then stop both.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let workers = self.handle.events.spawn(self.poll, stop.clone());
+        let serve_stop = stop.clone();
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {},
+                    _ = serve_stop.cancelled() => {},
+                }
+            })
+            .await;
+        stop.cancel();
+        for w in workers {
+            let _ = w.await;
+        }
+        served.context("serving HTTP")
+    }
+}

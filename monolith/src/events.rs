@@ -1,0 +1,67 @@
+//! Events in the monolith: the outbox worker calls the notifications module in-process.
+//!
+//! The outboxes (`auth.outbox`, `payments.outbox`) and their worker are the same mechanism
+//! as in the microservices; only the last hop differs: here a function call, there a publish
+//! to RabbitMQ (see `microservices/*/src/relay.rs`).
+
+use archlab_kernel::outbox::{Dispatch, Message, Outbox};
+use archlab_kernel::{Error, Result};
+use archlab_notifications::{NotificationEvent, NotificationsApi};
+use async_trait::async_trait;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Delivers an outbox event straight to the notifications module.
+pub struct InProcessDelivery(pub Arc<dyn NotificationsApi>);
+
+#[async_trait]
+impl Dispatch for InProcessDelivery {
+    async fn dispatch(&self, message: &Message) -> Result<()> {
+        let event: NotificationEvent = serde_json::from_value(message.payload.clone()).map_err(Error::internal)?;
+        self.0.deliver(event).await.map(|_| ())
+    }
+}
+
+/// The monolith's outbox workers, one per producing module.
+#[derive(Clone)]
+pub struct EventWorkers {
+    outboxes: Vec<Outbox>,
+    delivery: Arc<InProcessDelivery>,
+}
+
+impl EventWorkers {
+    /// Workers over the auth and payments outboxes of `pool`.
+    pub fn new(pool: &PgPool, notifications: Arc<dyn NotificationsApi>) -> Self {
+        let outboxes =
+            vec![Outbox::new(pool.clone(), archlab_auth::SCHEMA), Outbox::new(pool.clone(), archlab_payments::SCHEMA)];
+        Self { outboxes, delivery: Arc::new(InProcessDelivery(notifications)) }
+    }
+
+    /// Deliver everything pending now, ignoring back-off; returns how many were delivered.
+    pub async fn process_pending(&self) -> Result<usize> {
+        let mut delivered = 0;
+        for outbox in &self.outboxes {
+            delivered += outbox.process_all_pending(&*self.delivery).await?;
+        }
+        Ok(delivered)
+    }
+
+    /// Events not yet delivered, across both outboxes.
+    pub async fn pending(&self) -> Result<i64> {
+        let mut n = 0;
+        for outbox in &self.outboxes {
+            n += outbox.pending().await?;
+        }
+        Ok(n)
+    }
+
+    /// Run every worker until `stop` is cancelled.
+    pub fn spawn(&self, poll: Duration, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        self.outboxes
+            .iter()
+            .map(|outbox| tokio::spawn(outbox.clone().run(self.delivery.clone(), poll, stop.clone())))
+            .collect()
+    }
+}

@@ -1,0 +1,78 @@
+//! Starting a real monolith for a test: port 0, a fresh database, its own extsim.
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+use archlab_kernel::NotificationMode;
+use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_monolith::{Application, Config, Handle};
+use archlab_testkit::Extsim;
+
+/// A running monolith and the extsim it calls.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// Its third parties.
+    pub extsim: Extsim,
+    /// Inside access: pool, faults, outbox workers.
+    pub handle: Handle,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Options for [`spawn_with`].
+#[derive(Default)]
+pub struct Options {
+    /// `sync` unless `async_mode`.
+    pub sync_mode: bool,
+    /// Use the session cache at this Redis.
+    pub redis_url: Option<String>,
+}
+
+/// A monolith in `async` notification mode.
+pub async fn spawn() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+/// A monolith with options.
+pub async fn spawn_with(options: Options) -> TestApp {
+    let extsim = archlab_testkit::extsim().await;
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database: archlab_testkit::fresh_database_name("mono"),
+        db: DatabaseArgs { database_url: archlab_testkit::database_url().await, db_max_connections: 5 },
+        external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },
+        sessions: SessionArgs { redis_url: options.redis_url, session_ttl_secs: 3_600 },
+        behaviour: BehaviourArgs {
+            notification_mode: if options.sync_mode { NotificationMode::Sync } else { NotificationMode::Async },
+            outbox_poll_ms: 1_000,
+            faults: String::new(),
+        },
+    };
+    let app = Application::build(config).await.expect("build the monolith");
+    let base_url = format!("http://{}", app.local_addr());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { base_url, extsim, handle, server }
+}
+
+impl archlab_conformance::Target for TestApp {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    fn extsim_url(&self) -> &str {
+        &self.extsim.url
+    }
+    async fn settle(&self) {
+        self.handle.process_pending().await.expect("deliver pending events");
+    }
+}
+
+/// How many rows `sql` (a `SELECT count(*) ...`) counts in the app's database.
+pub async fn count(app: &TestApp, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.handle.pool).await.expect(sql)
+}

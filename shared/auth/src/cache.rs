@@ -1,0 +1,74 @@
+//! Optional Redis cache-aside for session checks.
+//!
+//! A hit skips the database; the cached entry carries the expiry, so an expired session is
+//! refused even from cache, and logout deletes the entry. Redis is optional: any Redis error
+//! is logged and the database answers instead, so a Redis outage costs latency, not
+//! correctness.
+
+use crate::Session;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+/// Longest time a session stays cached.
+const MAX_TTL_SECS: u64 = 60;
+/// A Redis call slower than this is treated as a miss.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A session cache in Redis.
+#[derive(Clone)]
+pub struct SessionCache {
+    conn: ConnectionManager,
+}
+
+impl SessionCache {
+    /// Connect to `url` (`redis://127.0.0.1:6379`).
+    pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let conn = tokio::time::timeout(Duration::from_secs(3), ConnectionManager::new(client))
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+        Ok(Self { conn })
+    }
+
+    fn key(digest: &[u8]) -> String {
+        format!("archlab:session:{}", hex::encode(digest))
+    }
+
+    pub(crate) async fn get(&self, digest: &[u8]) -> Option<Session> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = match tokio::time::timeout(CALL_TIMEOUT, conn.get(Self::key(digest))).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "session cache read failed");
+                None
+            }
+            Err(_) => None,
+        };
+        raw.and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    pub(crate) async fn put(&self, digest: &[u8], session: &Session) {
+        let remaining = (session.expires_at - chrono::Utc::now()).num_seconds();
+        let Ok(remaining) = u64::try_from(remaining) else { return };
+        let ttl = remaining.min(MAX_TTL_SECS);
+        if ttl == 0 {
+            return;
+        }
+        let Ok(value) = serde_json::to_string(session) else { return };
+        let mut conn = self.conn.clone();
+        let r: Result<Result<(), _>, _> =
+            tokio::time::timeout(CALL_TIMEOUT, conn.set_ex(Self::key(digest), value, ttl)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "session cache write failed");
+        }
+    }
+
+    pub(crate) async fn forget(&self, digest: &[u8]) {
+        let mut conn = self.conn.clone();
+        let r: Result<Result<(), _>, _> = tokio::time::timeout(CALL_TIMEOUT, conn.del(Self::key(digest))).await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::warn!("session cache delete failed; the entry lives at most {MAX_TTL_SECS}s");
+        }
+    }
+}

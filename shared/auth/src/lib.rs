@@ -1,0 +1,45 @@
+//! The auth domain: credentials, sessions, the audit trail and signup.
+//!
+//! Read top to bottom: [`domain`] (passwords, tokens, the validated [`Signup`]), the ports
+//! ([`AuthApi`] for other domains, [`SignupFlow`] for the signup route), [`AuthService`]
+//! (argon2id hashing, sessions stored hashed, an optional Redis cache-aside in [`SessionCache`]),
+//! [`SessionAuthenticator`] (bearer token → caller) and [`http::router`].
+//!
+//! Signup spans two domains (credentials here, the profile in users). How the two writes are
+//! made one is the distribution concern, so it is not here: the monolith implements
+//! [`SignupFlow`] as one ACID transaction, the microservices as a saga with compensation.
+//! Both use the building blocks [`AuthService`] exposes.
+
+mod cache;
+pub mod domain;
+pub mod http;
+mod service;
+
+pub use cache::SessionCache;
+pub use domain::{IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
+pub use service::{AuthService, CredentialStatus, SessionAuthenticator};
+
+use archlab_kernel::Result;
+use async_trait::async_trait;
+
+/// The schema that holds this domain's tables.
+pub const SCHEMA: &str = "auth";
+
+/// What other domains may ask of auth.
+#[async_trait]
+pub trait AuthApi: Send + Sync + 'static {
+    /// The live session behind a bearer token, or `unauthorized`.
+    async fn verify_session(&self, token: &str) -> Result<Session>;
+}
+
+/// Creates an account across auth and users; bound differently in each build.
+#[async_trait]
+pub trait SignupFlow: Send + Sync + 'static {
+    /// Create credentials, profile, audit entry and welcome notification, all or nothing.
+    async fn signup(&self, signup: Signup) -> Result<SignedUp>;
+}
+
+/// Create the `auth` schema's tables.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+}

@@ -1,0 +1,246 @@
+//! The auth application service and its store (the only code that touches `auth.*`).
+
+use crate::domain::{is_token_shaped, new_token, token_digest};
+use crate::{AuthApi, IssuedToken, Password, Session, SessionCache};
+use archlab_kernel::http::{Authenticator, BearerToken, Caller};
+use archlab_kernel::{Email, Error, Faults, Result};
+use archlab_notifications::{NotificationEvent, TOPIC};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// argon2id with OWASP's minimum: m = 19 MiB, t = 2, p = 1.
+fn hasher() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"))
+}
+
+/// A real hash of a throwaway password, verified against when the email is unknown so that
+/// "no such user" and "wrong password" take the same time.
+static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16-byte salt");
+    hasher().hash_password(b"decoy-password", &salt).expect("hashing a constant").to_string()
+});
+
+/// Whether credentials may log in yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStatus {
+    /// Written by the first step of a saga; cannot log in.
+    Pending,
+    /// A complete account.
+    Active,
+}
+
+impl CredentialStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Pending => "pending",
+            CredentialStatus::Active => "active",
+        }
+    }
+}
+
+/// Credentials and sessions over the `auth` schema.
+#[derive(Clone)]
+pub struct AuthService {
+    pool: PgPool,
+    cache: Option<SessionCache>,
+    session_ttl: Duration,
+    faults: Faults,
+}
+
+impl AuthService {
+    /// A service over `pool`; sessions live `session_ttl`; `cache` is the optional Redis.
+    pub fn new(pool: PgPool, cache: Option<SessionCache>, session_ttl: Duration, faults: Faults) -> Self {
+        Self { pool, cache, session_ttl, faults }
+    }
+
+    /// The pool, for flows that write auth and other tables in one transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Hash a password with argon2id, off the async threads (it takes tens of milliseconds).
+    #[tracing::instrument(name = "auth.hash_password", skip_all, err)]
+    pub async fn hash_password(&self, password: &Password) -> Result<String> {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(Error::internal)?;
+            hasher().hash_password(password.expose().as_bytes(), &salt).map(|h| h.to_string()).map_err(Error::internal)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Write credentials on the caller's connection; 409 `email_taken` if the email is used.
+    #[tracing::instrument(name = "auth.create_credentials", skip_all, fields(%user_id), err)]
+    pub async fn insert_credentials(
+        &self,
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        email: &Email,
+        password_hash: &str,
+        status: CredentialStatus,
+    ) -> Result<()> {
+        self.faults.check("auth.create_credentials")?;
+        let r =
+            sqlx::query("INSERT INTO auth.credentials (user_id, email, password_hash, status) VALUES ($1, $2, $3, $4)")
+                .bind(user_id)
+                .bind(email.as_str())
+                .bind(password_hash)
+                .bind(status.as_str())
+                .execute(&mut *conn)
+                .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                Err(Error::conflict("email_taken", "an account with this email already exists"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Turn pending credentials into an active account.
+    pub async fn activate(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE auth.credentials SET status = 'active' WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Remove credentials (and their sessions): a saga's compensation.
+    #[tracing::instrument(name = "auth.delete_credentials", skip_all, fields(%user_id), err)]
+    pub async fn delete_credentials(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM auth.credentials WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Append to the audit trail on the caller's connection.
+    pub async fn audit(&self, conn: &mut PgConnection, user_id: Uuid, action: &str) -> Result<()> {
+        sqlx::query("INSERT INTO auth.audit_log (user_id, action) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(action)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Put the welcome notification into `auth.outbox` on the caller's connection.
+    pub async fn enqueue_welcome(
+        &self,
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        email: &Email,
+        name: &str,
+    ) -> Result<()> {
+        let event = NotificationEvent::welcome(user_id, email.as_str(), name);
+        archlab_kernel::outbox::enqueue(conn, crate::SCHEMA, event.event_id, TOPIC, &event).await
+    }
+
+    /// Start a session on the caller's connection; the token is returned once, only its
+    /// digest is stored.
+    pub async fn issue_session(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<IssuedToken> {
+        let token = new_token();
+        let ttl = chrono::Duration::from_std(self.session_ttl).map_err(Error::internal)?;
+        let expires_at: DateTime<Utc> =
+            sqlx::query_scalar("INSERT INTO auth.sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + $3) RETURNING expires_at")
+                .bind(token_digest(&token))
+                .bind(user_id)
+                .bind(ttl)
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    /// Exchange email and password for a new session.
+    #[tracing::instrument(name = "auth.login", skip_all, err)]
+    pub async fn login(&self, email: &str, password: &str) -> Result<IssuedToken> {
+        let invalid =
+            || Error::new(archlab_kernel::ErrorKind::Unauthorized, "invalid_credentials", "email or password is wrong");
+        // A malformed email cannot match, but is checked like any other so timing tells nothing.
+        let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT user_id, password_hash FROM auth.credentials WHERE email = $1 AND status = 'active'",
+        )
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (user_id, stored) = match row {
+            Some((id, hash)) => (Some(id), hash),
+            None => (None, DECOY_HASH.clone()),
+        };
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored)
+                .map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(Error::internal)?;
+        let user_id = user_id.filter(|_| matches).ok_or_else(invalid)?;
+        let mut conn = self.pool.acquire().await?;
+        self.issue_session(&mut conn, user_id).await
+    }
+
+    /// Revoke the session behind `token`; 401 if it is not live.
+    #[tracing::instrument(name = "auth.logout", skip_all, err)]
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let session = self.verify_session(token).await?;
+        let digest = token_digest(token);
+        sqlx::query("UPDATE auth.sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(&digest)
+            .execute(&self.pool)
+            .await?;
+        if let Some(cache) = &self.cache {
+            cache.forget(&digest).await;
+        }
+        tracing::debug!(user_id = %session.user_id, "session revoked");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuthApi for AuthService {
+    #[tracing::instrument(name = "auth.verify_session", skip_all, err)]
+    async fn verify_session(&self, token: &str) -> Result<Session> {
+        let refused = || Error::unauthorized("the token is unknown, expired or revoked");
+        if !is_token_shaped(token) {
+            return Err(refused());
+        }
+        let digest = token_digest(token);
+        if let Some(cache) = &self.cache
+            && let Some(session) = cache.get(&digest).await
+        {
+            return if session.expires_at > Utc::now() { Ok(session) } else { Err(refused()) };
+        }
+        let row: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT user_id, expires_at FROM auth.sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()",
+        )
+        .bind(&digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (user_id, expires_at) = row.ok_or_else(refused)?;
+        let session = Session { user_id, expires_at };
+        if let Some(cache) = &self.cache {
+            cache.put(&digest, &session).await;
+        }
+        Ok(session)
+    }
+}
+
+/// Bearer token → [`Caller`], through whatever [`AuthApi`] binding it is given.
+pub struct SessionAuthenticator(pub Arc<dyn AuthApi>);
+
+#[async_trait]
+impl Authenticator for SessionAuthenticator {
+    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller> {
+        let BearerToken(token) = BearerToken::from_headers(headers)?;
+        let session = self.0.verify_session(&token).await?;
+        Ok(Caller { user_id: session.user_id })
+    }
+}

@@ -1,0 +1,175 @@
+//! One error type for every port and every edge.
+//!
+//! It carries a kind (which decides the HTTP and gRPC status), a stable machine `code` and a
+//! human message. Because it is plain data it survives a trip over gRPC or HTTP unchanged,
+//! so a remote caller sees exactly the error an in-process caller would.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Result with the shared [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, coarsely: decides the status code on every transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 400: the request could not be read.
+    BadRequest,
+    /// 401: no usable identity.
+    Unauthorized,
+    /// 404: no such resource for this caller.
+    NotFound,
+    /// 405: known path, wrong method.
+    MethodNotAllowed,
+    /// 409: conflicts with existing state.
+    Conflict,
+    /// 413: body too large.
+    PayloadTooLarge,
+    /// 415: wrong content type.
+    UnsupportedMediaType,
+    /// 422: well-formed but breaks a rule.
+    Unprocessable,
+    /// 502: a third party failed.
+    BadGateway,
+    /// 503: a dependency of ours is unavailable.
+    Unavailable,
+    /// 500: a bug.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status for this kind.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The kind an HTTP status stands for (used when an error comes back over HTTP).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            400 => ErrorKind::BadRequest,
+            401 => ErrorKind::Unauthorized,
+            404 => ErrorKind::NotFound,
+            405 => ErrorKind::MethodNotAllowed,
+            409 => ErrorKind::Conflict,
+            413 => ErrorKind::PayloadTooLarge,
+            415 => ErrorKind::UnsupportedMediaType,
+            422 => ErrorKind::Unprocessable,
+            502 => ErrorKind::BadGateway,
+            503 | 504 => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The error every port and handler returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    /// Decides the status code.
+    pub kind: ErrorKind,
+    /// Stable machine-readable code, e.g. `email_taken`.
+    pub code: Cow<'static, str>,
+    /// Human-readable message; never carries internals for 5xx.
+    pub message: String,
+}
+
+impl Error {
+    /// An error of any kind with its code and message.
+    pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { kind, code: code.into(), message: message.into() }
+    }
+
+    /// 422 `validation_failed`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unprocessable, "validation_failed", message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
+    }
+
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, code, message)
+    }
+
+    /// 503 `dependency_unavailable`: `dependency` names what failed.
+    pub fn unavailable(dependency: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::Unavailable, "dependency_unavailable", format!("{dependency} unavailable: {message}"))
+    }
+
+    /// 500 `internal`: logs the cause here and keeps it out of the answer.
+    #[track_caller]
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(%cause, %at, "internal error");
+        Self::new(ErrorKind::Internal, "internal", "internal error")
+    }
+
+    /// True for errors a retry may cure (503, 502).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::BadGateway)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    #[track_caller]
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => {
+                tracing::warn!(error = %e, "database unavailable");
+                Error::unavailable("database", "the database did not answer")
+            }
+            _ => Error::internal(e),
+        }
+    }
+}
+
+/// The JSON body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error itself.
+    pub error: ErrorDetail,
+}
+
+/// Inside [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Machine code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
+        (self.kind.status(), axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,150 @@
+//! The HTTP edge shared by every router in both builds.
+//!
+//! Every way a request can be malformed — bad JSON, wrong content type, oversized body,
+//! a path id that is not a UUID, a missing or garbled token, an unknown route — ends here as
+//! the same `{"error": {"code", "message"}}` shape, so the monolith and the gateway answer
+//! bad input identically.
+
+use crate::{Error, ErrorKind, Result};
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Largest request body accepted anywhere: 64 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body whose rejections use the lab's error shape.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Syntax first, then shape: a body that is not JSON at all is a 400 even when it
+        // would also miss a field.
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(req, state).await.map_err(json_rejection)?;
+        serde_json::from_value(value).map(Json).map_err(|e| Error::validation(e.to_string()))
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Error {
+    let detail = r.body_text();
+    match r.status().as_u16() {
+        413 => Error::new(ErrorKind::PayloadTooLarge, "payload_too_large", format!("body exceeds {BODY_LIMIT} bytes")),
+        415 => Error::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        422 => Error::validation(detail),
+        _ => Error::new(ErrorKind::BadRequest, "malformed_json", "the body is not valid JSON"),
+    }
+}
+
+/// A UUID from the last path segment; anything else is a 422.
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::validation("id must be a UUID"))?;
+        Uuid::parse_str(&raw).map(IdPath).map_err(|_| Error::validation("id must be a UUID"))
+    }
+}
+
+/// The raw token of an `Authorization: Bearer <token>` header, shape-checked only.
+#[derive(Clone)]
+pub struct BearerToken(pub String);
+
+impl BearerToken {
+    /// Read the bearer token from headers; 401 when absent or garbled.
+    pub fn from_headers(headers: &http::HeaderMap) -> Result<Self> {
+        let value = headers
+            .get(http::header::AUTHORIZATION)
+            .ok_or_else(|| Error::unauthorized("missing Authorization header"))?
+            .to_str()
+            .map_err(|_| Error::unauthorized("malformed Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256 && t.chars().all(|c| c.is_ascii_graphic()))
+            .ok_or_else(|| Error::unauthorized("expected 'Authorization: Bearer <token>'"))?;
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(..)")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&parts.headers)
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Whose request this is.
+    pub user_id: Uuid,
+}
+
+/// Turns a request's headers into a [`Caller`].
+///
+/// The monolith binds this to the in-process session check; behind the microservices
+/// gateway, services bind it to the gateway's signed identity header. Routes only see
+/// [`Caller`], so they are the same code in both builds.
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// Who is calling, or 401.
+    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller>;
+}
+
+/// The authenticator routes find in request extensions (see [`with_authenticator`]).
+pub type SharedAuthenticator = Arc<dyn Authenticator>;
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let authn = parts
+            .extensions
+            .get::<SharedAuthenticator>()
+            .cloned()
+            .ok_or_else(|| Error::internal("no Authenticator installed on this router"))?;
+        authn.authenticate(&parts.headers).await
+    }
+}
+
+/// Make `authn` available to the [`Caller`] extractor of every route in `router`.
+pub fn with_authenticator(router: Router, authn: SharedAuthenticator) -> Router {
+    router.layer(axum::Extension(authn))
+}
+
+/// Wrap a composed public router with the lab-wide edge: body limit, JSON 404 and 405.
+pub fn edge(router: Router) -> Router {
+    router
+        .fallback(|| async { Error::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            Error::new(ErrorKind::MethodNotAllowed, "method_not_allowed", "method not allowed on this path")
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}

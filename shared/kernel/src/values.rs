@@ -1,0 +1,157 @@
+//! Validated values, parsed once at the edge so the inside never re-checks.
+
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A normalised (trimmed, lower-cased) email address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// Trim, lower-case and check the shape of an address.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let s = raw.trim().to_lowercase();
+        let bad = |why: &str| Err(Error::validation(format!("email {why}")));
+        if s.is_empty() {
+            return bad("must not be empty");
+        }
+        if s.chars().count() > 254 {
+            return bad("must be at most 254 characters");
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("must not contain spaces or control characters");
+        }
+        let Some((local, domain)) = s.split_once('@') else { return bad("must contain '@'") };
+        if local.is_empty() || domain.contains('@') {
+            return bad("must have exactly one '@' and a local part");
+        }
+        if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+            return bad("must have a domain with a dot");
+        }
+        Ok(Self(s))
+    }
+
+    /// Wrap a value that was validated before it was stored.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Email::parse(&String::deserialize(d)?).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The currencies the lab's SaaS sells in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Currency {
+    /// US dollar.
+    USD,
+    /// Euro.
+    EUR,
+    /// Pound sterling.
+    GBP,
+}
+
+impl Currency {
+    /// Parse an exact upper-case ISO code from the supported list.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        match raw {
+            "USD" => Ok(Currency::USD),
+            "EUR" => Ok(Currency::EUR),
+            "GBP" => Ok(Currency::GBP),
+            _ => Err(Error::validation("currency must be one of USD, EUR, GBP")),
+        }
+    }
+
+    /// The ISO code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Currency::USD => "USD",
+            Currency::EUR => "EUR",
+            Currency::GBP => "GBP",
+        }
+    }
+}
+
+/// A positive amount in minor units of a supported currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    /// Minor units (cents), 1 ..= [`Money::MAX_CENTS`].
+    pub amount_cents: i64,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+impl Money {
+    /// One million in major units: the largest single purchase.
+    pub const MAX_CENTS: i64 = 100_000_000;
+
+    /// Check the amount's range and the currency.
+    pub fn parse(amount_cents: i64, currency: &str) -> Result<Self, Error> {
+        if !(1..=Self::MAX_CENTS).contains(&amount_cents) {
+            return Err(Error::validation(format!("amount_cents must be between 1 and {}", Self::MAX_CENTS)));
+        }
+        Ok(Self { amount_cents, currency: Currency::parse(currency)? })
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02} {}", self.amount_cents / 100, self.amount_cents % 100, self.currency.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn bad_emails_are_rejected() {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@.com",
+            "ada@example..com",
+        ] {
+            let e = Email::parse(raw).unwrap_err();
+            assert_eq!(e.code, "validation_failed", "{raw:?}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn money_bounds() {
+        assert!(Money::parse(0, "USD").is_err());
+        assert!(Money::parse(-5, "USD").is_err());
+        assert!(Money::parse(Money::MAX_CENTS + 1, "USD").is_err());
+        assert!(Money::parse(Money::MAX_CENTS, "EUR").is_ok());
+        assert!(Money::parse(100, "usd").is_err());
+        assert!(Money::parse(100, "XYZ").is_err());
+        assert_eq!(Money::parse(1234, "GBP").unwrap().to_string(), "12.34 GBP");
+    }
+}

@@ -1,0 +1,34 @@
+//! The notifications domain: welcome messages and purchase receipts, in-app and by email.
+//!
+//! Read top to bottom: [`NotificationEvent`] (what producers ask for; it travels in-process,
+//! through an outbox, or through RabbitMQ), [`NotificationsApi`] (the port), the service
+//! ([`NotificationsService::deliver`] is idempotent by event id), [`EmailApi`] with its
+//! extsim adapter (the only third party this domain calls), and [`http::router`].
+
+mod email;
+mod event;
+pub mod http;
+mod service;
+
+pub use email::{EmailApi, ExtsimEmail, OutgoingEmail};
+pub use event::{EventKind, NotificationEvent, TOPIC};
+pub use service::{Delivery, Notification, NotificationsService};
+
+use archlab_kernel::Result;
+use async_trait::async_trait;
+
+/// The schema that holds this domain's tables.
+pub const SCHEMA: &str = "notifications";
+
+/// What other domains may ask of notifications.
+#[async_trait]
+pub trait NotificationsApi: Send + Sync + 'static {
+    /// Record and send the notification for `event`; delivering the same event again is a
+    /// no-op that answers with the first delivery.
+    async fn deliver(&self, event: NotificationEvent) -> Result<Delivery>;
+}
+
+/// Create the `notifications` schema's tables.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+}

@@ -1,0 +1,123 @@
+//! Delivering notifications, exactly once per event id, and listing them.
+
+use crate::{EmailApi, NotificationEvent, NotificationsApi, OutgoingEmail};
+use archlab_kernel::{Faults, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A notification as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Notification {
+    /// Its id.
+    pub notification_id: Uuid,
+    /// `welcome` or `receipt`.
+    pub kind: String,
+    /// Subject line.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// The payment a receipt is for.
+    pub payment_id: Option<Uuid>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outcome of [`NotificationsApi::deliver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The notification the event produced (the first time).
+    pub notification_id: Uuid,
+    /// True when the event had been delivered before and nothing new happened.
+    pub duplicate: bool,
+}
+
+/// Notifications over the `notifications` schema and an email provider.
+#[derive(Clone)]
+pub struct NotificationsService {
+    pool: PgPool,
+    email: Arc<dyn EmailApi>,
+    faults: Faults,
+}
+
+impl NotificationsService {
+    /// A service over `pool` sending through `email`, with fault point `notifications.deliver`.
+    pub fn new(pool: PgPool, email: Arc<dyn EmailApi>, faults: Faults) -> Self {
+        Self { pool, email, faults }
+    }
+
+    /// A user's notifications, newest first.
+    #[tracing::instrument(name = "notifications.list", skip_all, fields(%user_id), err)]
+    pub async fn list(&self, user_id: Uuid) -> Result<Vec<Notification>> {
+        Ok(sqlx::query_as(
+            "SELECT notification_id, kind, subject, body, payment_id, created_at FROM notifications.notifications
+             WHERE user_id = $1 ORDER BY created_at DESC, notification_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl NotificationsApi for NotificationsService {
+    #[tracing::instrument(name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
+    async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
+        self.faults.check("notifications.deliver")?;
+        let mut tx = self.pool.begin().await?;
+        // The inbox row and the effect commit together. A concurrent delivery of the same
+        // event waits here on the primary key and then finds it taken.
+        let first =
+            sqlx::query("INSERT INTO notifications.processed_messages (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(event.event_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if !first {
+            tx.rollback().await?;
+            let notification_id =
+                sqlx::query_scalar("SELECT notification_id FROM notifications.notifications WHERE event_id = $1")
+                    .bind(event.event_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return Ok(Delivery { notification_id, duplicate: true });
+        }
+        let (subject, body) = event.render();
+        // The email goes out before the commit, keyed by the event id: if the commit is lost,
+        // the redelivery sends with the same key and the provider does not send twice.
+        let email_id = match &event.email_to {
+            Some(to) => Some(
+                self.email
+                    .send(&OutgoingEmail {
+                        idempotency_key: event.event_id.to_string(),
+                        to: to.clone(),
+                        subject: subject.clone(),
+                        body: body.clone(),
+                    })
+                    .await?,
+            ),
+            None => None,
+        };
+        let notification_id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO notifications.notifications (notification_id, event_id, user_id, kind, subject, body, payment_id, email_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(notification_id)
+        .bind(event.event_id)
+        .bind(event.user_id)
+        .bind(event.kind_name())
+        .bind(&subject)
+        .bind(&body)
+        .bind(event.payment_id())
+        .bind(email_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Delivery { notification_id, duplicate: false })
+    }
+}

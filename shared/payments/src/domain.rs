@@ -1,0 +1,125 @@
+//! Payments' values and rules.
+
+use archlab_kernel::{Error, ErrorKind, Money};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The body of `POST /api/payments`, as sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    /// Minor units.
+    pub amount_cents: i64,
+    /// ISO code.
+    pub currency: String,
+}
+
+impl PurchaseRequest {
+    /// The checked amount.
+    pub fn money(&self) -> Result<Money, Error> {
+        Money::parse(self.amount_cents, &self.currency)
+    }
+}
+
+/// What a replay must match: the same key with another body is refused.
+pub(crate) fn fingerprint(money: &Money) -> String {
+    hex::encode(Sha256::digest(format!("{}|{}", money.amount_cents, money.currency.code())))
+}
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Longest accepted key.
+    pub const MAX_LEN: usize = 255;
+
+    /// Read and check the `Idempotency-Key` header.
+    pub fn from_headers(headers: &http::HeaderMap) -> Result<Self, Error> {
+        let missing =
+            |why: &str| Error::new(ErrorKind::BadRequest, "missing_idempotency_key", format!("Idempotency-Key {why}"));
+        let value = headers.get("idempotency-key").ok_or_else(|| missing("header is required"))?;
+        let s = value.to_str().map_err(|_| missing("must be visible ASCII"))?;
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(missing("must be 1 to 255 characters"));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(missing("must be visible ASCII without spaces"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A payment as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Its id (also the provider's idempotency key for the charge).
+    pub payment_id: Uuid,
+    /// `pending` until the provider charged, then `succeeded`.
+    pub status: String,
+    /// Minor units.
+    pub amount_cents: i64,
+    /// ISO code.
+    pub currency: String,
+    /// When it was first requested.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PaymentRow {
+    pub payment_id: Uuid,
+    pub user_id: Uuid,
+    pub request_fingerprint: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: String,
+    pub notified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl PaymentRow {
+    pub fn view(&self) -> Payment {
+        Payment {
+            payment_id: self.payment_id,
+            status: self.status.clone(),
+            amount_cents: self.amount_cents,
+            currency: self.currency.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(v: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("idempotency-key", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn idempotency_key_rules() {
+        assert!(IdempotencyKey::from_headers(&http::HeaderMap::new()).is_err());
+        assert!(IdempotencyKey::from_headers(&headers("")).is_err());
+        assert!(IdempotencyKey::from_headers(&headers(&"k".repeat(256))).is_err());
+        assert!(IdempotencyKey::from_headers(&headers("has space")).is_err());
+        assert_eq!(IdempotencyKey::from_headers(&headers("order-42")).unwrap().as_str(), "order-42");
+    }
+
+    #[test]
+    fn fingerprint_tells_bodies_apart() {
+        let a = Money::parse(100, "USD").unwrap();
+        let b = Money::parse(100, "EUR").unwrap();
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(fingerprint(&a), fingerprint(&Money::parse(100, "USD").unwrap()));
+    }
+}

@@ -1,0 +1,28 @@
+//! The payments domain: the purchase flow, its record, and the payment provider port.
+//!
+//! Read top to bottom: [`domain`] (the request, the idempotency key, the payment), the
+//! [`PaymentProvider`] port with its extsim adapter, [`PurchaseService`] (the seed scenario:
+//! session → user → charge → record → notify) and [`http::router`].
+//!
+//! The purchase flow is the same code in both builds. What differs is only what its ports
+//! are bound to: in the monolith `auth`, `users` and `notifications` are in-process services;
+//! in the microservices they are gRPC or HTTP clients. That is the lab's whole point: the
+//! same steps, with or without a network between them.
+
+pub mod domain;
+pub mod http;
+mod provider;
+mod purchase;
+
+pub use archlab_kernel::NotificationMode;
+pub use domain::{IdempotencyKey, Payment, PurchaseRequest};
+pub use provider::{Charge, ExtsimPayments, PaymentProvider};
+pub use purchase::{PurchasePorts, PurchaseService};
+
+/// The schema that holds this domain's tables.
+pub const SCHEMA: &str = "payments";
+
+/// Create the `payments` schema's tables.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+}

@@ -1,0 +1,70 @@
+//! The payment provider port and its adapter for extsim's Stripe-like API.
+
+use archlab_kernel::{Error, ErrorKind, Money, Result};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A charge the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Charge {
+    /// The provider's id for it.
+    pub charge_id: String,
+}
+
+/// Charges money through a third party.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// Charge `amount` once per `payment_id`: the provider deduplicates on it.
+    async fn charge(&self, payment_id: Uuid, amount: Money) -> Result<Charge>;
+}
+
+/// extsim's `POST /v1/charges`.
+#[derive(Clone)]
+pub struct ExtsimPayments {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+impl ExtsimPayments {
+    /// An adapter for the payment API at `base_url` (e.g. `http://127.0.0.1:8090`).
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder().timeout(timeout).build().expect("static reqwest configuration");
+        Self { client, base_url: base_url.trim_end_matches('/').to_owned() }
+    }
+}
+
+fn provider_failed(detail: impl std::fmt::Display) -> Error {
+    tracing::warn!(%detail, "payment provider failed");
+    Error::new(
+        ErrorKind::BadGateway,
+        "payment_provider_failed",
+        "the payment provider failed; nothing was charged twice, retry with the same Idempotency-Key",
+    )
+}
+
+#[async_trait]
+impl PaymentProvider for ExtsimPayments {
+    #[tracing::instrument(name = "payments.charge", skip_all, fields(%payment_id), err)]
+    async fn charge(&self, payment_id: Uuid, amount: Money) -> Result<Charge> {
+        let response = self
+            .client
+            .post(format!("{}/v1/charges", self.base_url))
+            .header("Idempotency-Key", payment_id.to_string())
+            .json(&json!({
+                "amount_cents": amount.amount_cents,
+                "currency": amount.currency.code(),
+                "reference": payment_id.to_string(),
+            }))
+            .send()
+            .await
+            .map_err(provider_failed)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(provider_failed(format!("answered {status}")));
+        }
+        response.json().await.map_err(provider_failed)
+    }
+}

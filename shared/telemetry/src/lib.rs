@@ -1,0 +1,23 @@
+//! Telemetry set-up, one call per process: `let _guard = archlab_telemetry::init("monolith");`.
+//!
+//! Today it installs a `tracing` subscriber that prints spans' events to stderr, filtered by
+//! `RUST_LOG` (default `info`). Spans are already named `module.operation` the same way in
+//! both builds; the OTLP exporter that ships them to Jaeger or `archlab traces` plugs in here
+//! behind the returned [`Guard`], whose `Drop` will flush it.
+
+use tracing_subscriber::EnvFilter;
+
+/// Keeps telemetry alive; dropping it flushes whatever is buffered.
+#[must_use = "dropping the guard ends telemetry"]
+pub struct Guard {
+    /// The service name spans are attributed to.
+    pub service_name: String,
+}
+
+/// Install the process-wide subscriber for `service_name` (a second call is a no-op, so
+/// tests may call it freely).
+pub fn init(service_name: &str) -> Guard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    Guard { service_name: service_name.to_owned() }
+}

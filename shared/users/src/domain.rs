@@ -1,0 +1,139 @@
+//! Users' values and rules.
+
+use archlab_kernel::{Email, Error};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A person's display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl<'de> Deserialize<'de> for DisplayName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DisplayName::parse(&String::deserialize(d)?).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+impl DisplayName {
+    /// Longest accepted name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Trim and check a name.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(Error::validation("name must not be empty"));
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(Error::validation(format!("name must be at most {} characters", Self::MAX_CHARS)));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Error::validation("name must not contain control characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether a user may buy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// May use everything.
+    Active,
+    /// Blocked from purchases.
+    Suspended,
+}
+
+impl UserStatus {
+    fn from_db(s: &str) -> Self {
+        if s == "active" { UserStatus::Active } else { UserStatus::Suspended }
+    }
+}
+
+/// What a user wants to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Preferences {
+    /// Email a receipt for each purchase (default on).
+    pub email_receipts: bool,
+    /// Marketing emails (default off).
+    pub marketing_emails: bool,
+}
+
+/// A user's profile as every caller sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Same id as the user's credentials.
+    pub user_id: Uuid,
+    /// Contact address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the user may buy.
+    pub status: UserStatus,
+    /// What the user wants to receive.
+    pub preferences: Preferences,
+    /// When the profile was created.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProfileRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub status: String,
+    pub email_receipts: bool,
+    pub marketing_emails: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(r: ProfileRow) -> Self {
+        Profile {
+            user_id: r.user_id,
+            email: r.email,
+            name: r.name,
+            status: UserStatus::from_db(&r.status),
+            preferences: Preferences { email_receipts: r.email_receipts, marketing_emails: r.marketing_emails },
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A profile to create at signup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewProfile {
+    /// The id the credentials were created with.
+    pub user_id: Uuid,
+    /// Normalised email.
+    pub email: Email,
+    /// Display name.
+    pub name: DisplayName,
+}
+
+/// A partial update of one's own profile (`PATCH /api/users/me`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// Preferences to change.
+    pub preferences: Option<PreferencesPatch>,
+}
+
+/// Preferences to change; absent fields stay as they are.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatch {
+    /// See [`Preferences::email_receipts`].
+    pub email_receipts: Option<bool>,
+    /// See [`Preferences::marketing_emails`].
+    pub marketing_emails: Option<bool>,
+}

@@ -1,0 +1,35 @@
+//! The users domain: profiles and preferences.
+//!
+//! Read top to bottom: [`domain`] (the values and rules), [`UsersApi`] (the port other domains
+//! call: the monolith binds it to [`UsersService`] in-process, the microservices to a remote
+//! client), [`UsersService`] (the application service and its store), [`http::router`] (the
+//! public routes under `/api/users`). Tables live in the `users` schema, created by
+//! [`migrate`].
+
+pub mod domain;
+pub mod http;
+mod service;
+
+pub use domain::{DisplayName, NewProfile, Preferences, PreferencesPatch, Profile, ProfilePatch, UserStatus};
+pub use service::UsersService;
+
+use archlab_kernel::Result;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// The schema that holds this domain's tables.
+pub const SCHEMA: &str = "users";
+
+/// What other domains may ask of users.
+#[async_trait]
+pub trait UsersApi: Send + Sync + 'static {
+    /// Create a profile with default preferences; repeating the same call is a no-op.
+    async fn create_profile(&self, new: NewProfile) -> Result<Profile>;
+    /// A user's profile, or `not_found`.
+    async fn get_profile(&self, user_id: Uuid) -> Result<Profile>;
+}
+
+/// Create the `users` schema's tables (tracked in `users._sqlx_migrations`).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+}
