@@ -1,1 +1,44 @@
-//! archlab-harness
+//! `archlab`, the lab bench: it runs both builds of archlab on one machine so they can be
+//! measured side by side.
+//!
+//! Today it has one command, `archlab up monolith|micro`, which starts a build's processes,
+//! shows their output behind a name prefix, waits until each answers `/ready`, and stops
+//! them all on Ctrl-C. `load`, `compare`, `chaos` and `traces` (see DESIGN.md, "The
+//! harness") will join [`Command`] as siblings.
+//!
+//! # Layout
+//!
+//! Start with [`topology`]: the processes of each build, their addresses and what they are
+//! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
+//! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
+
+pub mod logs;
+pub mod supervisor;
+pub mod topology;
+pub mod up;
+
+pub use topology::{Kind, Mode, Options, Process, Topology, Transport};
+pub use up::UpArgs;
+
+/// The `archlab` command line.
+#[derive(Debug, clap::Parser)]
+#[command(name = "archlab", version, about = "Run, load, compare and break archlab's two builds")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `archlab`'s subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Start a build's processes, wait until all are ready, and stop them all on Ctrl-C.
+    Up(UpArgs),
+}
+
+/// Run the chosen subcommand to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+    }
+}

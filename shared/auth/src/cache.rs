@@ -1,7 +1,9 @@
 //! Optional Redis cache-aside for session checks.
 //!
 //! A hit skips the database; the cached entry carries the expiry, so an expired session is
-//! refused even from cache, and logout deletes the entry. Redis is optional: any Redis error
+//! refused even from cache. Logout writes a tombstone rather than deleting the entry, and a
+//! check only fills an absent key (`SET NX`): a check that read the row just before the
+//! logout committed cannot put the revoked session back. Redis is optional: any Redis error
 //! is logged and the database answers instead, so a Redis outage costs latency, not
 //! correctness.
 
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 /// Longest time a session stays cached.
 const MAX_TTL_SECS: u64 = 60;
+/// What a revoked token's key holds.
+const REVOKED: &str = "revoked";
 /// A Redis call slower than this is treated as a miss.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -35,7 +39,8 @@ impl SessionCache {
         format!("archlab:session:{}", hex::encode(digest))
     }
 
-    pub(crate) async fn get(&self, digest: &[u8]) -> Option<Session> {
+    /// `Some(Ok(session))` on a hit, `Some(Err(()))` for a revoked token, `None` on a miss.
+    pub(crate) async fn get(&self, digest: &[u8]) -> Option<Result<Session, ()>> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = match tokio::time::timeout(CALL_TIMEOUT, conn.get(Self::key(digest))).await {
             Ok(Ok(v)) => v,
@@ -45,7 +50,11 @@ impl SessionCache {
             }
             Err(_) => None,
         };
-        raw.and_then(|s| serde_json::from_str(&s).ok())
+        match raw.as_deref() {
+            Some(REVOKED) => Some(Err(())),
+            Some(s) => serde_json::from_str(s).ok().map(Ok),
+            None => None,
+        }
     }
 
     pub(crate) async fn put(&self, digest: &[u8], session: &Session) {
@@ -64,9 +73,11 @@ impl SessionCache {
         }
     }
 
+    /// Mark the token revoked for as long as any cached copy could live.
     pub(crate) async fn forget(&self, digest: &[u8]) {
         let mut conn = self.conn.clone();
-        let r: Result<Result<(), _>, _> = tokio::time::timeout(CALL_TIMEOUT, conn.del(Self::key(digest))).await;
+        let r: Result<Result<(), _>, _> =
+            tokio::time::timeout(CALL_TIMEOUT, conn.set_ex(Self::key(digest), REVOKED, MAX_TTL_SECS)).await;
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!("session cache delete failed; the entry lives at most {MAX_TTL_SECS}s");
         }

@@ -214,9 +214,12 @@ impl AuthApi for AuthService {
         }
         let digest = token_digest(token);
         if let Some(cache) = &self.cache
-            && let Some(session) = cache.get(&digest).await
+            && let Some(hit) = cache.get(&digest).await
         {
-            return if session.expires_at > Utc::now() { Ok(session) } else { Err(refused()) };
+            return match hit {
+                Ok(session) if session.expires_at > Utc::now() => Ok(session),
+                _ => Err(refused()),
+            };
         }
         let row: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
             "SELECT user_id, expires_at FROM auth.sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()",

@@ -146,7 +146,7 @@ impl Outbox {
                     }
                     Err(e) => {
                         tracing::warn!(event_id = %message.event_id, topic = %message.topic, error = %e, "outbox delivery failed");
-                        // Exponential back-off, capped at one minute.
+                        // Exponential back-off from 100 ms, doubling up to 51.2 s.
                         let backoff_ms = 100i64 << message.attempts.clamp(0, 9);
                         sqlx::query(AssertSqlSafe(format!(
                             "UPDATE {table} SET attempts = attempts + 1, last_error = $2,
@@ -154,7 +154,7 @@ impl Outbox {
                         )))
                         .bind(message.id)
                         .bind(e.to_string())
-                        .bind(backoff_ms.min(60_000) as f64)
+                        .bind(backoff_ms as f64)
                         .execute(&mut *tx)
                         .await?;
                         failed.push(message.id);

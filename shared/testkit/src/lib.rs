@@ -10,7 +10,9 @@
 
 #[cfg(feature = "containers")]
 mod containers;
+mod proxy;
 
+pub use proxy::TcpProxy;
 use std::net::SocketAddr;
 
 /// Default PostgreSQL server (no database name).

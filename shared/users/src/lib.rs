@@ -27,6 +27,8 @@ pub trait UsersApi: Send + Sync + 'static {
     async fn create_profile(&self, new: NewProfile) -> Result<Profile>;
     /// A user's profile, or `not_found`.
     async fn get_profile(&self, user_id: Uuid) -> Result<Profile>;
+    /// Remove a profile and its preferences; removing one that does not exist is a no-op.
+    async fn delete_profile(&self, user_id: Uuid) -> Result<()>;
 }
 
 /// Create the `users` schema's tables (tracked in `users._sqlx_migrations`).

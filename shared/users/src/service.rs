@@ -102,4 +102,11 @@ impl UsersApi for UsersService {
             .map(Profile::from)
             .ok_or_else(|| Error::not_found("user"))
     }
+
+    #[tracing::instrument(name = "users.delete_profile", skip_all, fields(%user_id), err)]
+    async fn delete_profile(&self, user_id: Uuid) -> Result<()> {
+        // Preferences go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM users.profiles WHERE user_id = $1").bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
 }

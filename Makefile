@@ -1,0 +1,41 @@
+# archlab — every entry point a user needs. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+RELEASE_BIN := target/release
+BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
+
+.PHONY: help services build run-monolith run-micro test lint fmt clean-dbs
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+services: ## Make sure PostgreSQL, Redis and RabbitMQ are up (starts them if installed)
+	@deploy/local/ensure-services.sh
+
+build: ## Release build of every binary
+	$(CARGO) build --release --workspace --bins
+
+run-monolith: services ## Run the monolith (:8080) with extsim (:8090); Ctrl-C stops both
+	$(CARGO) build --release $(BINS)
+	$(RELEASE_BIN)/archlab up monolith
+
+run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C stops all
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab up micro
+
+test: services ## Every test against the real services, and the containers path compiled
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) check -p archlab-testkit --features containers
+
+lint: ## rustfmt and clippy, as before every commit
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean-dbs: ## Drop the databases tests left behind (archlab_test_*)
+	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atc \
+	  "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'" | \
+	  while read -r db; do psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "DROP DATABASE \"$$db\""; done

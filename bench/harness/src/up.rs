@@ -1,0 +1,131 @@
+//! `archlab up monolith|micro`: run one build locally until Ctrl-C.
+//!
+//! Start the children, wait for every `/ready`, print where things are, then wait for a stop
+//! request (exit 0) or for a child to die on its own (exit 1). Either way every child is
+//! stopped before the harness returns.
+
+use crate::logs;
+use crate::supervisor::{self, GRACE, Supervisor};
+use crate::topology::{Kind, Mode, Options, Topology, Transport};
+use anyhow::{Context, bail};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::time::Instant;
+
+/// Arguments of `archlab up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Which build to run.
+    #[arg(value_enum)]
+    pub topology: Kind,
+    /// Notification delivery for every child [default: inherited; the binaries default to async].
+    #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
+    pub mode: Option<Mode>,
+    /// How the services call each other (micro only; the monolith ignores it) [default: inherited; the binaries default to grpc].
+    #[arg(long, value_enum, env = "INTERNAL_TRANSPORT")]
+    pub transport: Option<Transport>,
+    /// Directory holding the binaries [default: the directory of this `archlab`].
+    #[arg(long, env = "ARCHLAB_BIN_DIR", value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Seconds to wait for every process to answer `/ready` before giving up.
+    #[arg(long, env = "ARCHLAB_READY_TIMEOUT", value_name = "SECS", default_value_t = 60)]
+    pub ready_timeout: u64,
+    /// Do not start extsim: one is already running at EXTSIM_URL (or EXTSIM_ADDR).
+    #[arg(long)]
+    pub no_extsim: bool,
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), listened for from before the first
+/// child starts. Children sit in their own process group, so without this a closed terminal
+/// would take the harness down and leave them running.
+struct StopRequests {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl StopRequests {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+        })
+    }
+
+    /// The name of the next stop signal received.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.hangup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// Run `archlab up`; returns `Ok` only when the stop was asked for.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let options = Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim };
+    let topology = Topology::from_env(args.topology, options);
+    let bin_dir = match args.bin_dir {
+        Some(dir) => dir,
+        None => default_bin_dir()?,
+    };
+    supervisor::check_binaries(&bin_dir, &topology.names())?;
+
+    let mut stop = StopRequests::install()?;
+    let started = Instant::now();
+    let mut children = Supervisor::start(&topology, &bin_dir, logs::use_color()).await?;
+
+    let ready_timeout = Duration::from_secs(args.ready_timeout);
+    let failure = tokio::select! {
+        ready = supervisor::wait_ready(&topology.processes, ready_timeout) => ready.err(),
+        exit = children.next_exit() => {
+            Some(anyhow::anyhow!("{} exited during start-up ({}); its output is above", exit.name, exit.describe()))
+        }
+        signal = stop.next() => {
+            tracing::info!("{signal} during start-up: stopping");
+            children.stop(GRACE, hurry(&mut stop)).await;
+            return Ok(());
+        }
+    };
+    if let Some(error) = failure {
+        tracing::error!("{error:#}; stopping the others");
+        children.stop(GRACE, hurry(&mut stop)).await;
+        return Err(error);
+    }
+
+    print_block(&topology.summary(started.elapsed()));
+
+    tokio::select! {
+        signal = stop.next() => {
+            tracing::info!("{signal}: stopping {}", topology.kind);
+            children.stop(GRACE, hurry(&mut stop)).await;
+            Ok(())
+        }
+        exit = children.next_exit() => {
+            tracing::error!("{} exited on its own ({}); stopping the others", exit.name, exit.describe());
+            children.stop(GRACE, hurry(&mut stop)).await;
+            bail!("{} exited on its own ({})", exit.name, exit.describe())
+        }
+    }
+}
+
+/// Completes on a second stop request, so an impatient Ctrl-C skips the grace period.
+async fn hurry(stop: &mut StopRequests) {
+    stop.next().await;
+}
+
+/// Where cargo put this `archlab`, and so, by default, the other binaries.
+fn default_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the archlab executable")?;
+    exe.parent().map(PathBuf::from).context("the archlab executable has no parent directory")
+}
+
+/// Print `text` to stdout in one piece, framed by blank lines so it stands out in the logs.
+fn print_block(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n{text}").and_then(|()| out.flush());
+}

@@ -1,0 +1,148 @@
+//! auth-service: credentials and sessions in their own database; signup as a saga.
+//!
+//! Public routes (`/api/auth/*`) come through the gateway; `AuthApi::verify_session` is
+//! served over gRPC and internal HTTP to the gateway and payments. Signup calls users-service
+//! (see [`signup_saga`]) and the welcome event leaves through `auth.outbox` and the relay to
+//! RabbitMQ. Compare `monolith/src/app.rs` and `monolith/src/signup_tx.rs`.
+
+pub mod signup_saga;
+
+use anyhow::Context;
+use archlab_auth::http::AuthRoutes;
+use archlab_auth::{AuthService, SessionCache};
+use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, SessionArgs};
+use archlab_kernel::health::{PgCheck, ReadyCheck};
+use archlab_kernel::http::edge;
+use archlab_kernel::{Faults, db};
+use archlab_remote::broker::BrokerConfig;
+use archlab_remote::grpc::GrpcServer;
+use archlab_remote::{ClientConfig, Host, Relay, Upstreams};
+use axum::Router;
+use clap::Parser;
+use signup_saga::SignupSaga;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How old a pending signup must be before recovery compensates it.
+const STALE_SIGNUP: Duration = Duration::from_secs(120);
+
+/// auth-service's environment.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "auth-service")]
+pub struct Config {
+    /// Public and internal HTTP.
+    #[arg(long, env = "AUTH_HTTP_ADDR", default_value = "127.0.0.1:8001")]
+    pub http_addr: SocketAddr,
+    /// gRPC.
+    #[arg(long, env = "AUTH_GRPC_ADDR", default_value = "127.0.0.1:9001")]
+    pub grpc_addr: SocketAddr,
+    /// This service's own database.
+    #[arg(long, env = "AUTH_DATABASE", default_value = "archlab_auth")]
+    pub database: String,
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Sessions and their cache.
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+    /// Transport and limits of calls to other services.
+    #[command(flatten)]
+    pub client: ClientConfig,
+    /// Where the other services are.
+    #[command(flatten)]
+    pub upstreams: Upstreams,
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    /// Fault points.
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+}
+
+/// A built auth-service.
+pub struct App {
+    host: Host,
+    router: Router,
+    grpc: GrpcServer,
+    relay: Relay,
+    saga: Arc<SignupSaga>,
+    poll: Duration,
+    /// Its database.
+    pub pool: PgPool,
+    /// Its fault points.
+    pub faults: Faults,
+}
+
+impl App {
+    /// Create and migrate `archlab_auth`, bind users-service's port, bind both listeners.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
+            .await
+            .with_context(|| format!("connecting to {}", config.database))?;
+        archlab_auth::migrate(&pool).await.context("migrating auth")?;
+        signup_saga::migrate(&pool).await.context("migrating the signup saga's bookkeeping")?;
+        let faults = config.behaviour.faults();
+        let cache = match &config.sessions.redis_url {
+            Some(url) => SessionCache::connect(url)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "Redis unreachable; running without the session cache"))
+                .ok(),
+            None => None,
+        };
+        let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
+        let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()));
+        let saga = Arc::new(SignupSaga { auth: auth.clone(), users: config.upstreams.users(&config.client)? });
+
+        let public = archlab_auth::http::router(AuthRoutes { auth: auth.clone(), signup: saga.clone() });
+        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
+        let router = edge(
+            public.merge(archlab_remote::http::auth_routes(auth.clone())).merge(archlab_kernel::health::router(checks)),
+        );
+        let grpc = GrpcServer::new().auth(auth);
+        let relay = Relay::new(pool.clone(), archlab_auth::SCHEMA, &config.broker);
+        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        let poll = Duration::from_millis(config.behaviour.outbox_poll_ms);
+        Ok(Self { host, router, grpc, relay, saga, poll, pool, faults })
+    }
+
+    /// Bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.host.http_addr()
+    }
+
+    /// Bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.host.grpc_addr()
+    }
+
+    /// The outbox relay (tests and the harness publish pending welcomes through it).
+    pub fn relay(&self) -> Relay {
+        self.relay.clone()
+    }
+
+    /// The signup saga (tests drive its recovery).
+    pub fn saga(&self) -> Arc<SignupSaga> {
+        self.saga.clone()
+    }
+
+    /// Serve, relay, and recover stale signups once a minute, until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let relay = self.relay.spawn(self.poll, stop.clone());
+        let (saga, recovery_stop) = (self.saga.clone(), stop.clone());
+        let recovery = tokio::spawn(async move {
+            loop {
+                if let Err(e) = saga.recover_stale(STALE_SIGNUP).await {
+                    tracing::warn!(error = %e, "signup recovery pass failed");
+                }
+                tokio::select! {
+                    _ = recovery_stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+            }
+        });
+        self.host.serve(self.router, self.grpc, stop, vec![relay, recovery]).await
+    }
+}

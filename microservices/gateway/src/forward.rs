@@ -1,0 +1,133 @@
+//! Forwarding one public request to the service that owns it.
+//!
+//! This is the hop the monolith does not have: authenticate at the edge, then re-send the
+//! request over the network. What crosses is deliberately narrow: method, path and query,
+//! the (already size-limited) body and the end-to-end headers go in; status, end-to-end
+//! headers and body come back unchanged. Hop-by-hop headers stay on their own hop, and the
+//! identity header is the gateway's alone to write.
+
+use crate::routes::{Access, Service};
+use archlab_auth::AuthApi;
+use archlab_kernel::http::{BODY_LIMIT, BearerToken};
+use archlab_kernel::{Error, ErrorKind, Result};
+use archlab_remote::http::HttpUpstream;
+use archlab_remote::identity::{IDENTITY_HEADER, IdentitySigner};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderName, header};
+use std::sync::Arc;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus those the
+/// gateway sets itself.
+const NOT_FORWARDED: [HeaderName; 12] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::EXPECT,
+];
+
+/// Sends public requests on to their services.
+pub(crate) struct Forwarder {
+    /// One per [`Service`], indexed by [`Service::index`].
+    upstreams: Vec<HttpUpstream>,
+    auth: Arc<dyn AuthApi>,
+    signer: IdentitySigner,
+}
+
+impl Forwarder {
+    /// `upstreams` must hold one upstream per service, in [`Service::ALL`] order.
+    pub(crate) fn new(upstreams: Vec<HttpUpstream>, auth: Arc<dyn AuthApi>, signer: IdentitySigner) -> Self {
+        assert_eq!(upstreams.len(), Service::ALL.len(), "one upstream per service");
+        Self { upstreams, auth, signer }
+    }
+
+    /// Authenticate if the route asks for it, forward, and answer with the service's answer.
+    pub(crate) async fn forward(&self, service: Service, access: Access, request: Request) -> Response {
+        self.try_forward(service, access, request).await.unwrap_or_else(IntoResponse::into_response)
+    }
+
+    async fn try_forward(&self, service: Service, access: Access, request: Request) -> Result<Response> {
+        let (mut parts, body) = request.into_parts();
+        // Like the monolith's routes, the caller is checked before the body is read.
+        let identity = match access {
+            Access::Public => None,
+            Access::Bearer => {
+                let BearerToken(token) = BearerToken::from_headers(&parts.headers)?;
+                let session = self.auth.verify_session(&token).await?;
+                Some(self.signer.sign(session.user_id))
+            }
+        };
+        let mut headers = end_to_end(std::mem::take(&mut parts.headers));
+        headers.remove(IDENTITY_HEADER);
+        if let Some(identity) = identity {
+            headers.insert(IDENTITY_HEADER, identity);
+        }
+        let method = parts.method.clone();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        // `Bytes` honours the edge's `DefaultBodyLimit`, so an oversized body stops here.
+        let body = Bytes::from_request(Request::from_parts(parts, body), &()).await.map_err(|rejection| {
+            if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::new(ErrorKind::PayloadTooLarge, "payload_too_large", format!("body exceeds {BODY_LIMIT} bytes"))
+            } else {
+                Error::new(ErrorKind::BadRequest, "unreadable_body", "the request body could not be read")
+            }
+        })?;
+
+        let upstream = &self.upstreams[service.index()];
+        let mut outgoing = upstream.request(method, &path_and_query)?;
+        *outgoing.headers_mut() = headers;
+        *outgoing.body_mut() = Some(body.into());
+        let answer = upstream.fetch(outgoing).await?;
+
+        let mut response = Response::new(Body::from(answer.body));
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = end_to_end(answer.headers);
+        response.headers_mut().remove(IDENTITY_HEADER);
+        Ok(response)
+    }
+}
+
+/// `headers` without the hop-by-hop ones, including any the `Connection` header names.
+fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(NOT_FORWARDED.iter()) {
+        headers.remove(name);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::HOST, HeaderValue::from_static("gateway"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("idempotency-key", HeaderValue::from_static("k"));
+        let kept = end_to_end(h);
+        let mut names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["authorization", "idempotency-key"]);
+    }
+}

@@ -1,0 +1,93 @@
+//! gateway: the microservices build's front door, serving the same public API as the monolith.
+//!
+//! The monolith answers `/api/*` itself; here every request crosses one more hop. The gateway
+//! holds no domain code: it routes by an explicit table ([`ROUTES`], a mirror of
+//! docs/api.md), checks bearer tokens with auth-service (through whatever `AuthApi` it is
+//! given: gRPC or HTTP), stamps the verified caller as a signed `x-archlab-identity` header
+//! (see `archlab_remote::identity`) and forwards to the owning service's public HTTP routes.
+//! Unknown routes, wrong methods and oversized bodies are answered here, in the lab's JSON
+//! error shape, without bothering any service.
+//!
+//! # Layout
+//! - `config`: [`Config`], the environment variables.
+//! - `routes`: the route table and its router.
+//! - `forward`: authenticate, strip and re-send, copy the answer back.
+//! - `ready`: `/ready` asks every upstream's `/health`.
+//!
+//! Start reading at [`Gateway::build`].
+
+mod config;
+mod forward;
+mod ready;
+mod routes;
+
+pub use config::Config;
+pub use routes::{Access, ROUTES, Route, Service};
+
+use anyhow::Context;
+use archlab_auth::AuthApi;
+use archlab_kernel::health::ReadyCheck;
+use archlab_kernel::http::edge;
+use archlab_remote::http::HttpUpstream;
+use archlab_remote::identity::IdentitySigner;
+use axum::Router;
+use forward::Forwarder;
+use ready::UpstreamHealth;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The whole public router: route table, `/health`, `/ready`, wrapped in the lab-wide edge.
+pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
+    let forwarding = config.forwarding();
+    let upstreams = Service::ALL
+        .into_iter()
+        .map(|service| {
+            let url = match service {
+                Service::Auth => &config.auth_http_url,
+                Service::Users => &config.users_http_url,
+                Service::Payments => &config.payments_http_url,
+                Service::Notifications => &config.notifications_http_url,
+            };
+            HttpUpstream::new(service.name(), url, &forwarding).with_context(|| format!("{} at {url}", service.name()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let checks: Vec<Arc<dyn ReadyCheck>> =
+        upstreams.iter().map(|u| Arc::new(UpstreamHealth(u.clone())) as Arc<dyn ReadyCheck>).collect();
+    let signer = IdentitySigner::new(config.identity.internal_secret.as_bytes());
+    let forwarder = Arc::new(Forwarder::new(upstreams, auth, signer));
+    Ok(edge(routes::router(forwarder).merge(archlab_kernel::health::router(checks))))
+}
+
+/// A built gateway: bound, wired, ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Gateway {
+    /// Wire the router and bind the address (port 0 allowed); `auth` checks bearer tokens.
+    pub async fn build(config: Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Self> {
+        let router = app(&config, auth)?;
+        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        tracing::info!(
+            auth = %config.auth_http_url,
+            users = %config.users_http_url,
+            payments = %config.payments_http_url,
+            notifications = %config.notifications_http_url,
+            transport = %config.client.transport,
+            "gateway built"
+        );
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serve until `shutdown` completes, then finish the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    }
+}

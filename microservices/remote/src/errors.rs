@@ -1,0 +1,105 @@
+//! The shared [`Error`] across a gRPC boundary and back, unchanged.
+//!
+//! In the monolith a port's error is a value returned by a function call. Here it crosses a
+//! network, so it is flattened into a `tonic::Status`: the gRPC code is the nearest standard
+//! one (for generic gRPC tooling), and the exact `kind` and `code` ride along in metadata
+//! (`x-archlab-kind`, `x-archlab-code`) with the message as the status message. The caller
+//! restores the very error the service returned, so a remote `not_found` reads exactly like
+//! an in-process one. Anything else that can go wrong on the way (connection refused, a
+//! timeout, a status from something that is not an archlab service) becomes `Unavailable`,
+//! naming the dependency.
+
+use archlab_kernel::{Error, ErrorKind};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+/// Metadata key carrying the exact [`ErrorKind`] (snake_case, as in JSON).
+pub const KIND_KEY: &str = "x-archlab-kind";
+/// Metadata key carrying the exact error `code`.
+pub const CODE_KEY: &str = "x-archlab-code";
+
+/// The gRPC code a kind is reported as; the exact kind travels in metadata.
+pub fn grpc_code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::BadRequest | ErrorKind::Unprocessable | ErrorKind::UnsupportedMediaType => Code::InvalidArgument,
+        ErrorKind::Unauthorized => Code::Unauthenticated,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::MethodNotAllowed => Code::Unimplemented,
+        ErrorKind::Conflict => Code::AlreadyExists,
+        ErrorKind::PayloadTooLarge => Code::ResourceExhausted,
+        ErrorKind::BadGateway | ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// The wire name of a kind (the same snake_case the kernel's serde uses).
+fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::BadRequest => "bad_request",
+        ErrorKind::Unauthorized => "unauthorized",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::MethodNotAllowed => "method_not_allowed",
+        ErrorKind::Conflict => "conflict",
+        ErrorKind::PayloadTooLarge => "payload_too_large",
+        ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+        ErrorKind::Unprocessable => "unprocessable",
+        ErrorKind::BadGateway => "bad_gateway",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+/// The inverse of [`kind_name`].
+fn kind_from_name(name: &str) -> Option<ErrorKind> {
+    Some(match name {
+        "bad_request" => ErrorKind::BadRequest,
+        "unauthorized" => ErrorKind::Unauthorized,
+        "not_found" => ErrorKind::NotFound,
+        "method_not_allowed" => ErrorKind::MethodNotAllowed,
+        "conflict" => ErrorKind::Conflict,
+        "payload_too_large" => ErrorKind::PayloadTooLarge,
+        "unsupported_media_type" => ErrorKind::UnsupportedMediaType,
+        "unprocessable" => ErrorKind::Unprocessable,
+        "bad_gateway" => ErrorKind::BadGateway,
+        "unavailable" => ErrorKind::Unavailable,
+        "internal" => ErrorKind::Internal,
+        _ => return None,
+    })
+}
+
+/// A port's error as the gRPC status a server answers with.
+pub fn to_status(e: Error) -> Status {
+    let mut status = Status::new(grpc_code(e.kind), e.message);
+    let md = status.metadata_mut();
+    md.insert(KIND_KEY, MetadataValue::from_static(kind_name(e.kind)));
+    // Codes are snake_case ASCII by convention; one that is not still keeps its kind.
+    match MetadataValue::try_from(e.code.as_ref()) {
+        Ok(code) => {
+            md.insert(CODE_KEY, code);
+        }
+        Err(_) => tracing::warn!(code = %e.code, "error code is not valid gRPC metadata; sent without it"),
+    }
+    status
+}
+
+/// The error a client returns for `status`: the exact server error when it carries archlab
+/// metadata, otherwise `Unavailable` naming `dependency` (transport failure, timeout, a
+/// status from something that is not an archlab service).
+pub fn from_status(status: &Status, dependency: &str) -> Error {
+    let md = status.metadata();
+    let kind = md.get(KIND_KEY).and_then(|v| v.to_str().ok()).and_then(kind_from_name);
+    if let Some(kind) = kind {
+        let code = md.get(CODE_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let code = code.unwrap_or_else(|| kind_name(kind).to_owned());
+        return Error::new(kind, code, status.message());
+    }
+    // The details are for the operator; the caller learns which dependency failed and how.
+    tracing::warn!(
+        dependency,
+        grpc_code = ?status.code(),
+        message = status.message(),
+        source = ?std::error::Error::source(status),
+        "remote call failed"
+    );
+    Error::unavailable(dependency, format_args!("call failed ({:?})", status.code()))
+}

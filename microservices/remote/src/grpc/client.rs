@@ -1,0 +1,173 @@
+//! The ports as gRPC clients: what a service holds as `Arc<dyn UsersApi>` (etc.) when the
+//! implementation lives in another process.
+//!
+//! The channel connects lazily, so a service may start before its dependencies, and every
+//! call goes through [`ClientConfig::layers`] (timeout, concurrency limit, and whatever
+//! resilience layer is added there later). Failures come back as the shared `Error`: the
+//! service's own error unchanged, or `Unavailable` naming the dependency when the call did
+//! not get an answer (refused, timed out, broken connection).
+
+use super::convert;
+use crate::ClientConfig;
+use crate::errors::from_status;
+use archlab_auth::{AuthApi, Session};
+use archlab_kernel::{Error, ErrorKind, Result};
+use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
+use archlab_proto::auth::v1::{self as auth_pb, auth_client::AuthClient};
+use archlab_proto::notifications::v1::{self as notifications_pb, notifications_client::NotificationsClient};
+use archlab_proto::users::v1::{self as users_pb, users_client::UsersClient};
+use archlab_users::{NewProfile, Profile, UsersApi};
+use async_trait::async_trait;
+use std::time::Duration;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::Endpoint;
+use tower::BoxError;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use uuid::Uuid;
+
+/// Dependency name of the auth service in errors and logs.
+pub const AUTH_SERVICE: &str = "auth-service";
+/// Dependency name of the users service in errors and logs.
+pub const USERS_SERVICE: &str = "users-service";
+/// Dependency name of the notifications service in errors and logs.
+pub const NOTIFICATIONS_SERVICE: &str = "notifications-service";
+
+/// A lazily connected channel inside the configured tower stack, its type erased so that
+/// adding a layer to `ClientConfig::layers` changes nothing here. Its error is a `Status`
+/// (keeping the layer's error as its source) rather than a boxed error: with a boxed error
+/// the generated clients' futures cannot be proven `Send` inside `async_trait` methods.
+type Stack = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Status>;
+
+/// What every client shares: the stack, and how to word its failures.
+#[derive(Clone)]
+struct Link {
+    dependency: &'static str,
+    timeout_ms: u64,
+}
+
+impl Link {
+    fn open(url: &str, config: &ClientConfig, dependency: &'static str) -> Result<(Self, Stack)> {
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| {
+            Error::new(ErrorKind::Internal, "invalid_url", format!("{dependency}: invalid gRPC url {url:?}: {e}"))
+        })?;
+        let timeout = Duration::from_millis(config.internal_timeout_ms);
+        let channel = endpoint.connect_timeout(timeout).connect_lazy();
+        let stack = config.layers().service(channel).map_err(Status::from_error as fn(BoxError) -> Status);
+        let stack = BoxCloneSyncService::new(stack);
+        Ok((Self { dependency, timeout_ms: config.internal_timeout_ms }, stack))
+    }
+
+    /// The error for a failed call: a timeout of our own stack, or whatever `from_status` reads.
+    fn error(&self, status: Status) -> Error {
+        let mut source = std::error::Error::source(&status);
+        while let Some(e) = source {
+            if e.is::<tower::timeout::error::Elapsed>() {
+                tracing::warn!(dependency = self.dependency, timeout_ms = self.timeout_ms, "remote call timed out");
+                return Error::unavailable(self.dependency, format_args!("timed out after {} ms", self.timeout_ms));
+            }
+            source = e.source();
+        }
+        from_status(&status, self.dependency)
+    }
+
+    /// An answer that does not decode is a contract mismatch between two of our services.
+    fn malformed(&self, e: Error) -> Error {
+        Error::internal(format_args!("{} sent a malformed answer: {}", self.dependency, e.message))
+    }
+}
+
+/// `AuthApi` implemented by calling `archlab.auth.v1.Auth` on the auth service.
+#[derive(Clone)]
+pub struct GrpcAuthClient {
+    link: Link,
+    client: AuthClient<Stack>,
+}
+
+impl GrpcAuthClient {
+    /// A client for the auth service at `url` (e.g. `http://127.0.0.1:9001`); connects lazily.
+    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, AUTH_SERVICE)?;
+        Ok(Self { link, client: AuthClient::new(stack) })
+    }
+}
+
+#[async_trait]
+impl AuthApi for GrpcAuthClient {
+    #[tracing::instrument(name = "archlab.auth.v1.Auth/VerifySession", skip_all, fields(rpc.system = "grpc"))]
+    async fn verify_session(&self, token: &str) -> Result<Session> {
+        let request = auth_pb::VerifySessionRequest { token: token.to_owned() };
+        let answer = self.client.clone().verify_session(request).await.map_err(|s| self.link.error(s))?;
+        convert::session_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
+    }
+}
+
+/// `UsersApi` implemented by calling `archlab.users.v1.Users` on the users service.
+#[derive(Clone)]
+pub struct GrpcUsersClient {
+    link: Link,
+    client: UsersClient<Stack>,
+}
+
+impl GrpcUsersClient {
+    /// A client for the users service at `url` (e.g. `http://127.0.0.1:9002`); connects lazily.
+    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, USERS_SERVICE)?;
+        Ok(Self { link, client: UsersClient::new(stack) })
+    }
+}
+
+#[async_trait]
+impl UsersApi for GrpcUsersClient {
+    #[tracing::instrument(name = "archlab.users.v1.Users/CreateProfile", skip_all, fields(rpc.system = "grpc"))]
+    async fn create_profile(&self, new: NewProfile) -> Result<Profile> {
+        let request = convert::new_profile_to_pb(&new);
+        let answer = self.client.clone().create_profile(request).await.map_err(|s| self.link.error(s))?;
+        convert::profile_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
+    }
+
+    #[tracing::instrument(name = "archlab.users.v1.Users/GetProfile", skip_all, fields(rpc.system = "grpc"))]
+    async fn get_profile(&self, user_id: Uuid) -> Result<Profile> {
+        let request = users_pb::GetProfileRequest { user_id: user_id.to_string() };
+        let answer = self.client.clone().get_profile(request).await.map_err(|s| self.link.error(s))?;
+        convert::profile_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
+    }
+
+    #[tracing::instrument(name = "archlab.users.v1.Users/DeleteProfile", skip_all, fields(rpc.system = "grpc"))]
+    async fn delete_profile(&self, user_id: Uuid) -> Result<()> {
+        let request = users_pb::DeleteProfileRequest { user_id: user_id.to_string() };
+        self.client.clone().delete_profile(request).await.map_err(|s| self.link.error(s))?;
+        Ok(())
+    }
+}
+
+/// `NotificationsApi` implemented by calling `archlab.notifications.v1.Notifications`.
+#[derive(Clone)]
+pub struct GrpcNotificationsClient {
+    link: Link,
+    client: NotificationsClient<Stack>,
+}
+
+impl GrpcNotificationsClient {
+    /// A client for the notifications service at `url` (e.g. `http://127.0.0.1:9004`);
+    /// connects lazily.
+    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, NOTIFICATIONS_SERVICE)?;
+        Ok(Self { link, client: NotificationsClient::new(stack) })
+    }
+}
+
+#[async_trait]
+impl NotificationsApi for GrpcNotificationsClient {
+    #[tracing::instrument(
+        name = "archlab.notifications.v1.Notifications/Deliver",
+        skip_all,
+        fields(rpc.system = "grpc", event_id = %event.event_id)
+    )]
+    async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
+        let request = notifications_pb::DeliverRequest { event: Some(convert::event_to_pb(&event)) };
+        let answer = self.client.clone().deliver(request).await.map_err(|s| self.link.error(s))?;
+        convert::delivery_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
+    }
+}

@@ -1,0 +1,89 @@
+//! Hosting one service: its HTTP router and its gRPC server, stopped together.
+//!
+//! Every microservice serves two ports (public + internal HTTP/JSON on one, gRPC on the
+//! other) and runs background tasks (outbox relay, broker consumer). This is the one place
+//! that starts them and stops them in order, so the four `main.rs` files stay the size of
+//! the monolith's.
+
+use crate::grpc::GrpcServer;
+use anyhow::Context;
+use axum::Router;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A service's two bound listeners.
+pub struct Host {
+    http: TcpListener,
+    grpc: TcpListener,
+}
+
+impl Host {
+    /// Bind both addresses (port 0 allowed).
+    pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<Self> {
+        let http_l = TcpListener::bind(http).await.with_context(|| format!("binding HTTP {http}"))?;
+        let grpc_l = TcpListener::bind(grpc).await.with_context(|| format!("binding gRPC {grpc}"))?;
+        Ok(Self { http: http_l, grpc: grpc_l })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound")
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound")
+    }
+
+    /// Serve both until `stop` is cancelled (or one of them fails, which cancels `stop`),
+    /// then wait for the `background` tasks, which must watch the same `stop`.
+    pub async fn serve(
+        self,
+        router: Router,
+        grpc: GrpcServer,
+        stop: CancellationToken,
+        background: Vec<JoinHandle<()>>,
+    ) -> anyhow::Result<()> {
+        let http_stop = stop.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(self.http, router)
+                .with_graceful_shutdown(http_stop.cancelled_owned())
+                .await
+                .context("serving HTTP")
+        });
+        let grpc_stop = stop.clone();
+        let grpc =
+            tokio::spawn(
+                async move { grpc.serve(self.grpc, grpc_stop.cancelled_owned()).await.context("serving gRPC") },
+            );
+        let (h, g) = (stop.clone(), stop.clone());
+        let http = async move {
+            let r = http.await.context("HTTP task").and_then(|r| r);
+            h.cancel();
+            r
+        };
+        let grpc = async move {
+            let r = grpc.await.context("gRPC task").and_then(|r| r);
+            g.cancel();
+            r
+        };
+        let (http_result, grpc_result) = tokio::join!(http, grpc);
+        for task in background {
+            let _ = task.await;
+        }
+        http_result.and(grpc_result)
+    }
+}
+
+/// Cancel `stop` when `shutdown` completes.
+pub fn cancel_on(shutdown: impl Future<Output = ()> + Send + 'static, stop: &CancellationToken) {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown => stop.cancel(),
+            _ = stop.cancelled() => {},
+        }
+    });
+}

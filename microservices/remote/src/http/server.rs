@@ -1,0 +1,74 @@
+//! The internal HTTP routes: each exposes one port of an in-process service.
+//!
+//! The routes are the gRPC servers' twins. Bad input is a clean 4xx through the kernel's
+//! `Json` and `IdPath` extractors; port errors answer through the kernel `Error`'s
+//! `IntoResponse`, which is what lets the client rebuild them exactly.
+
+use super::{DELIVER, PROFILES, VERIFY_SESSION};
+use archlab_auth::{AuthApi, Session};
+use archlab_kernel::Result;
+use archlab_kernel::http::{IdPath, Json};
+use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
+use archlab_users::{NewProfile, Profile, UsersApi};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The body of `POST /internal/auth/verify-session`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySessionRequest {
+    /// The raw bearer token.
+    pub token: String,
+}
+
+/// `POST /internal/auth/verify-session`, serving `api`.
+pub fn auth_routes(api: Arc<dyn AuthApi>) -> Router {
+    Router::new().route(VERIFY_SESSION, post(verify_session)).with_state(api)
+}
+
+/// `POST /internal/users/profiles`, `GET` and `DELETE /internal/users/profiles/{id}`, serving `api`.
+pub fn users_routes(api: Arc<dyn UsersApi>) -> Router {
+    Router::new()
+        .route(PROFILES, post(create_profile))
+        .route(&format!("{PROFILES}/{{id}}"), get(get_profile).delete(delete_profile))
+        .with_state(api)
+}
+
+/// `POST /internal/notifications/deliver`, serving `api`.
+pub fn notifications_routes(api: Arc<dyn NotificationsApi>) -> Router {
+    Router::new().route(DELIVER, post(deliver)).with_state(api)
+}
+
+async fn verify_session(
+    State(api): State<Arc<dyn AuthApi>>,
+    Json(request): Json<VerifySessionRequest>,
+) -> Result<axum::Json<Session>> {
+    api.verify_session(&request.token).await.map(axum::Json)
+}
+
+// 200, not 201: creating is idempotent, and a repeat answers with the existing profile.
+async fn create_profile(
+    State(api): State<Arc<dyn UsersApi>>,
+    Json(new): Json<NewProfile>,
+) -> Result<axum::Json<Profile>> {
+    api.create_profile(new).await.map(axum::Json)
+}
+
+async fn get_profile(State(api): State<Arc<dyn UsersApi>>, IdPath(id): IdPath) -> Result<axum::Json<Profile>> {
+    api.get_profile(id).await.map(axum::Json)
+}
+
+async fn delete_profile(State(api): State<Arc<dyn UsersApi>>, IdPath(id): IdPath) -> Result<StatusCode> {
+    api.delete_profile(id).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn deliver(
+    State(api): State<Arc<dyn NotificationsApi>>,
+    Json(event): Json<NotificationEvent>,
+) -> Result<axum::Json<Delivery>> {
+    api.deliver(event).await.map(axum::Json)
+}

@@ -1,0 +1,186 @@
+//! One HTTP upstream: a base URL, a pooled `reqwest::Client`, and the tower stack of
+//! [`ClientConfig::layers`] that every call goes through.
+//!
+//! Both the internal port clients and the gateway's forwarding use it, so a resilience layer
+//! added to `ClientConfig::layers` reaches every HTTP hop of the microservices build, exactly
+//! as it reaches every gRPC hop.
+
+use crate::ClientConfig;
+use archlab_kernel::{Error, ErrorBody, ErrorKind, Result};
+use axum::body::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceExt};
+
+/// The tower service an [`HttpUpstream`] sends through: reqwest inside `ClientConfig::layers()`.
+pub type HttpStack = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
+
+/// A complete answer from an upstream: status, headers and the whole body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The upstream's status.
+    pub status: StatusCode,
+    /// The upstream's response headers.
+    pub headers: HeaderMap,
+    /// The upstream's body, read in full.
+    pub body: Bytes,
+}
+
+/// A named HTTP dependency and the stack every call to it goes through.
+#[derive(Clone)]
+pub struct HttpUpstream {
+    name: &'static str,
+    base: String,
+    stack: HttpStack,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpUpstream").field("name", &self.name).field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl HttpUpstream {
+    /// An upstream called `name` (as errors name it, e.g. "users-service") at `base_url`.
+    pub fn new(name: &'static str, base_url: &str, config: &ClientConfig) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&base).map_err(|e| bad_config(name, format!("invalid URL {base_url:?}: {e}")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(bad_config(name, format!("URL {base_url:?} must be http:// or https://")));
+        }
+        let client = reqwest::Client::builder()
+            // Internal hops go straight to the service: never through a proxy from the
+            // environment, and a redirect is an answer to pass on, not to follow.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| bad_config(name, format!("cannot build the HTTP client: {e}")))?;
+        let stack =
+            config.layers().service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
+        Ok(Self {
+            name,
+            base,
+            stack: BoxCloneSyncService::new(stack),
+            deadline: Duration::from_millis(config.internal_timeout_ms),
+        })
+    }
+
+    /// The name errors use for this upstream.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A request for `path_and_query` (which starts with `/`) on this upstream.
+    pub fn request(&self, method: Method, path_and_query: &str) -> Result<reqwest::Request> {
+        let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.base))
+            .map_err(|e| Error::internal(format!("{}: bad path {path_and_query:?}: {e}", self.name)))?;
+        Ok(reqwest::Request::new(method, url))
+    }
+
+    /// Send `request` through the stack and read the whole answer within the deadline.
+    ///
+    /// Any status is an [`Answer`]; only not getting one (cannot connect, reset, timeout) is
+    /// an error: 503 `dependency_unavailable` naming this upstream.
+    #[tracing::instrument(
+        name = "http.client",
+        skip_all,
+        fields(peer = self.name, method = %request.method(), path = request.url().path(), status = tracing::field::Empty)
+    )]
+    pub async fn fetch(&self, request: reqwest::Request) -> Result<Answer> {
+        let started = Instant::now();
+        let response = self.stack.clone().oneshot(request).await.map_err(|e| self.unavailable(&e))?;
+        let status = response.status();
+        tracing::Span::current().record("status", status.as_u16());
+        let headers = response.headers().clone();
+        // The tower timeout ends when the headers arrive; the body gets what is left of it.
+        let body = tokio::time::timeout_at(started + self.deadline, response.bytes())
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|e| self.unavailable(&e.into()))?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// Send a JSON call and decode a 2xx answer's body, or return the error the answer carries.
+    pub async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T> {
+        let answer = self.call(method, path, body).await?;
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            Error::internal(format!("{} answered {} with an undecodable body: {e}", self.name, answer.status))
+        })
+    }
+
+    /// Send a JSON call; a 2xx answer, or the error the answer carries.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&impl serde::Serialize>) -> Result<Answer> {
+        let mut request = self.request(method, path)?;
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(Error::internal)?;
+            request
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            *request.body_mut() = Some(bytes.into());
+        }
+        let answer = self.fetch(request).await?;
+        if answer.status.is_success() { Ok(answer) } else { Err(self.error_from(&answer)) }
+    }
+
+    /// The [`Error`] a non-2xx answer stands for.
+    ///
+    /// A JSON error body is the callee's own `Error`, rebuilt exactly; a 5xx without one (a
+    /// proxy, a crashed process) means the dependency is unavailable; anything else is a bug.
+    pub fn error_from(&self, answer: &Answer) -> Error {
+        match serde_json::from_slice::<ErrorBody>(&answer.body) {
+            Ok(ErrorBody { error }) => Error::new(ErrorKind::from_status(answer.status), error.code, error.message),
+            Err(_) if answer.status.is_server_error() => {
+                tracing::warn!(peer = self.name, status = %answer.status, "upstream answered without an error body");
+                Error::unavailable(self.name, format!("answered {}", answer.status))
+            }
+            Err(_) => Error::internal(format!("{} answered {} without an error body", self.name, answer.status)),
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        tracing::warn!(peer = self.name, timeout_ms = self.deadline.as_millis(), "upstream call timed out");
+        Error::unavailable(self.name, format!("no answer within the {} ms timeout", self.deadline.as_millis()))
+    }
+
+    fn unavailable(&self, e: &BoxError) -> Error {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return self.timed_out();
+        }
+        let detail = match e.downcast_ref::<reqwest::Error>() {
+            Some(e) if e.is_timeout() => return self.timed_out(),
+            Some(e) if e.is_connect() => "cannot connect",
+            _ => "the connection failed",
+        };
+        tracing::warn!(peer = self.name, error = %error_chain(e.as_ref()), "upstream call failed");
+        Error::unavailable(self.name, detail)
+    }
+}
+
+fn bad_config(name: &str, message: String) -> Error {
+    Error::new(ErrorKind::Internal, "bad_config", format!("{name}: {message}"))
+}
+
+/// `e` and its sources, joined, for logs (reqwest hides the useful part in the sources).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,195 @@
+//! How the verified caller travels from the gateway to the services: a signed header.
+//!
+//! This file exists because of the network: in the monolith the session check and the route
+//! run in one process, so the route simply trusts the in-process `SessionAuthenticator`. Behind
+//! the gateway, the token is checked once at the edge and the services need to know *who*
+//! without asking auth-service again on every request.
+//!
+//! # The scheme
+//!
+//! After the gateway has verified a bearer token with auth-service, it adds
+//!
+//! ```text
+//! x-archlab-identity: <user_id>.<issued_unix_ms>.<hex HMAC-SHA256(secret, "<user_id>.<issued_unix_ms>")>
+//! ```
+//!
+//! ([`IdentitySigner`]) and every service binds the kernel's `Authenticator` to
+//! [`SignedIdentityAuthenticator`], which recomputes the MAC over the exact bytes received,
+//! compares in constant time, and refuses headers that are missing, garbled, signed with
+//! another secret, or issued more than 30 s ago. Routes only ever see `Caller`, the same type
+//! the monolith gives them.
+//!
+//! # Why an outside caller cannot forge it
+//!
+//! - The secret (`INTERNAL_SECRET`) never leaves the deployment: only the gateway and the
+//!   services hold it, and it is never sent over the wire (only MACs are).
+//! - The gateway strips any incoming `x-archlab-identity` before it forwards, so a client
+//!   cannot slip one through the front door.
+//! - The services' ports listen on loopback by default (`127.0.0.1:8001`–`8004`), so the only
+//!   way in from outside is the gateway; its explicit route table never exposes `/internal/*`.
+//! - Signatures expire after 30 s, so a header leaked from a log or a trace is useless soon
+//!   after; it is also bound to one user id and one instant, so it cannot be re-targeted.
+//!
+//! What it does not give: protection against someone already inside the deployment with the
+//! secret, or against replay within the 30 s window. The lab's default secret is for
+//! development only; set `INTERNAL_SECRET` everywhere in any shared environment.
+
+use archlab_kernel::http::{Authenticator, Caller};
+use archlab_kernel::{Error, Result};
+use async_trait::async_trait;
+use clap::Args;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue};
+use sha2::Sha256;
+use uuid::Uuid;
+
+/// The header that carries the signed identity from the gateway to the services.
+pub const IDENTITY_HEADER: &str = "x-archlab-identity";
+
+/// How long a signed identity stays valid after it was issued, in milliseconds.
+pub const MAX_AGE_MS: i64 = 30_000;
+
+/// How far in the future an issue time may lie (clock skew between hosts), in milliseconds.
+pub const MAX_SKEW_MS: i64 = 5_000;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `INTERNAL_SECRET`: the key the gateway signs identities with and the services verify.
+#[derive(Args, Clone)]
+pub struct IdentityArgs {
+    /// Shared by the gateway and every service; never sent over the wire.
+    #[arg(long, env = "INTERNAL_SECRET", default_value = "archlab-dev-secret-change-me", hide_env_values = true)]
+    pub internal_secret: String,
+}
+
+// Configs are printed in logs and panics; the secret must not be.
+impl std::fmt::Debug for IdentityArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityArgs").field("internal_secret", &"<redacted>").finish()
+    }
+}
+
+fn keyed(secret: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length")
+}
+
+fn now_unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Signs identities at the gateway.
+#[derive(Clone)]
+pub struct IdentitySigner {
+    mac: HmacSha256,
+}
+
+impl IdentitySigner {
+    /// A signer holding `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        Self { mac: keyed(secret) }
+    }
+
+    /// The `x-archlab-identity` value for `user_id`, issued now.
+    pub fn sign(&self, user_id: Uuid) -> HeaderValue {
+        let payload = format!("{}.{}", user_id.hyphenated(), now_unix_ms());
+        let mut mac = self.mac.clone();
+        mac.update(payload.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        HeaderValue::try_from(format!("{payload}.{signature}"))
+            .expect("a UUID, digits and hex are a valid header value")
+    }
+}
+
+impl std::fmt::Debug for IdentitySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentitySigner(..)")
+    }
+}
+
+/// The services' `Authenticator`: trusts a caller only through a valid gateway signature.
+#[derive(Clone)]
+pub struct SignedIdentityAuthenticator {
+    mac: HmacSha256,
+}
+
+impl SignedIdentityAuthenticator {
+    /// An authenticator verifying against `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        Self { mac: keyed(secret) }
+    }
+
+    /// The user id a header value vouches for, or 401 `unauthorized`.
+    pub fn verify(&self, value: &HeaderValue) -> Result<Uuid> {
+        self.verify_at(value, now_unix_ms())
+    }
+
+    fn verify_at(&self, value: &HeaderValue, now_ms: i64) -> Result<Uuid> {
+        let garbled = || Error::unauthorized("malformed identity header");
+        let text = value.to_str().map_err(|_| garbled())?;
+        // The MAC covers the exact bytes received, so check it before reading anything.
+        let (payload, signature) = text.rsplit_once('.').ok_or_else(garbled)?;
+        let signature = hex::decode(signature).map_err(|_| garbled())?;
+        let mut mac = self.mac.clone();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| Error::unauthorized("invalid identity signature"))?;
+
+        let (user_id, issued) = payload.split_once('.').ok_or_else(garbled)?;
+        let user_id = Uuid::parse_str(user_id).map_err(|_| garbled())?;
+        if issued.is_empty() || !issued.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(garbled());
+        }
+        let issued: i64 = issued.parse().map_err(|_| garbled())?;
+        let age = now_ms.saturating_sub(issued);
+        if age > MAX_AGE_MS {
+            return Err(Error::unauthorized("identity header expired"));
+        }
+        if age < -MAX_SKEW_MS {
+            return Err(Error::unauthorized("identity header issued in the future"));
+        }
+        Ok(user_id)
+    }
+}
+
+impl std::fmt::Debug for SignedIdentityAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedIdentityAuthenticator(..)")
+    }
+}
+
+#[async_trait]
+impl Authenticator for SignedIdentityAuthenticator {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller> {
+        let mut values = headers.get_all(IDENTITY_HEADER).iter();
+        let value = values.next().ok_or_else(|| Error::unauthorized("missing identity header"))?;
+        // The gateway sends exactly one; two means someone else added one.
+        if values.next().is_some() {
+            return Err(Error::unauthorized("more than one identity header"));
+        }
+        let user_id = self.verify(value)?;
+        Ok(Caller { user_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_thirty_seconds_back_and_five_forward() {
+        let signer = IdentitySigner::new(b"k");
+        let authn = SignedIdentityAuthenticator::new(b"k");
+        let user = Uuid::new_v4();
+        let value = signer.sign(user);
+        let issued: i64 = value.to_str().unwrap().split('.').nth(1).unwrap().parse().unwrap();
+        assert_eq!(authn.verify_at(&value, issued + MAX_AGE_MS).unwrap(), user);
+        assert!(authn.verify_at(&value, issued + MAX_AGE_MS + 1).is_err());
+        assert_eq!(authn.verify_at(&value, issued - MAX_SKEW_MS).unwrap(), user);
+        assert!(authn.verify_at(&value, issued - MAX_SKEW_MS - 1).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let args = IdentityArgs { internal_secret: "hunter2-secret".into() };
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
+}

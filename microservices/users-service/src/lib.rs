@@ -1,0 +1,95 @@
+//! users-service: the users domain alone, behind its own database and two ports.
+//!
+//! Public routes (`/api/users/*`, reached through the gateway) trust the gateway's signed
+//! identity header; other services call `UsersApi` over gRPC or internal HTTP. Compare
+//! `monolith/src/app.rs`, where the same `UsersService` is called in-process.
+
+use anyhow::Context;
+use archlab_kernel::config::{BehaviourArgs, DatabaseArgs};
+use archlab_kernel::health::{PgCheck, ReadyCheck};
+use archlab_kernel::http::{edge, with_authenticator};
+use archlab_kernel::{Faults, db};
+use archlab_remote::Host;
+use archlab_remote::grpc::GrpcServer;
+use archlab_remote::identity::{IdentityArgs, SignedIdentityAuthenticator};
+use archlab_users::UsersService;
+use axum::Router;
+use clap::Parser;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// users-service's environment.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "users-service")]
+pub struct Config {
+    /// Public and internal HTTP.
+    #[arg(long, env = "USERS_HTTP_ADDR", default_value = "127.0.0.1:8002")]
+    pub http_addr: SocketAddr,
+    /// gRPC.
+    #[arg(long, env = "USERS_GRPC_ADDR", default_value = "127.0.0.1:9002")]
+    pub grpc_addr: SocketAddr,
+    /// This service's own database.
+    #[arg(long, env = "USERS_DATABASE", default_value = "archlab_users")]
+    pub database: String,
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The gateway's identity signature.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Fault points.
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+}
+
+/// A built users-service.
+pub struct App {
+    host: Host,
+    router: Router,
+    grpc: GrpcServer,
+    /// Its database.
+    pub pool: PgPool,
+    /// Its fault points.
+    pub faults: Faults,
+}
+
+impl App {
+    /// Create and migrate `archlab_users`, bind both ports, wire the routes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
+            .await
+            .with_context(|| format!("connecting to {}", config.database))?;
+        archlab_users::migrate(&pool).await.context("migrating users")?;
+        let faults = config.behaviour.faults();
+        let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
+
+        let authn = Arc::new(SignedIdentityAuthenticator::new(config.identity.internal_secret.as_bytes()));
+        let public = with_authenticator(archlab_users::http::router(users.clone()), authn);
+        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
+        let router = edge(
+            public
+                .merge(archlab_remote::http::users_routes(users.clone()))
+                .merge(archlab_kernel::health::router(checks)),
+        );
+        let grpc = GrpcServer::new().users(users);
+        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        Ok(Self { host, router, grpc, pool, faults })
+    }
+
+    /// Bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.host.http_addr()
+    }
+
+    /// Bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.host.grpc_addr()
+    }
+
+    /// Serve until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        self.host.serve(self.router, self.grpc, stop, Vec::new()).await
+    }
+}
