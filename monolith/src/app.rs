@@ -9,9 +9,8 @@ use crate::signup_tx::OneTransactionSignup;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AuthApi, AuthService, SessionAuthenticator, SessionCache};
-use archlab_kernel::health::{PgCheck, ReadyCheck};
+use archlab_kernel::Faults;
 use archlab_kernel::http::{edge, with_authenticator};
-use archlab_kernel::{Faults, db};
 use archlab_notifications::{ExtsimEmail, NotificationsApi, NotificationsService};
 use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
 use archlab_users::{UsersApi, UsersService};
@@ -52,7 +51,9 @@ impl Handle {
 impl Application {
     /// Create and migrate the database, bind the address (port 0 allowed), wire everything.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
+        let pool = config
+            .db
+            .open(&config.database)
             .await
             .with_context(|| format!("connecting to database {} at {}", config.database, config.db.database_url))?;
         archlab_auth::migrate(&pool).await.context("migrating auth")?;
@@ -95,8 +96,7 @@ impl Application {
             .merge(archlab_payments::http::router(purchases))
             .merge(archlab_notifications::http::router(notifications.clone()));
         let api = with_authenticator(api, Arc::new(SessionAuthenticator(auth)));
-        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
-        let router = edge(api.merge(archlab_kernel::health::router(checks)));
+        let router = edge(api.merge(archlab_kernel::health::router(archlab_kernel::health::postgres(&pool))));
 
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let events = EventWorkers::new(&pool, notifications);

@@ -9,5 +9,5 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = archlab_telemetry::init("monolith");
     let app = Application::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "monolith ready");
-    app.run_until_stopped(archlab_kernel::shutdown_signal()).await
+    app.run_until_stopped(archlab_telemetry::shutdown_signal()).await
 }

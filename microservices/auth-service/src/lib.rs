@@ -10,13 +10,12 @@ pub mod signup_saga;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AuthService, SessionCache};
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, SessionArgs};
-use archlab_kernel::health::{PgCheck, ReadyCheck};
-use archlab_kernel::http::edge;
-use archlab_kernel::{Faults, db};
+use archlab_kernel::Faults;
+use archlab_kernel::config::SessionArgs;
+use archlab_remote::Relay;
 use archlab_remote::broker::BrokerConfig;
 use archlab_remote::grpc::GrpcServer;
-use archlab_remote::{ClientConfig, Host, Relay, Upstreams};
+use archlab_remote::host::{self, Host, Peers, ServiceArgs};
 use axum::Router;
 use clap::Parser;
 use signup_saga::SignupSaga;
@@ -42,24 +41,18 @@ pub struct Config {
     /// This service's own database.
     #[arg(long, env = "AUTH_DATABASE", default_value = "archlab_auth")]
     pub database: String,
-    /// PostgreSQL.
-    #[command(flatten)]
-    pub db: DatabaseArgs,
     /// Sessions and their cache.
     #[command(flatten)]
     pub sessions: SessionArgs,
-    /// Transport and limits of calls to other services.
-    #[command(flatten)]
-    pub client: ClientConfig,
-    /// Where the other services are.
-    #[command(flatten)]
-    pub upstreams: Upstreams,
     /// RabbitMQ.
     #[command(flatten)]
     pub broker: BrokerConfig,
-    /// Fault points.
+    /// Database server, identity secret, behaviour knobs.
     #[command(flatten)]
-    pub behaviour: BehaviourArgs,
+    pub common: ServiceArgs,
+    /// How it calls the other services.
+    #[command(flatten)]
+    pub peers: Peers,
 }
 
 /// A built auth-service.
@@ -79,12 +72,10 @@ pub struct App {
 impl App {
     /// Create and migrate `archlab_auth`, bind users-service's port, bind both listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to {}", config.database))?;
+        let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_auth::migrate(&pool).await.context("migrating auth")?;
         signup_saga::migrate(&pool).await.context("migrating the signup saga's bookkeeping")?;
-        let faults = config.behaviour.faults();
+        let faults = config.common.behaviour.faults();
         let cache = match &config.sessions.redis_url {
             Some(url) => SessionCache::connect(url)
                 .await
@@ -94,17 +85,19 @@ impl App {
         };
         let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
         let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()));
-        let saga = Arc::new(SignupSaga { auth: auth.clone(), users: config.upstreams.users(&config.client)? });
+        let saga =
+            Arc::new(SignupSaga { auth: auth.clone(), users: config.peers.upstreams.users(&config.peers.client)? });
 
-        let public = archlab_auth::http::router(AuthRoutes { auth: auth.clone(), signup: saga.clone() });
-        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
-        let router = edge(
-            public.merge(archlab_remote::http::auth_routes(auth.clone())).merge(archlab_kernel::health::router(checks)),
+        let router = host::service_router(
+            archlab_auth::http::router(AuthRoutes { auth: auth.clone(), signup: saga.clone() }),
+            archlab_remote::http::auth_routes(auth.clone()),
+            &config.common.identity,
+            &pool,
         );
         let grpc = GrpcServer::new().auth(auth);
         let relay = Relay::new(pool.clone(), archlab_auth::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
-        let poll = Duration::from_millis(config.behaviour.outbox_poll_ms);
+        let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, grpc, relay, saga, poll, pool, faults })
     }
 

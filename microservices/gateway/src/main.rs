@@ -19,5 +19,5 @@ async fn main() -> anyhow::Result<()> {
     };
     let gateway = Gateway::build(config, auth).await?;
     tracing::info!(addr = %gateway.local_addr(), "gateway ready");
-    gateway.run_until_stopped(archlab_kernel::shutdown_signal()).await
+    gateway.run_until_stopped(archlab_telemetry::shutdown_signal()).await
 }

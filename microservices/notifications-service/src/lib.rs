@@ -7,15 +7,12 @@
 //! `monolith/src/events.rs`, where the outbox worker calls the same service in-process.
 
 use anyhow::Context;
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs};
-use archlab_kernel::health::{PgCheck, ReadyCheck};
-use archlab_kernel::http::{edge, with_authenticator};
-use archlab_kernel::{Faults, db};
+use archlab_kernel::Faults;
+use archlab_kernel::config::ExternalArgs;
 use archlab_notifications::{ExtsimEmail, NotificationsService};
-use archlab_remote::Host;
 use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerHandle};
 use archlab_remote::grpc::GrpcServer;
-use archlab_remote::identity::{IdentityArgs, SignedIdentityAuthenticator};
+use archlab_remote::host::{self, Host, ServiceArgs};
 use axum::Router;
 use clap::Parser;
 use sqlx::PgPool;
@@ -36,21 +33,15 @@ pub struct Config {
     /// This service's own database.
     #[arg(long, env = "NOTIFICATIONS_DATABASE", default_value = "archlab_notifications")]
     pub database: String,
-    /// PostgreSQL.
-    #[command(flatten)]
-    pub db: DatabaseArgs,
     /// The email provider.
     #[command(flatten)]
     pub external: ExternalArgs,
     /// RabbitMQ.
     #[command(flatten)]
     pub broker: BrokerConfig,
-    /// The gateway's identity signature.
+    /// Database server, identity secret, behaviour knobs.
     #[command(flatten)]
-    pub identity: IdentityArgs,
-    /// Fault points.
-    #[command(flatten)]
-    pub behaviour: BehaviourArgs,
+    pub common: ServiceArgs,
 }
 
 /// A built notifications-service; its broker consumer already runs.
@@ -69,21 +60,17 @@ pub struct App {
 impl App {
     /// Create and migrate `archlab_notifications`, bind both ports, start consuming.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to {}", config.database))?;
+        let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
-        let faults = config.behaviour.faults();
+        let faults = config.common.behaviour.faults();
         let email = Arc::new(ExtsimEmail::new(&config.external.extsim_url, config.external.timeout()));
         let notifications = Arc::new(NotificationsService::new(pool.clone(), email, faults.clone()));
 
-        let authn = Arc::new(SignedIdentityAuthenticator::new(config.identity.internal_secret.as_bytes()));
-        let public = with_authenticator(archlab_notifications::http::router(notifications.clone()), authn);
-        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
-        let router = edge(
-            public
-                .merge(archlab_remote::http::notifications_routes(notifications.clone()))
-                .merge(archlab_kernel::health::router(checks)),
+        let router = host::service_router(
+            archlab_notifications::http::router(notifications.clone()),
+            archlab_remote::http::notifications_routes(notifications.clone()),
+            &config.common.identity,
+            &pool,
         );
         let grpc = GrpcServer::new().notifications(notifications.clone());
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;

@@ -7,15 +7,13 @@
 //! transaction and the relay publishes it to RabbitMQ. Compare `monolith/src/app.rs`.
 
 use anyhow::Context;
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs};
-use archlab_kernel::health::{PgCheck, ReadyCheck};
-use archlab_kernel::http::{edge, with_authenticator};
-use archlab_kernel::{Faults, db};
+use archlab_kernel::Faults;
+use archlab_kernel::config::ExternalArgs;
 use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
+use archlab_remote::Relay;
 use archlab_remote::broker::BrokerConfig;
 use archlab_remote::grpc::GrpcServer;
-use archlab_remote::identity::{IdentityArgs, SignedIdentityAuthenticator};
-use archlab_remote::{ClientConfig, Host, Relay, Upstreams};
+use archlab_remote::host::{self, Host, Peers, ServiceArgs};
 use axum::Router;
 use clap::Parser;
 use sqlx::PgPool;
@@ -37,27 +35,18 @@ pub struct Config {
     /// This service's own database.
     #[arg(long, env = "PAYMENTS_DATABASE", default_value = "archlab_payments")]
     pub database: String,
-    /// PostgreSQL.
-    #[command(flatten)]
-    pub db: DatabaseArgs,
     /// The payment provider.
     #[command(flatten)]
     pub external: ExternalArgs,
-    /// Transport and limits of calls to other services.
-    #[command(flatten)]
-    pub client: ClientConfig,
-    /// Where the other services are.
-    #[command(flatten)]
-    pub upstreams: Upstreams,
     /// RabbitMQ.
     #[command(flatten)]
     pub broker: BrokerConfig,
-    /// The gateway's identity signature.
+    /// Database server, identity secret, behaviour knobs.
     #[command(flatten)]
-    pub identity: IdentityArgs,
-    /// Notification mode, fault points.
+    pub common: ServiceArgs,
+    /// How it calls the other services.
     #[command(flatten)]
-    pub behaviour: BehaviourArgs,
+    pub peers: Peers,
 }
 
 /// A built payments-service.
@@ -75,29 +64,41 @@ pub struct App {
 impl App {
     /// Create and migrate `archlab_payments`, bind the remote ports, bind both listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to {}", config.database))?;
+        let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
-        let faults = config.behaviour.faults();
+        let faults = config.common.behaviour.faults();
 
         // The same ports the monolith binds in-process, bound to remote clients.
         let ports = PurchasePorts {
-            auth: config.upstreams.auth(&config.client)?,
-            users: config.upstreams.users(&config.client)?,
+            auth: config.peers.upstreams.auth(&config.peers.client)?,
+            users: config.peers.upstreams.users(&config.peers.client)?,
             provider: Arc::new(ExtsimPayments::new(&config.external.extsim_url, config.external.timeout())),
-            notifications: config.upstreams.notifications(&config.client)?,
+            notifications: config.peers.upstreams.notifications(&config.peers.client)?,
         };
-        let purchases =
-            Arc::new(PurchaseService::new(pool.clone(), ports, config.behaviour.notification_mode, faults.clone()));
+        let purchases = Arc::new(PurchaseService::new(
+            pool.clone(),
+            ports,
+            config.common.behaviour.notification_mode,
+            faults.clone(),
+        ));
 
-        let authn = Arc::new(SignedIdentityAuthenticator::new(config.identity.internal_secret.as_bytes()));
-        let public = with_authenticator(archlab_payments::http::router(purchases), authn);
-        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
-        let router = edge(public.merge(archlab_kernel::health::router(checks)));
+        // Nothing calls payments, so it has no internal routes.
+        let router = host::service_router(
+            archlab_payments::http::router(purchases),
+            Router::new(),
+            &config.common.identity,
+            &pool,
+        );
         let relay = Relay::new(pool.clone(), archlab_payments::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
-        Ok(Self { host, router, relay, poll: Duration::from_millis(config.behaviour.outbox_poll_ms), pool, faults })
+        Ok(Self {
+            host,
+            router,
+            relay,
+            poll: Duration::from_millis(config.common.behaviour.outbox_poll_ms),
+            pool,
+            faults,
+        })
     }
 
     /// Bound HTTP address.

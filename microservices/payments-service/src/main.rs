@@ -10,6 +10,6 @@ async fn main() -> anyhow::Result<()> {
     let app = App::build(config).await?;
     tracing::info!(http = %app.http_addr(), grpc = %app.grpc_addr(), "payments-service ready");
     let stop = tokio_util::sync::CancellationToken::new();
-    archlab_remote::host::cancel_on(archlab_kernel::shutdown_signal(), &stop);
+    archlab_remote::host::cancel_on(archlab_telemetry::shutdown_signal(), &stop);
     app.run(stop).await
 }

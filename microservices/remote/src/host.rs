@@ -6,12 +6,57 @@
 //! the monolith's.
 
 use crate::grpc::GrpcServer;
+use crate::identity::{IdentityArgs, SignedIdentityAuthenticator};
 use anyhow::Context;
+use archlab_kernel::config::{BehaviourArgs, DatabaseArgs};
+use archlab_kernel::http::{edge, with_authenticator};
 use axum::Router;
+use clap::Args;
+use sqlx::PgPool;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// What every service reads besides its own addresses: its database server, the gateway's
+/// identity secret, and the behaviour knobs shared with the monolith.
+#[derive(Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The gateway's identity signature.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Notification mode, outbox poll, fault points.
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+}
+
+/// How a service calls the others: transport and limits, and where they are.
+#[derive(Args, Debug, Clone)]
+pub struct Peers {
+    /// Transport and limits of calls to other services.
+    #[command(flatten)]
+    pub client: crate::ClientConfig,
+    /// Where the other services are.
+    #[command(flatten)]
+    pub upstreams: crate::Upstreams,
+}
+
+/// Open (creating it if missing) the service's own database `name`.
+pub async fn open_database(db: &DatabaseArgs, name: &str) -> anyhow::Result<PgPool> {
+    db.open(name).await.with_context(|| format!("connecting to database {name} at {}", db.database_url))
+}
+
+/// A service's whole HTTP side: its public routes, which trust only the gateway's signed
+/// identity; its internal routes; `/health` and `/ready` over its database; the lab-wide edge.
+pub fn service_router(public: Router, internal: Router, identity: &IdentityArgs, pool: &PgPool) -> Router {
+    let authn = Arc::new(SignedIdentityAuthenticator::new(identity.internal_secret.as_bytes()));
+    let checks = archlab_kernel::health::postgres(pool);
+    edge(with_authenticator(public, authn).merge(internal).merge(archlab_kernel::health::router(checks)))
+}
 
 /// A service's two bound listeners.
 pub struct Host {

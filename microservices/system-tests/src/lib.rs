@@ -144,7 +144,7 @@ impl Stack {
         ];
         let auth = archlab_auth_service::App::build(
             archlab_auth_service::Config::try_parse_from(args(
-                &[common("auth"), broker.clone(), client.clone(), users_urls.clone()].concat(),
+                &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone()].concat(),
             ))
             .unwrap(),
         )

@@ -5,13 +5,9 @@
 //! `monolith/src/app.rs`, where the same `UsersService` is called in-process.
 
 use anyhow::Context;
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs};
-use archlab_kernel::health::{PgCheck, ReadyCheck};
-use archlab_kernel::http::{edge, with_authenticator};
-use archlab_kernel::{Faults, db};
-use archlab_remote::Host;
+use archlab_kernel::Faults;
 use archlab_remote::grpc::GrpcServer;
-use archlab_remote::identity::{IdentityArgs, SignedIdentityAuthenticator};
+use archlab_remote::host::{self, Host, ServiceArgs};
 use archlab_users::UsersService;
 use axum::Router;
 use clap::Parser;
@@ -33,15 +29,9 @@ pub struct Config {
     /// This service's own database.
     #[arg(long, env = "USERS_DATABASE", default_value = "archlab_users")]
     pub database: String,
-    /// PostgreSQL.
+    /// Database server, identity secret, behaviour knobs.
     #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// The gateway's identity signature.
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-    /// Fault points.
-    #[command(flatten)]
-    pub behaviour: BehaviourArgs,
+    pub common: ServiceArgs,
 }
 
 /// A built users-service.
@@ -58,20 +48,16 @@ pub struct App {
 impl App {
     /// Create and migrate `archlab_users`, bind both ports, wire the routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.db.database_url, &config.database, config.db.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to {}", config.database))?;
+        let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_users::migrate(&pool).await.context("migrating users")?;
-        let faults = config.behaviour.faults();
+        let faults = config.common.behaviour.faults();
         let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
 
-        let authn = Arc::new(SignedIdentityAuthenticator::new(config.identity.internal_secret.as_bytes()));
-        let public = with_authenticator(archlab_users::http::router(users.clone()), authn);
-        let checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })];
-        let router = edge(
-            public
-                .merge(archlab_remote::http::users_routes(users.clone()))
-                .merge(archlab_kernel::health::router(checks)),
+        let router = host::service_router(
+            archlab_users::http::router(users.clone()),
+            archlab_remote::http::users_routes(users.clone()),
+            &config.common.identity,
+            &pool,
         );
         let grpc = GrpcServer::new().users(users);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;

@@ -47,6 +47,13 @@ pub struct DatabaseArgs {
     pub db_max_connections: u32,
 }
 
+impl DatabaseArgs {
+    /// Create database `name` on this server if missing and open a pool to it.
+    pub async fn open(&self, name: &str) -> Result<sqlx::PgPool, sqlx::Error> {
+        crate::db::connect(&self.database_url, name, self.db_max_connections).await
+    }
+}
+
 /// The simulated third parties.
 #[derive(Args, Debug, Clone)]
 pub struct ExternalArgs {

@@ -36,6 +36,11 @@ impl ReadyCheck for PgCheck {
     }
 }
 
+/// The readiness check of a process whose one required dependency is its database.
+pub fn postgres(pool: &sqlx::PgPool) -> Vec<Arc<dyn ReadyCheck>> {
+    vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })]
+}
+
 /// Routes `/health` and `/ready` over the given checks (run concurrently, 2 s each).
 pub fn router(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
     let checks = Arc::new(checks);

@@ -29,25 +29,3 @@ pub use config::NotificationMode;
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use faults::Faults;
 pub use values::{Currency, Email, Money};
-
-/// Completes on Ctrl-C or SIGTERM: the shutdown future every binary serves until.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}

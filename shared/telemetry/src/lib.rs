@@ -1,4 +1,5 @@
-//! Telemetry set-up, one call per process: `let _guard = archlab_telemetry::init("monolith");`.
+//! Process set-up shared by every binary: telemetry (`let _guard = archlab_telemetry::init("monolith");`)
+//! and the [`shutdown_signal`] every server runs until.
 //!
 //! Today it installs a `tracing` subscriber that prints spans' events to stderr, filtered by
 //! `RUST_LOG` (default `info`). Spans are already named `module.operation` the same way in
@@ -18,6 +19,29 @@ pub struct Guard {
 /// tests may call it freely).
 pub fn init(service_name: &str) -> Guard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
     Guard { service_name: service_name.to_owned() }
+}
+
+/// Completes on Ctrl-C or SIGTERM: the shutdown future every binary serves until.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }
