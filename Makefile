@@ -3,6 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
+PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
 .PHONY: help services build run-monolith run-micro test lint fmt clean-dbs
 
@@ -23,7 +24,7 @@ run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C sto
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab up micro
 
-test: services ## Every test against the real services, and the containers path compiled
+test: services clean-dbs ## Every test against the real services, and the containers path compiled
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	$(CARGO) check -p archlab-testkit --features containers
@@ -35,7 +36,7 @@ lint: ## rustfmt and clippy, as before every commit
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-clean-dbs: ## Drop the databases tests left behind (archlab_test_*)
-	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atc \
-	  "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'" | \
-	  while read -r db; do psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "DROP DATABASE \"$$db\""; done
+clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
+	@n=0; for db in $$(psql "$(PG_ADMIN)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'"); do \
+	  psql "$(PG_ADMIN)" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && n=$$((n+1)); done; \
+	  echo "dropped $$n test databases"

@@ -6,6 +6,7 @@
 //! both builds; the OTLP exporter that ships them to Jaeger or `archlab traces` plugs in here
 //! behind the returned [`Guard`], whose `Drop` will flush it.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Keeps telemetry alive; dropping it flushes whatever is buffered.
