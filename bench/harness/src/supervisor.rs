@@ -118,7 +118,10 @@ impl Supervisor {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {name} ({})", path.display()))?;
-        tracing::info!(pid = child.id(), "started {name}");
+        // On stdout with the children's lines: the pid is what a workshop needs to kill it.
+        if let Some(pid) = child.id() {
+            println!("archlab | started {name} pid={pid}");
+        }
         if let Some(stdout) = child.stdout.take() {
             self.forwarders.push(tokio::spawn(logs::forward(stdout, prefix.clone())));
         }

@@ -119,7 +119,7 @@ fn up_monolith_serves_until_sigterm_then_leaves_nothing_listening() {
 fn a_child_dying_after_ready_stops_the_rest_and_exits_1() {
     let up = Up::start();
     let extsim = up.extsim;
-    // The harness logs each child's pid as it starts it: `started monolith pid=1234`.
+    // The harness prints each child's pid as it starts it: `archlab | started monolith pid=1234`.
     let monolith_pid: u32 = up
         .lines
         .seen
