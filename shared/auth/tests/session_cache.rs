@@ -97,11 +97,7 @@ async fn a_refused_token_is_not_cached() {
     let (auth, pool) = service(Some(cache().await)).await;
     let user_id = create_account(&auth, "ada@example.com", CredentialStatus::Active).await;
     let token = auth.login("ada@example.com", PASSWORD).await.unwrap().token;
-    sqlx::query("UPDATE auth.sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    common::expire_sessions(&pool, user_id).await;
     let unknown = "cd".repeat(32);
 
     assert!(auth.verify_session(&token).await.is_err());

@@ -118,11 +118,7 @@ async fn verify_session_refuses_an_expired_token() {
     let user_id = create_account(&auth, "ada@example.com", CredentialStatus::Active).await;
     let token = auth.login("ada@example.com", PASSWORD).await.unwrap().token;
 
-    sqlx::query("UPDATE auth.sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    common::expire_sessions(&pool, user_id).await;
 
     assert_refused(auth.verify_session(&token).await, "expired");
 }

@@ -42,3 +42,12 @@ pub async fn try_create_account(
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap()
 }
+
+/// Move every session of `user_id` one second into the past.
+pub async fn expire_sessions(pool: &PgPool, user_id: Uuid) {
+    sqlx::query("UPDATE auth.sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .expect("expire sessions");
+}
