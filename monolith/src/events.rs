@@ -4,7 +4,7 @@
 //! as in the microservices; only the last hop differs: here a function call, there a publish
 //! to RabbitMQ (see `microservices/*/src/relay.rs`).
 
-use archlab_kernel::outbox::{Dispatch, Message, Outbox};
+use archlab_kernel::outbox::{Dispatch, Message, Outbox, Worker};
 use archlab_kernel::{Error, Result};
 use archlab_notifications::{NotificationEvent, NotificationsApi};
 use async_trait::async_trait;
@@ -26,24 +26,21 @@ impl Dispatch for InProcessDelivery {
 
 /// The monolith's outbox workers, one per producing module.
 #[derive(Clone)]
-pub struct EventWorkers {
-    outboxes: Vec<Outbox>,
-    delivery: Arc<InProcessDelivery>,
-}
+pub struct EventWorkers(Vec<Worker>);
 
 impl EventWorkers {
-    /// Workers over the auth and payments outboxes of `pool`.
+    /// Workers over the auth and payments outboxes of `pool`, delivering in-process.
     pub fn new(pool: &PgPool, notifications: Arc<dyn NotificationsApi>) -> Self {
-        let outboxes =
-            vec![Outbox::new(pool.clone(), archlab_auth::SCHEMA), Outbox::new(pool.clone(), archlab_payments::SCHEMA)];
-        Self { outboxes, delivery: Arc::new(InProcessDelivery(notifications)) }
+        let delivery: Arc<dyn Dispatch> = Arc::new(InProcessDelivery(notifications));
+        let worker = |schema| Worker::new(Outbox::new(pool.clone(), schema), delivery.clone());
+        Self(vec![worker(archlab_auth::SCHEMA), worker(archlab_payments::SCHEMA)])
     }
 
     /// Deliver everything pending now, ignoring back-off; returns how many were delivered.
     pub async fn process_pending(&self) -> Result<usize> {
         let mut delivered = 0;
-        for outbox in &self.outboxes {
-            delivered += outbox.process_all_pending(&*self.delivery).await?;
+        for worker in &self.0 {
+            delivered += worker.process_pending().await?;
         }
         Ok(delivered)
     }
@@ -51,17 +48,14 @@ impl EventWorkers {
     /// Events not yet delivered, across both outboxes.
     pub async fn pending(&self) -> Result<i64> {
         let mut n = 0;
-        for outbox in &self.outboxes {
-            n += outbox.pending().await?;
+        for worker in &self.0 {
+            n += worker.pending().await?;
         }
         Ok(n)
     }
 
     /// Run every worker until `stop` is cancelled.
     pub fn spawn(&self, poll: Duration, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        self.outboxes
-            .iter()
-            .map(|outbox| tokio::spawn(outbox.clone().run(self.delivery.clone(), poll, stop.clone())))
-            .collect()
+        self.0.iter().map(|worker| worker.spawn(poll, stop.clone())).collect()
     }
 }

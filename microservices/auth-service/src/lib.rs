@@ -95,7 +95,7 @@ impl App {
             &pool,
         );
         let grpc = GrpcServer::new().auth(auth);
-        let relay = Relay::new(pool.clone(), archlab_auth::SCHEMA, &config.broker);
+        let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, grpc, relay, saga, poll, pool, faults })

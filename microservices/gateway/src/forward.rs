@@ -7,8 +7,8 @@
 //! identity header is the gateway's alone to write.
 
 use crate::routes::{Access, Service};
-use archlab_auth::AuthApi;
-use archlab_kernel::http::{BODY_LIMIT, BearerToken};
+use archlab_auth::{AuthApi, SessionAuthenticator};
+use archlab_kernel::http::Authenticator;
 use archlab_kernel::{Error, ErrorKind, Result};
 use archlab_remote::http::HttpUpstream;
 use archlab_remote::identity::{IDENTITY_HEADER, IdentitySigner};
@@ -39,7 +39,7 @@ const NOT_FORWARDED: [HeaderName; 12] = [
 pub(crate) struct Forwarder {
     /// One per [`Service`], indexed by [`Service::index`].
     upstreams: Vec<HttpUpstream>,
-    auth: Arc<dyn AuthApi>,
+    authn: SessionAuthenticator,
     signer: IdentitySigner,
 }
 
@@ -47,7 +47,7 @@ impl Forwarder {
     /// `upstreams` must hold one upstream per service, in [`Service::ALL`] order.
     pub(crate) fn new(upstreams: Vec<HttpUpstream>, auth: Arc<dyn AuthApi>, signer: IdentitySigner) -> Self {
         assert_eq!(upstreams.len(), Service::ALL.len(), "one upstream per service");
-        Self { upstreams, auth, signer }
+        Self { upstreams, authn: SessionAuthenticator(auth), signer }
     }
 
     /// Authenticate if the route asks for it, forward, and answer with the service's answer.
@@ -60,11 +60,7 @@ impl Forwarder {
         // Like the monolith's routes, the caller is checked before the body is read.
         let identity = match access {
             Access::Public => None,
-            Access::Bearer => {
-                let BearerToken(token) = BearerToken::from_headers(&parts.headers)?;
-                let session = self.auth.verify_session(&token).await?;
-                Some(self.signer.sign(session.user_id))
-            }
+            Access::Bearer => Some(self.signer.sign(self.authn.authenticate(&parts.headers).await?.user_id)),
         };
         let mut headers = end_to_end(std::mem::take(&mut parts.headers));
         headers.remove(IDENTITY_HEADER);
@@ -76,7 +72,7 @@ impl Forwarder {
         // `Bytes` honours the edge's `DefaultBodyLimit`, so an oversized body stops here.
         let body = Bytes::from_request(Request::from_parts(parts, body), &()).await.map_err(|rejection| {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::new(ErrorKind::PayloadTooLarge, "payload_too_large", format!("body exceeds {BODY_LIMIT} bytes"))
+                Error::payload_too_large()
             } else {
                 Error::new(ErrorKind::BadRequest, "unreadable_body", "the request body could not be read")
             }

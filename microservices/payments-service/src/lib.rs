@@ -89,7 +89,7 @@ impl App {
             &config.common.identity,
             &pool,
         );
-        let relay = Relay::new(pool.clone(), archlab_payments::SCHEMA, &config.broker);
+        let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_payments::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
         Ok(Self {
             host,

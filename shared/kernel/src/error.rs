@@ -114,6 +114,15 @@ impl Error {
         Self::new(ErrorKind::Conflict, code, message)
     }
 
+    /// 413 `payload_too_large`: a body over [`crate::http::BODY_LIMIT`].
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            format!("body exceeds {} bytes", crate::http::BODY_LIMIT),
+        )
+    }
+
     /// 503 `dependency_unavailable`: `dependency` names what failed.
     pub fn unavailable(dependency: &str, message: impl std::fmt::Display) -> Self {
         Self::new(ErrorKind::Unavailable, "dependency_unavailable", format!("{dependency} unavailable: {message}"))

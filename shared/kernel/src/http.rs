@@ -40,7 +40,7 @@ where
 fn json_rejection(r: JsonRejection) -> Error {
     let detail = r.body_text();
     match r.status().as_u16() {
-        413 => Error::new(ErrorKind::PayloadTooLarge, "payload_too_large", format!("body exceeds {BODY_LIMIT} bytes")),
+        413 => Error::payload_too_large(),
         415 => Error::new(
             ErrorKind::UnsupportedMediaType,
             "unsupported_media_type",

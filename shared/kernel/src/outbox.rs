@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -167,7 +169,7 @@ impl Outbox {
 
     /// Deliver events as they arrive until `stop` is cancelled: woken by `pg_notify` at each
     /// commit, with a poll every `poll` as a safety net (and for retries after back-off).
-    pub async fn run(self, dispatch: std::sync::Arc<dyn Dispatch>, poll: Duration, stop: CancellationToken) {
+    pub async fn run(self, dispatch: Arc<dyn Dispatch>, poll: Duration, stop: CancellationToken) {
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => match l.listen(&channel(self.schema)).await {
                 Ok(()) => Some(l),
@@ -200,5 +202,35 @@ impl Outbox {
                 _ = tokio::time::sleep(poll) => {}
             }
         }
+    }
+}
+
+/// An outbox and where its events go: the monolith's worker (in-process delivery) and the
+/// microservices' relay (broker publish) are each one of these.
+#[derive(Clone)]
+pub struct Worker {
+    outbox: Outbox,
+    dispatch: Arc<dyn Dispatch>,
+}
+
+impl Worker {
+    /// Deliver `outbox`'s events through `dispatch`.
+    pub fn new(outbox: Outbox, dispatch: Arc<dyn Dispatch>) -> Self {
+        Self { outbox, dispatch }
+    }
+
+    /// Deliver everything pending now, ignoring back-off (see [`Outbox::process_all_pending`]).
+    pub async fn process_pending(&self) -> Result<usize> {
+        self.outbox.process_all_pending(&*self.dispatch).await
+    }
+
+    /// Events not yet delivered.
+    pub async fn pending(&self) -> Result<i64> {
+        self.outbox.pending().await
+    }
+
+    /// Run until `stop` is cancelled (see [`Outbox::run`]).
+    pub fn spawn(&self, poll: Duration, stop: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.outbox.clone().run(self.dispatch.clone(), poll, stop))
     }
 }
