@@ -1,7 +1,8 @@
 //! Wiring the monolith: every port bound to the in-process service.
 //!
-//! Compare `microservices/*/src/main.rs`, where the same ports are bound to gRPC or HTTP
-//! clients. The routers, services and rules are the same crates in both.
+//! Compare `microservices/payments-service/src/lib.rs` (and the other services' `lib.rs`),
+//! where the same ports are bound to gRPC or HTTP clients. The routers, services and rules
+//! are the same crates in both, and every process has the same [`Server`] shape.
 
 use crate::Config;
 use crate::events::EventWorkers;
@@ -9,21 +10,21 @@ use crate::signup_tx::OneTransactionSignup;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AuthApi, AuthService, SessionAuthenticator, SessionCache};
-use archlab_kernel::Faults;
 use archlab_kernel::http::{edge, with_authenticator};
+use archlab_kernel::processes::MONOLITH;
+use archlab_kernel::{Addrs, Faults, Server};
 use archlab_notifications::{ExtsimEmail, NotificationsApi, NotificationsService};
 use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
 use archlab_users::{UsersApi, UsersService};
 use axum::Router;
 use sqlx::PgPool;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// A built monolith: bound, migrated, ready to serve.
-pub struct Application {
+pub struct App {
     listener: TcpListener,
     router: Router,
     handle: Handle,
@@ -48,9 +49,13 @@ impl Handle {
     }
 }
 
-impl Application {
+impl Server for App {
+    type Config = Config;
+    type Handle = Handle;
+    const NAME: &'static str = MONOLITH.name;
+
     /// Create and migrate the database, bind the address (port 0 allowed), wire everything.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = config
             .db
             .open(&config.database)
@@ -109,18 +114,16 @@ impl Application {
         })
     }
 
-    /// The address actually bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+    fn addrs(&self) -> Addrs {
+        Addrs::http(self.listener.local_addr().expect("a bound listener has an address"))
     }
 
-    /// Tests' and the harness's way in.
-    pub fn handle(&self) -> Handle {
+    fn handle(&self) -> Handle {
         self.handle.clone()
     }
 
     /// Serve and run the outbox workers until `shutdown` completes, then stop both.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let workers = self.handle.events.spawn(self.poll, stop.clone());
         let serve_stop = stop.clone();

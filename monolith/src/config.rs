@@ -1,18 +1,21 @@
 //! The monolith's configuration: the shared groups plus its own address and database.
 
 use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::processes::MONOLITH;
 use clap::Parser;
 use std::net::SocketAddr;
 
+const DATABASE: (&str, &str) = MONOLITH.database.expect("the monolith has a database");
+
 /// Everything the monolith reads from its environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "monolith", about = "archlab's modular monolith")]
+#[command(name = MONOLITH.name, about = "archlab's modular monolith")]
 pub struct Config {
     /// Where the public API listens.
-    #[arg(long, env = "MONOLITH_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = MONOLITH.http.addr_var, default_value = MONOLITH.http.default_addr)]
     pub addr: SocketAddr,
     /// The one database every module keeps its schema in.
-    #[arg(long, env = "MONOLITH_DATABASE", default_value = "archlab_monolith")]
+    #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
     /// PostgreSQL.
     #[command(flatten)]

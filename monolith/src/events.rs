@@ -2,7 +2,7 @@
 //!
 //! The outboxes (`auth.outbox`, `payments.outbox`) and their worker are the same mechanism
 //! as in the microservices; only the last hop differs: here a function call, there a publish
-//! to RabbitMQ (see `microservices/*/src/relay.rs`).
+//! to RabbitMQ (see `microservices/remote/src/relay.rs`).
 
 use archlab_kernel::outbox::{Dispatch, Message, Outbox, Worker};
 use archlab_kernel::{Error, Result};

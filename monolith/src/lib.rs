@@ -16,5 +16,5 @@ pub mod config;
 pub mod events;
 pub mod signup_tx;
 
-pub use app::{Application, Handle};
+pub use app::{App, Handle};
 pub use config::Config;

@@ -17,7 +17,7 @@ pub mod supervisor;
 pub mod topology;
 pub mod up;
 
-pub use topology::{Kind, Mode, Options, Process, Topology, Transport};
+pub use topology::{Kind, NotificationMode, Options, Process, Topology, Transport};
 pub use up::UpArgs;
 
 /// The `archlab` command line.

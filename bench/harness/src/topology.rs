@@ -5,7 +5,10 @@
 //! the tests can pass a fake environment. This is where the two builds' operational shapes
 //! sit side by side: two processes for the monolith, six for the microservices.
 
+use archlab_kernel::processes::{self, ProcessSpec};
 use std::fmt;
+
+pub use archlab_kernel::{NotificationMode, Transport};
 
 /// Which build to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,49 +28,11 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Notification delivery (`NOTIFICATION_MODE`), spelled as the binaries spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// The request waits for the notification.
-    Sync,
-    /// Outbox + worker (monolith) or broker (micro); the notification arrives later.
-    Async,
-}
-
-impl Mode {
-    /// The value the binaries parse.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sync => "sync",
-            Self::Async => "async",
-        }
-    }
-}
-
-/// How the services call each other (`INTERNAL_TRANSPORT`), micro only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
-    /// tonic over HTTP/2.
-    Grpc,
-    /// JSON over HTTP.
-    Http,
-}
-
-impl Transport {
-    /// The value the binaries parse.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::Http => "http",
-        }
-    }
-}
-
 /// The choices `archlab up` leaves to its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// `NOTIFICATION_MODE` for the children; `None` leaves the environment as it is.
-    pub mode: Option<Mode>,
+    pub mode: Option<NotificationMode>,
     /// `INTERNAL_TRANSPORT` for the children (micro only); `None` leaves it as it is.
     pub transport: Option<Transport>,
     /// Start an `extsim`; false when one is already running.
@@ -107,33 +72,10 @@ pub struct Topology {
     /// The extsim URL the children use (`EXTSIM_URL`).
     pub extsim_url: String,
     /// Notification mode the children will run with.
-    pub mode: Mode,
+    pub mode: NotificationMode,
     /// Internal transport the services will use; `None` for the monolith.
     pub transport: Option<Transport>,
 }
-
-/// Default listen addresses: the same defaults the binaries have (and `.env.sample` lists).
-pub const DEFAULT_ADDRS: &[(&str, &str)] = &[
-    ("EXTSIM_ADDR", "127.0.0.1:8090"),
-    ("MONOLITH_ADDR", "127.0.0.1:8080"),
-    ("GATEWAY_ADDR", "127.0.0.1:8000"),
-    ("AUTH_HTTP_ADDR", "127.0.0.1:8001"),
-    ("USERS_HTTP_ADDR", "127.0.0.1:8002"),
-    ("PAYMENTS_HTTP_ADDR", "127.0.0.1:8003"),
-    ("NOTIFICATIONS_HTTP_ADDR", "127.0.0.1:8004"),
-    ("AUTH_GRPC_ADDR", "127.0.0.1:9001"),
-    ("USERS_GRPC_ADDR", "127.0.0.1:9002"),
-    ("PAYMENTS_GRPC_ADDR", "127.0.0.1:9003"),
-    ("NOTIFICATIONS_GRPC_ADDR", "127.0.0.1:9004"),
-];
-
-/// The four services in start order, with the prefix of their `*_HTTP_ADDR`/`*_GRPC_ADDR`.
-const SERVICES: &[(&str, &str)] = &[
-    ("auth-service", "AUTH"),
-    ("users-service", "USERS"),
-    ("notifications-service", "NOTIFICATIONS"),
-    ("payments-service", "PAYMENTS"),
-];
 
 impl Topology {
     /// The topology as this process's environment describes it.
@@ -145,74 +87,57 @@ impl Topology {
     /// it does for the binaries' clap parsers).
     pub fn new(kind: Kind, options: Options, env: impl Fn(&str) -> Option<String>) -> Self {
         let var = |key: &str| env(key).filter(|value| !value.is_empty());
-        let addr = |key: &str| {
-            var(key).unwrap_or_else(|| {
-                let (_, default) = DEFAULT_ADDRS.iter().find(|(k, _)| *k == key).expect("a known address variable");
-                (*default).to_owned()
-            })
-        };
-        let http_process = |name, http_addr: String, grpc_addr, probe: &str| Process {
-            name,
-            ready_url: format!("http://{http_addr}/{probe}"),
-            http_url: format!("http://{http_addr}"),
-            grpc_addr,
+        // Where a listener is: the variable the binary reads, else the binary's default.
+        let addr = |l: processes::Listener| var(l.addr_var).unwrap_or_else(|| l.default_addr.to_owned());
+        let process = |spec: ProcessSpec, probe: &str| {
+            let http_addr = addr(spec.http);
+            Process {
+                name: spec.name,
+                ready_url: format!("http://{http_addr}/{probe}"),
+                http_url: format!("http://{http_addr}"),
+                grpc_addr: spec.grpc.map(addr),
+            }
         };
 
-        let extsim_addr = addr("EXTSIM_ADDR");
         let mut processes = Vec::new();
         if options.extsim {
-            processes.push(http_process("extsim", extsim_addr.clone(), None, "health"));
+            processes.push(process(processes::EXTSIM, "health"));
         }
-        let public_url = match kind {
-            Kind::Monolith => {
-                let process = http_process("monolith", addr("MONOLITH_ADDR"), None, "ready");
-                let url = process.http_url.clone();
-                processes.push(process);
-                url
-            }
+        let front = match kind {
+            Kind::Monolith => process(processes::MONOLITH, "ready"),
             Kind::Micro => {
-                for (name, prefix) in SERVICES {
-                    let http = addr(&format!("{prefix}_HTTP_ADDR"));
-                    let grpc = addr(&format!("{prefix}_GRPC_ADDR"));
-                    processes.push(http_process(name, http, Some(grpc), "ready"));
-                }
+                processes.extend(processes::SERVICES.map(|spec| process(spec, "ready")));
                 // Last: it is the only door in, so it opens once the rooms behind it exist.
-                let gateway = http_process("gateway", addr("GATEWAY_ADDR"), None, "ready");
-                let url = gateway.http_url.clone();
-                processes.push(gateway);
-                url
+                process(processes::GATEWAY, "ready")
             }
         };
+        let public_url = front.http_url.clone();
+        processes.push(front);
 
         let mut child_env = Vec::new();
-        let extsim_url = match var("EXTSIM_URL") {
+        let extsim = processes::EXTSIM.http;
+        let extsim_url = match var(extsim.url_var) {
             Some(url) => url,
             None => {
-                let url = format!("http://{extsim_addr}");
-                child_env.push(("EXTSIM_URL".to_owned(), url.clone()));
+                let url = format!("http://{}", addr(extsim));
+                child_env.push((extsim.url_var.to_owned(), url.clone()));
                 url
             }
         };
         if let Some(mode) = options.mode {
-            child_env.push(("NOTIFICATION_MODE".to_owned(), mode.as_str().to_owned()));
+            child_env.push(("NOTIFICATION_MODE".to_owned(), mode.to_string()));
         }
         let transport = match kind {
             Kind::Monolith => None,
             Kind::Micro => {
                 if let Some(transport) = options.transport {
-                    child_env.push(("INTERNAL_TRANSPORT".to_owned(), transport.as_str().to_owned()));
+                    child_env.push(("INTERNAL_TRANSPORT".to_owned(), transport.to_string()));
                 }
                 // What the services will parse: ours, else theirs, else their default.
-                Some(options.transport.unwrap_or(match var("INTERNAL_TRANSPORT").as_deref() {
-                    Some("http") => Transport::Http,
-                    _ => Transport::Grpc,
-                }))
+                Some(options.transport.unwrap_or_else(|| parsed(var("INTERNAL_TRANSPORT"))))
             }
         };
-        let mode = options.mode.unwrap_or(match var("NOTIFICATION_MODE").as_deref() {
-            Some("sync") => Mode::Sync,
-            _ => Mode::Async,
-        });
+        let mode = options.mode.unwrap_or_else(|| parsed(var("NOTIFICATION_MODE")));
 
         Self { kind, processes, env: child_env, public_url, extsim_url, mode, transport }
     }
@@ -231,22 +156,29 @@ impl Topology {
             Kind::Micro => "public API (gateway)",
         };
         row(api_label, &self.public_url);
-        let started = self.processes.iter().any(|p| p.name == "extsim");
-        row(if started { "extsim" } else { "extsim (not started)" }, &self.extsim_url);
+        let extsim = processes::EXTSIM.name;
+        let started = self.processes.iter().any(|p| p.name == extsim);
+        row(if started { extsim } else { "extsim (not started)" }, &self.extsim_url);
         for process in self.processes.iter().filter(|p| p.grpc_addr.is_some()) {
             let grpc = process.grpc_addr.as_deref().unwrap_or_default();
             row(process.name, &format!("{}  grpc {grpc}", process.http_url));
         }
         let delivery = match (self.kind, self.mode) {
-            (_, Mode::Sync) => "sync: the request waits for it",
-            (Kind::Monolith, Mode::Async) => "async: outbox + in-process worker",
-            (Kind::Micro, Mode::Async) => "async: outbox + RabbitMQ",
+            (_, NotificationMode::Sync) => "sync: the request waits for it",
+            (Kind::Monolith, NotificationMode::Async) => "async: outbox + in-process worker",
+            (Kind::Micro, NotificationMode::Async) => "async: outbox + RabbitMQ",
         };
         row("notifications", delivery);
         if let Some(transport) = self.transport {
-            row("internal transport", transport.as_str());
+            row("internal transport", &transport.to_string());
         }
         out.push_str("  Ctrl-C stops everything.\n");
         out
     }
+}
+
+/// A knob's value as the binaries will parse it from `value`; their default when it is unset
+/// or one they would refuse (they then fail at start-up and say why).
+fn parsed<T: std::str::FromStr + Default>(value: Option<String>) -> T {
+    value.and_then(|v| v.parse().ok()).unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 
 use crate::logs;
 use crate::supervisor::{self, GRACE, Supervisor};
-use crate::topology::{Kind, Mode, Options, Topology, Transport};
+use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ pub struct UpArgs {
     pub topology: Kind,
     /// Notification delivery for every child [default: inherited; the binaries default to async].
     #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
-    pub mode: Option<Mode>,
+    pub mode: Option<NotificationMode>,
     /// How the services call each other (micro only; the monolith ignores it) [default: inherited; the binaries default to grpc].
     #[arg(long, value_enum, env = "INTERNAL_TRANSPORT")]
     pub transport: Option<Transport>,

@@ -1,7 +1,7 @@
 //! The topology tables: which processes, in which order, polled where, told what.
 
 use archlab_harness::logs;
-use archlab_harness::{Kind, Mode, Options, Topology, Transport};
+use archlab_harness::{Kind, NotificationMode, Options, Topology, Transport};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ fn monolith_defaults_match_the_binaries_defaults() {
     );
     assert_eq!(t.public_url, "http://127.0.0.1:8080");
     assert_eq!(child_env(&t, "EXTSIM_URL"), Some("http://127.0.0.1:8090"));
-    assert_eq!(t.mode, Mode::Async);
+    assert_eq!(t.mode, NotificationMode::Async);
     assert_eq!(t.transport, None);
 }
 
@@ -111,9 +111,9 @@ fn mode_and_transport_reach_the_children_only_when_chosen() {
     let t = topology(Kind::Micro, Options::default(), &[("NOTIFICATION_MODE", "sync"), ("INTERNAL_TRANSPORT", "http")]);
     assert_eq!(child_env(&t, "NOTIFICATION_MODE"), None, "inherited, not re-set");
     assert_eq!(child_env(&t, "INTERNAL_TRANSPORT"), None, "inherited, not re-set");
-    assert_eq!((t.mode, t.transport), (Mode::Sync, Some(Transport::Http)), "what the children will parse");
+    assert_eq!((t.mode, t.transport), (NotificationMode::Sync, Some(Transport::Http)), "what the children will parse");
 
-    let chosen = Options { mode: Some(Mode::Sync), transport: Some(Transport::Http), extsim: true };
+    let chosen = Options { mode: Some(NotificationMode::Sync), transport: Some(Transport::Http), extsim: true };
     let t = topology(Kind::Micro, chosen, &[]);
     assert_eq!(child_env(&t, "NOTIFICATION_MODE"), Some("sync"));
     assert_eq!(child_env(&t, "INTERNAL_TRANSPORT"), Some("http"));

@@ -10,8 +10,9 @@ pub mod signup_saga;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AuthService, SessionCache};
-use archlab_kernel::Faults;
 use archlab_kernel::config::SessionArgs;
+use archlab_kernel::processes::AUTH_SERVICE;
+use archlab_kernel::{Addrs, Faults, Server};
 use archlab_remote::Relay;
 use archlab_remote::broker::BrokerConfig;
 use archlab_remote::grpc::GrpcServer;
@@ -23,23 +24,22 @@ use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-/// How old a pending signup must be before recovery compensates it.
-const STALE_SIGNUP: Duration = Duration::from_secs(120);
+const GRPC: archlab_kernel::processes::Listener = AUTH_SERVICE.grpc.expect("auth-service serves gRPC");
+const DATABASE: (&str, &str) = AUTH_SERVICE.database.expect("auth-service has a database");
 
 /// auth-service's environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "auth-service")]
+#[command(name = AUTH_SERVICE.name)]
 pub struct Config {
     /// Public and internal HTTP.
-    #[arg(long, env = "AUTH_HTTP_ADDR", default_value = "127.0.0.1:8001")]
+    #[arg(long, env = AUTH_SERVICE.http.addr_var, default_value = AUTH_SERVICE.http.default_addr)]
     pub http_addr: SocketAddr,
     /// gRPC.
-    #[arg(long, env = "AUTH_GRPC_ADDR", default_value = "127.0.0.1:9001")]
+    #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
     /// This service's own database.
-    #[arg(long, env = "AUTH_DATABASE", default_value = "archlab_auth")]
+    #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
     /// Sessions and their cache.
     #[command(flatten)]
@@ -60,18 +60,30 @@ pub struct App {
     host: Host,
     router: Router,
     grpc: GrpcServer,
-    relay: Relay,
-    saga: Arc<SignupSaga>,
     poll: Duration,
+    handle: Handle,
+}
+
+/// What tests and the harness may reach inside a running auth-service.
+#[derive(Clone)]
+pub struct Handle {
     /// Its database.
     pub pool: PgPool,
     /// Its fault points.
     pub faults: Faults,
+    /// The outbox relay (publish pending welcomes now).
+    pub relay: Relay,
+    /// The signup saga (drive its recovery).
+    pub saga: Arc<SignupSaga>,
 }
 
-impl App {
+impl Server for App {
+    type Config = Config;
+    type Handle = Handle;
+    const NAME: &'static str = AUTH_SERVICE.name;
+
     /// Create and migrate `archlab_auth`, bind users-service's port, bind both listeners.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_auth::migrate(&pool).await.context("migrating auth")?;
         signup_saga::migrate(&pool).await.context("migrating the signup saga's bookkeeping")?;
@@ -98,44 +110,22 @@ impl App {
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
-        Ok(Self { host, router, grpc, relay, saga, poll, pool, faults })
+        Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay, saga } })
     }
 
-    /// Bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.host.http_addr()
+    fn addrs(&self) -> Addrs {
+        self.host.addrs()
     }
 
-    /// Bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.host.grpc_addr()
+    fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
-    /// The outbox relay (tests and the harness publish pending welcomes through it).
-    pub fn relay(&self) -> Relay {
-        self.relay.clone()
-    }
-
-    /// The signup saga (tests drive its recovery).
-    pub fn saga(&self) -> Arc<SignupSaga> {
-        self.saga.clone()
-    }
-
-    /// Serve, relay, and recover stale signups once a minute, until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let relay = self.relay.spawn(self.poll, stop.clone());
-        let (saga, recovery_stop) = (self.saga.clone(), stop.clone());
-        let recovery = tokio::spawn(async move {
-            loop {
-                if let Err(e) = saga.recover_stale(STALE_SIGNUP).await {
-                    tracing::warn!(error = %e, "signup recovery pass failed");
-                }
-                tokio::select! {
-                    _ = recovery_stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-            }
-        });
+    /// Serve, relay welcomes, and recover stale signups, until `shutdown` completes.
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = host::stop_on(shutdown);
+        let relay = self.handle.relay.spawn(self.poll, stop.clone());
+        let recovery = self.handle.saga.clone().spawn_recovery(stop.clone());
         self.host.serve(self.router, self.grpc, stop, vec![relay, recovery]).await
     }
 }

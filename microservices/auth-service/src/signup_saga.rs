@@ -23,7 +23,15 @@ use archlab_users::{NewProfile, UsersApi};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// How old a pending signup must be before recovery takes it for abandoned and compensates
+/// it: far longer than a saga takes, even with users-service at its internal deadline.
+pub const STALE_SIGNUP: Duration = Duration::from_secs(120);
+/// How often recovery looks for stale signups and owed profile deletes.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// [`SignupFlow`] as a saga across auth-service and users-service.
 pub struct SignupSaga {
@@ -164,6 +172,22 @@ impl SignupSaga {
             done += usize::from(self.remove_profile(user_id).await);
         }
         Ok(done)
+    }
+
+    /// Run [`recover_stale`](Self::recover_stale) at start and every [`RECOVERY_INTERVAL`]
+    /// until `stop` is cancelled.
+    pub fn spawn_recovery(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.recover_stale(STALE_SIGNUP).await {
+                    tracing::warn!(error = %e, "signup recovery pass failed");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+                }
+            }
+        })
     }
 
     /// Profile deletes still owed to users-service.

@@ -1,33 +1,23 @@
 //! The gateway's configuration: its address, where each service's public HTTP listens, and
 //! the shared client and identity groups the services read too.
 
-use archlab_remote::ClientConfig;
+use archlab_kernel::processes::GATEWAY;
 use archlab_remote::identity::IdentityArgs;
+use archlab_remote::{ClientConfig, Upstreams};
 use clap::Parser;
 use std::net::SocketAddr;
 
 /// Everything the gateway reads from its environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "gateway", about = "archlab's API gateway in front of the four services")]
+#[command(name = GATEWAY.name, about = "archlab's API gateway in front of the four services")]
 pub struct Config {
     /// Where the public API listens.
-    #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = GATEWAY.http.addr_var, default_value = GATEWAY.http.default_addr)]
     pub addr: SocketAddr,
-    /// auth-service's HTTP endpoint (`/api/auth/*`).
-    #[arg(long, env = "AUTH_HTTP_URL", default_value = "http://127.0.0.1:8001")]
-    pub auth_http_url: String,
-    /// users-service's HTTP endpoint (`/api/users/*`).
-    #[arg(long, env = "USERS_HTTP_URL", default_value = "http://127.0.0.1:8002")]
-    pub users_http_url: String,
-    /// payments-service's HTTP endpoint (`/api/payments*`).
-    #[arg(long, env = "PAYMENTS_HTTP_URL", default_value = "http://127.0.0.1:8003")]
-    pub payments_http_url: String,
-    /// notifications-service's HTTP endpoint (`/api/notifications`).
-    #[arg(long, env = "NOTIFICATIONS_HTTP_URL", default_value = "http://127.0.0.1:8004")]
-    pub notifications_http_url: String,
-    /// auth-service's gRPC endpoint, for session checks when `INTERNAL_TRANSPORT=grpc`.
-    #[arg(long, env = "AUTH_GRPC_URL", default_value = "http://127.0.0.1:9001")]
-    pub auth_grpc_url: String,
+    /// Where the services are: each one's public HTTP (forwarding) and auth-service's gRPC
+    /// (session checks when `INTERNAL_TRANSPORT=grpc`); the same flags the services read.
+    #[command(flatten)]
+    pub upstreams: Upstreams,
     /// Deadline of one forwarded request, in milliseconds. Longer than `INTERNAL_TIMEOUT_MS`
     /// on purpose: a purchase behind the gateway makes several internal calls and a
     /// third-party charge (`EXTERNAL_TIMEOUT_MS`), and the gateway should not give up on a

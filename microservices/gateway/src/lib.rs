@@ -14,7 +14,7 @@
 //! - `forward`: authenticate, strip and re-send, copy the answer back.
 //! - `ready`: `/ready` asks every upstream's `/health`.
 //!
-//! Start reading at [`Gateway::build`].
+//! Start reading at [`App`]'s `Server::build`.
 
 mod config;
 mod forward;
@@ -28,12 +28,13 @@ use anyhow::Context;
 use archlab_auth::AuthApi;
 use archlab_kernel::health::ReadyCheck;
 use archlab_kernel::http::edge;
+use archlab_kernel::processes::GATEWAY;
+use archlab_kernel::{Addrs, Server};
 use archlab_remote::http::HttpUpstream;
 use archlab_remote::identity::IdentitySigner;
 use axum::Router;
 use forward::Forwarder;
 use ready::UpstreamHealth;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -43,12 +44,7 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
     let upstreams = Service::ALL
         .into_iter()
         .map(|service| {
-            let url = match service {
-                Service::Auth => &config.auth_http_url,
-                Service::Users => &config.users_http_url,
-                Service::Payments => &config.payments_http_url,
-                Service::Notifications => &config.notifications_http_url,
-            };
+            let url = service.http_url(&config.upstreams);
             HttpUpstream::new(service.name(), url, &forwarding).with_context(|| format!("{} at {url}", service.name()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -60,34 +56,51 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
 }
 
 /// A built gateway: bound, wired, ready to serve.
-pub struct Gateway {
+pub struct App {
     listener: TcpListener,
     router: Router,
 }
 
-impl Gateway {
-    /// Wire the router and bind the address (port 0 allowed); `auth` checks bearer tokens.
-    pub async fn build(config: Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Self> {
+impl App {
+    /// [`Server::build`] with bearer tokens checked by `auth` instead of auth-service (tests
+    /// put a fake there).
+    pub async fn with_auth(config: Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Self> {
         let router = app(&config, auth)?;
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let u = &config.upstreams;
         tracing::info!(
-            auth = %config.auth_http_url,
-            users = %config.users_http_url,
-            payments = %config.payments_http_url,
-            notifications = %config.notifications_http_url,
+            auth = %u.auth_http_url,
+            users = %u.users_http_url,
+            payments = %u.payments_http_url,
+            notifications = %u.notifications_http_url,
             transport = %config.client.transport,
             "gateway built"
         );
         Ok(Self { listener, router })
     }
+}
 
-    /// The address actually bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+impl Server for App {
+    type Config = Config;
+    /// The gateway keeps no state worth reaching into.
+    type Handle = ();
+    const NAME: &'static str = GATEWAY.name;
+
+    /// Bind the address (port 0 allowed) and wire the router; bearer tokens are checked by
+    /// auth-service over `INTERNAL_TRANSPORT`.
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        let auth = config.upstreams.auth(&config.client).context("auth-service client")?;
+        Self::with_auth(config, auth).await
     }
 
+    fn addrs(&self) -> Addrs {
+        Addrs::http(self.listener.local_addr().expect("a bound listener has an address"))
+    }
+
+    fn handle(&self) {}
+
     /// Serve until `shutdown` completes, then finish the requests in flight.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
     }
 }

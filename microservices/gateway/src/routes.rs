@@ -6,6 +6,8 @@
 //! In particular the services' `/internal/*` routes can never be reached from outside.
 
 use crate::forward::Forwarder;
+use archlab_kernel::processes;
+use archlab_remote::Upstreams;
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{MethodFilter, MethodRouter};
@@ -32,10 +34,20 @@ impl Service {
     /// The name errors and `/ready` use, e.g. `users-service`.
     pub fn name(self) -> &'static str {
         match self {
-            Service::Auth => "auth-service",
-            Service::Users => "users-service",
-            Service::Payments => "payments-service",
-            Service::Notifications => "notifications-service",
+            Service::Auth => processes::AUTH_SERVICE.name,
+            Service::Users => processes::USERS_SERVICE.name,
+            Service::Payments => processes::PAYMENTS_SERVICE.name,
+            Service::Notifications => processes::NOTIFICATIONS_SERVICE.name,
+        }
+    }
+
+    /// Where its public HTTP routes are.
+    pub fn http_url(self, upstreams: &Upstreams) -> &str {
+        match self {
+            Service::Auth => &upstreams.auth_http_url,
+            Service::Users => &upstreams.users_http_url,
+            Service::Payments => &upstreams.payments_http_url,
+            Service::Notifications => &upstreams.notifications_http_url,
         }
     }
 

@@ -1,15 +1,16 @@
 //! The gateway against fake upstreams that echo what they received, and a fake `AuthApi`.
 //!
-//! Everything runs on loopback port 0: the gateway as `Gateway::build` makes it, four small
+//! Everything runs on loopback port 0: the gateway as `App::with_auth` makes it, four small
 //! axum servers standing in for the services. The fakes count their calls, so "the gateway
 //! answered this itself" is checked, not assumed.
 
 use archlab_auth::{AuthApi, Session};
-use archlab_gateway::{Access, Config, Gateway, ROUTES, Service};
+use archlab_gateway::{Access, App, Config, ROUTES, Service};
+use archlab_kernel::Server;
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, Result};
 use archlab_remote::identity::{IDENTITY_HEADER, IdentityArgs, IdentitySigner, SignedIdentityAuthenticator};
-use archlab_remote::{ClientConfig, Transport};
+use archlab_remote::{ClientConfig, Transport, Upstreams};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Bytes;
@@ -138,11 +139,16 @@ enum At {
 fn config(urls: &HashMap<Service, String>, upstream_timeout_ms: u64) -> Config {
     Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
-        auth_http_url: urls[&Service::Auth].clone(),
-        users_http_url: urls[&Service::Users].clone(),
-        payments_http_url: urls[&Service::Payments].clone(),
-        notifications_http_url: urls[&Service::Notifications].clone(),
-        auth_grpc_url: "http://127.0.0.1:9".into(),
+        upstreams: Upstreams {
+            auth_http_url: urls[&Service::Auth].clone(),
+            users_http_url: urls[&Service::Users].clone(),
+            payments_http_url: urls[&Service::Payments].clone(),
+            notifications_http_url: urls[&Service::Notifications].clone(),
+            // The fake `AuthApi` stands in for these; nothing listens there.
+            auth_grpc_url: "http://127.0.0.1:9".into(),
+            users_grpc_url: "http://127.0.0.1:9".into(),
+            notifications_grpc_url: "http://127.0.0.1:9".into(),
+        },
         upstream_timeout_ms,
         client: ClientConfig { transport: Transport::Http, internal_timeout_ms: 2000, internal_concurrency: 64 },
         identity: IdentityArgs { internal_secret: SECRET.into() },
@@ -165,8 +171,8 @@ async fn spawn_with(placement: impl Fn(Service) -> At, upstream_timeout_ms: u64)
         urls.insert(service, url);
     }
     let auth = Arc::new(FakeAuth { user_id: Uuid::new_v4(), calls: AtomicUsize::new(0) });
-    let gateway = Gateway::build(config(&urls, upstream_timeout_ms), auth.clone()).await.expect("build gateway");
-    let url = format!("http://{}", gateway.local_addr());
+    let gateway = App::with_auth(config(&urls, upstream_timeout_ms), auth.clone()).await.expect("build gateway");
+    let url = gateway.addrs().http_url();
     tokio::spawn(gateway.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::builder().no_proxy().build().expect("client");
     Running { url, auth, fakes, http }

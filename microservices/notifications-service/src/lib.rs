@@ -5,12 +5,15 @@
 //! notification, and the message is acked only after that commit. In `sync` mode payments
 //! calls `NotificationsApi::deliver` over gRPC or HTTP inside the purchase. Compare
 //! `monolith/src/events.rs`, where the outbox worker calls the same service in-process.
+//! The consumer runs for exactly as long as the servers: it starts and stops with
+//! `run_until_stopped`.
 
 use anyhow::Context;
-use archlab_kernel::Faults;
 use archlab_kernel::config::ExternalArgs;
+use archlab_kernel::processes::NOTIFICATIONS_SERVICE;
+use archlab_kernel::{Addrs, Faults, Server};
 use archlab_notifications::{ExtsimEmail, NotificationsService};
-use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerHandle};
+use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerProgress};
 use archlab_remote::grpc::GrpcServer;
 use archlab_remote::host::{self, Host, ServiceArgs};
 use axum::Router;
@@ -18,20 +21,23 @@ use clap::Parser;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+
+const GRPC: archlab_kernel::processes::Listener =
+    NOTIFICATIONS_SERVICE.grpc.expect("notifications-service serves gRPC");
+const DATABASE: (&str, &str) = NOTIFICATIONS_SERVICE.database.expect("notifications-service has a database");
 
 /// notifications-service's environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "notifications-service")]
+#[command(name = NOTIFICATIONS_SERVICE.name)]
 pub struct Config {
     /// Public and internal HTTP.
-    #[arg(long, env = "NOTIFICATIONS_HTTP_ADDR", default_value = "127.0.0.1:8004")]
+    #[arg(long, env = NOTIFICATIONS_SERVICE.http.addr_var, default_value = NOTIFICATIONS_SERVICE.http.default_addr)]
     pub http_addr: SocketAddr,
     /// gRPC.
-    #[arg(long, env = "NOTIFICATIONS_GRPC_ADDR", default_value = "127.0.0.1:9004")]
+    #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
     /// This service's own database.
-    #[arg(long, env = "NOTIFICATIONS_DATABASE", default_value = "archlab_notifications")]
+    #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
     /// The email provider.
     #[command(flatten)]
@@ -44,22 +50,34 @@ pub struct Config {
     pub common: ServiceArgs,
 }
 
-/// A built notifications-service; its broker consumer already runs.
+/// A built notifications-service; its broker consumer starts with [`Server::run_until_stopped`].
 pub struct App {
     host: Host,
     router: Router,
     grpc: GrpcServer,
-    stop: CancellationToken,
-    consumer: Option<ConsumerHandle>,
+    consumer: Consumer,
+    notifications: Arc<NotificationsService>,
+    handle: Handle,
+}
+
+/// What tests and the harness may reach inside a running notifications-service.
+#[derive(Clone)]
+pub struct Handle {
     /// Its database.
     pub pool: PgPool,
     /// Its fault points.
     pub faults: Faults,
+    /// The broker consumer's progress (acks, connection).
+    pub consumer: ConsumerProgress,
 }
 
-impl App {
-    /// Create and migrate `archlab_notifications`, bind both ports, start consuming.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+impl Server for App {
+    type Config = Config;
+    type Handle = Handle;
+    const NAME: &'static str = NOTIFICATIONS_SERVICE.name;
+
+    /// Create and migrate `archlab_notifications`, bind both ports; nothing consumes yet.
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
         let faults = config.common.behaviour.faults();
@@ -74,39 +92,24 @@ impl App {
         );
         let grpc = GrpcServer::new().notifications(notifications.clone());
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
-        let stop = CancellationToken::new();
-        let consumer = Some(Consumer::new(config.broker.clone()).spawn(notifications, stop.clone()));
-        Ok(Self { host, router, grpc, stop, consumer, pool, faults })
+        let consumer = Consumer::new(config.broker.clone());
+        let handle = Handle { pool, faults, consumer: consumer.progress() };
+        Ok(Self { host, router, grpc, consumer, notifications, handle })
     }
 
-    /// Bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.host.http_addr()
+    fn addrs(&self) -> Addrs {
+        self.host.addrs()
     }
 
-    /// Bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.host.grpc_addr()
+    fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
-    /// Take the broker consumer's handle (its progress, for tests and the harness); the
-    /// consumer keeps running and still stops with the service.
-    pub fn take_consumer(&mut self) -> Option<ConsumerHandle> {
-        self.consumer.take()
-    }
-
-    /// Serve until `stop` is cancelled; the consumer stops with it.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let own = self.stop.clone();
-        let linked = stop.clone();
-        tokio::spawn(async move {
-            linked.cancelled().await;
-            own.cancel();
-        });
-        let served = self.host.serve(self.router, self.grpc, self.stop, Vec::new()).await;
-        if let Some(consumer) = self.consumer {
-            consumer.stopped().await;
-        }
-        served
+    /// Serve and consume the broker's queue until `shutdown` completes; the consumer lives
+    /// exactly as long as the servers.
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = host::stop_on(shutdown);
+        let consumer = tokio::spawn(self.consumer.run(self.notifications, stop.clone()));
+        self.host.serve(self.router, self.grpc, stop, vec![consumer]).await
     }
 }

@@ -1,15 +1,7 @@
-//! `notifications-service`: read config, start telemetry, build, serve until Ctrl-C or SIGTERM.
-
-use archlab_notifications_service::{App, Config};
-use clap::Parser;
+//! `notifications-service`: the shape every archlab binary shares (see `archlab_kernel::server`):
+//! read config, start telemetry, build, serve until Ctrl-C or SIGTERM.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    let _telemetry = archlab_telemetry::init("notifications-service");
-    let app = App::build(config).await?;
-    tracing::info!(http = %app.http_addr(), grpc = %app.grpc_addr(), "notifications-service ready");
-    let stop = tokio_util::sync::CancellationToken::new();
-    archlab_remote::host::cancel_on(archlab_telemetry::shutdown_signal(), &stop);
-    app.run(stop).await
+    archlab_telemetry::serve::<archlab_notifications_service::App>().await
 }

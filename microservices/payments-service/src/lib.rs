@@ -7,8 +7,9 @@
 //! transaction and the relay publishes it to RabbitMQ. Compare `monolith/src/app.rs`.
 
 use anyhow::Context;
-use archlab_kernel::Faults;
 use archlab_kernel::config::ExternalArgs;
+use archlab_kernel::processes::PAYMENTS_SERVICE;
+use archlab_kernel::{Addrs, Faults, Server};
 use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
 use archlab_remote::Relay;
 use archlab_remote::broker::BrokerConfig;
@@ -20,20 +21,22 @@ use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+
+const GRPC: archlab_kernel::processes::Listener = PAYMENTS_SERVICE.grpc.expect("payments-service serves gRPC");
+const DATABASE: (&str, &str) = PAYMENTS_SERVICE.database.expect("payments-service has a database");
 
 /// payments-service's environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "payments-service")]
+#[command(name = PAYMENTS_SERVICE.name)]
 pub struct Config {
     /// Public HTTP.
-    #[arg(long, env = "PAYMENTS_HTTP_ADDR", default_value = "127.0.0.1:8003")]
+    #[arg(long, env = PAYMENTS_SERVICE.http.addr_var, default_value = PAYMENTS_SERVICE.http.default_addr)]
     pub http_addr: SocketAddr,
     /// gRPC (health only: nothing calls payments).
-    #[arg(long, env = "PAYMENTS_GRPC_ADDR", default_value = "127.0.0.1:9003")]
+    #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
     /// This service's own database.
-    #[arg(long, env = "PAYMENTS_DATABASE", default_value = "archlab_payments")]
+    #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
     /// The payment provider.
     #[command(flatten)]
@@ -53,17 +56,28 @@ pub struct Config {
 pub struct App {
     host: Host,
     router: Router,
-    relay: Relay,
     poll: Duration,
+    handle: Handle,
+}
+
+/// What tests and the harness may reach inside a running payments-service.
+#[derive(Clone)]
+pub struct Handle {
     /// Its database.
     pub pool: PgPool,
     /// Its fault points.
     pub faults: Faults,
+    /// The outbox relay (publish pending receipts now).
+    pub relay: Relay,
 }
 
-impl App {
+impl Server for App {
+    type Config = Config;
+    type Handle = Handle;
+    const NAME: &'static str = PAYMENTS_SERVICE.name;
+
     /// Create and migrate `archlab_payments`, bind the remote ports, bind both listeners.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
         let faults = config.common.behaviour.faults();
@@ -91,34 +105,22 @@ impl App {
         );
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_payments::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
-        Ok(Self {
-            host,
-            router,
-            relay,
-            poll: Duration::from_millis(config.common.behaviour.outbox_poll_ms),
-            pool,
-            faults,
-        })
+        let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
+        Ok(Self { host, router, poll, handle: Handle { pool, faults, relay } })
     }
 
-    /// Bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.host.http_addr()
+    fn addrs(&self) -> Addrs {
+        self.host.addrs()
     }
 
-    /// Bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.host.grpc_addr()
+    fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
-    /// The outbox relay (tests and the harness publish pending receipts through it).
-    pub fn relay(&self) -> Relay {
-        self.relay.clone()
-    }
-
-    /// Serve and relay until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let relay = self.relay.spawn(self.poll, stop.clone());
+    /// Serve and relay receipts until `shutdown` completes.
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = host::stop_on(shutdown);
+        let relay = self.handle.relay.spawn(self.poll, stop.clone());
         self.host.serve(self.router, GrpcServer::new(), stop, vec![relay]).await
     }
 }

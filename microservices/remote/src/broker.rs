@@ -225,40 +225,52 @@ impl Dispatch for Publisher {
 /// Consumes the notifications queue and hands each event to a [`NotificationsApi`].
 pub struct Consumer {
     config: BrokerConfig,
+    processed: watch::Sender<u64>,
+    connected: watch::Sender<bool>,
 }
 
 impl Consumer {
-    /// A consumer of `config`'s queue; nothing happens until [`spawn`](Self::spawn).
+    /// A consumer of `config`'s queue; nothing happens until [`run`](Self::run).
     pub fn new(config: BrokerConfig) -> Self {
-        Self { config }
+        Self { config, processed: watch::channel(0).0, connected: watch::channel(false).0 }
     }
 
-    /// Consume until `stop` is cancelled, reconnecting whenever the connection is lost.
-    pub fn spawn(self, handler: Arc<dyn NotificationsApi>, stop: CancellationToken) -> ConsumerHandle {
-        let (processed_tx, processed) = watch::channel(0);
-        let (connected_tx, connected) = watch::channel(false);
+    /// Its progress, readable before, while and after it runs.
+    pub fn progress(&self) -> ConsumerProgress {
+        ConsumerProgress { processed: self.processed.subscribe(), connected: self.connected.subscribe() }
+    }
+
+    /// Consume in the caller's task until `stop` is cancelled, reconnecting whenever the
+    /// connection is lost; returns once the connection is closed.
+    pub async fn run(self, handler: Arc<dyn NotificationsApi>, stop: CancellationToken) {
         let worker = Worker {
             config: self.config,
             handler,
             stop,
-            processed: processed_tx,
-            connected: connected_tx,
+            processed: self.processed,
+            connected: self.connected,
             retry: Backoff::new(),
         };
-        ConsumerHandle { processed, connected, task: tokio::spawn(worker.run()) }
+        worker.run().await
+    }
+
+    /// [`run`](Self::run) in a task of its own.
+    pub fn spawn(self, handler: Arc<dyn NotificationsApi>, stop: CancellationToken) -> ConsumerHandle {
+        let progress = self.progress();
+        ConsumerHandle { progress, task: tokio::spawn(self.run(handler, stop)) }
     }
 }
 
-/// A running [`Consumer`]: its progress, for tests, the harness and readiness.
-pub struct ConsumerHandle {
+/// A [`Consumer`]'s progress, for tests, the harness and readiness.
+#[derive(Clone)]
+pub struct ConsumerProgress {
     /// Deliveries acked so far.
     processed: watch::Receiver<u64>,
     /// Whether a consumer is registered with the broker right now.
     connected: watch::Receiver<bool>,
-    task: JoinHandle<()>,
 }
 
-impl ConsumerHandle {
+impl ConsumerProgress {
     /// Deliveries acked so far (each after its notification committed).
     pub fn processed(&self) -> u64 {
         *self.processed.borrow()
@@ -283,7 +295,22 @@ impl ConsumerHandle {
     pub async fn wait_disconnected(&self, timeout: Duration) -> bool {
         wait_until(self.connected.clone(), timeout, |connected| !*connected).await
     }
+}
 
+/// A [`Consumer`] running in its own task: its progress, and a way to wait for its end.
+pub struct ConsumerHandle {
+    progress: ConsumerProgress,
+    task: JoinHandle<()>,
+}
+
+impl std::ops::Deref for ConsumerHandle {
+    type Target = ConsumerProgress;
+    fn deref(&self) -> &ConsumerProgress {
+        &self.progress
+    }
+}
+
+impl ConsumerHandle {
     /// Wait for the consumer to finish after its `stop` token was cancelled.
     pub async fn stopped(self) {
         if let Err(e) = self.task.await

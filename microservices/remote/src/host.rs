@@ -2,12 +2,13 @@
 //!
 //! Every microservice serves two ports (public + internal HTTP/JSON on one, gRPC on the
 //! other) and runs background tasks (outbox relay, broker consumer). This is the one place
-//! that starts them and stops them in order, so the four `main.rs` files stay the size of
-//! the monolith's.
+//! that starts them and stops them in order, so each service's `run_until_stopped` (in its
+//! `lib.rs`) stays the size of the monolith's.
 
 use crate::grpc::GrpcServer;
 use crate::identity::{IdentityArgs, SignedIdentityAuthenticator};
 use anyhow::Context;
+use archlab_kernel::Addrs;
 use archlab_kernel::config::{BehaviourArgs, DatabaseArgs};
 use archlab_kernel::http::{edge, with_authenticator};
 use axum::Router;
@@ -72,14 +73,9 @@ impl Host {
         Ok(Self { http: http_l, grpc: grpc_l })
     }
 
-    /// The bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound")
-    }
-
-    /// The bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().expect("bound")
+    /// The bound addresses.
+    pub fn addrs(&self) -> Addrs {
+        Addrs { http: self.http.local_addr().expect("bound"), grpc: Some(self.grpc.local_addr().expect("bound")) }
     }
 
     /// Serve both until `stop` is cancelled (or one of them fails, which cancels `stop`),
@@ -122,13 +118,16 @@ impl Host {
     }
 }
 
-/// Cancel `stop` when `shutdown` completes.
-pub fn cancel_on(shutdown: impl Future<Output = ()> + Send + 'static, stop: &CancellationToken) {
-    let stop = stop.clone();
+/// A stop switch that flips when `shutdown` completes (or when something else cancels it):
+/// what a service's servers and background tasks all watch.
+pub fn stop_on(shutdown: impl Future<Output = ()> + Send + 'static) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let flip = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = shutdown => stop.cancel(),
-            _ = stop.cancelled() => {},
+            _ = shutdown => flip.cancel(),
+            _ = flip.cancelled() => {},
         }
     });
+    stop
 }

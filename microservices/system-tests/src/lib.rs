@@ -10,16 +10,15 @@
 //! outbox relays and then waits — on the consumer's ack counter, never by sleeping — until
 //! notifications-service has processed every event they published.
 
-use archlab_kernel::NotificationMode;
-use archlab_remote::broker::ConsumerHandle;
-use archlab_remote::{ClientConfig, Relay, Transport, Upstreams};
+use archlab_kernel::server::{self, Running};
+use archlab_kernel::{Addrs, NotificationMode, Server};
+use archlab_remote::broker::ConsumerProgress;
+use archlab_remote::{Relay, Transport};
 use archlab_testkit::Extsim;
 use clap::Parser;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const SECRET: &str = "system-tests-secret";
@@ -39,10 +38,31 @@ impl Default for Options {
     }
 }
 
-/// One running service: its stop switch and its task.
-struct Running {
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+/// One running process of the stack (each kind has its own handle type).
+enum Service {
+    Auth(Running<archlab_auth_service::Handle>),
+    Users(Running<archlab_users_service::Handle>),
+    Payments(Running<archlab_payments_service::Handle>),
+    Notifications(Running<archlab_notifications_service::Handle>),
+    Gateway(Running<()>),
+}
+
+impl Service {
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Service::Auth(r) => r.stop().await,
+            Service::Users(r) => r.stop().await,
+            Service::Payments(r) => r.stop().await,
+            Service::Notifications(r) => r.stop().await,
+            Service::Gateway(r) => r.stop().await,
+        }
+    }
+}
+
+/// Build and run `S` from `--flag value` pairs, exactly as its binary parses its environment.
+async fn spawn<S: Server>(list: &[(impl AsRef<str>, String)]) -> Running<S::Handle> {
+    let config = <S::Config as Parser>::try_parse_from(args(list)).unwrap_or_else(|e| panic!("{}: {e}", S::NAME));
+    server::spawn::<S>(config).await.unwrap_or_else(|e| panic!("build {}: {e:#}", S::NAME))
 }
 
 /// The four services, the gateway and an extsim, running.
@@ -70,10 +90,10 @@ pub struct Stack {
     /// The signup saga, to drive its recovery.
     pub saga: std::sync::Arc<archlab_auth_service::signup_saga::SignupSaga>,
     /// notifications-service's consumer progress.
-    pub consumer: ConsumerHandle,
+    pub consumer: ConsumerProgress,
     /// The broker settings the services share (unique exchange and queue per stack).
     pub broker: archlab_remote::broker::BrokerConfig,
-    services: HashMap<&'static str, Running>,
+    services: HashMap<&'static str, Service>,
 }
 
 /// Parse one flattenable group of arguments on its own.
@@ -83,12 +103,13 @@ struct Only<T: clap::Args> {
     inner: T,
 }
 
-fn parse<T: clap::Args>(list: &[(&str, String)]) -> T {
+fn parse<T: clap::Args>(list: &[(impl AsRef<str>, String)]) -> T {
     Only::<T>::try_parse_from(args(list)).expect("valid arguments").inner
 }
 
-fn args(list: &[(&str, String)]) -> Vec<String> {
-    std::iter::once("test".to_owned()).chain(list.iter().flat_map(|(k, v)| [format!("--{k}"), v.clone()])).collect()
+fn args(list: &[(impl AsRef<str>, String)]) -> Vec<String> {
+    let flags = list.iter().flat_map(|(k, v)| [format!("--{}", k.as_ref()), v.clone()]);
+    std::iter::once("test".to_owned()).chain(flags).collect()
 }
 
 impl Stack {
@@ -123,114 +144,80 @@ impl Stack {
         let secret = vec![("internal-secret", SECRET.to_owned())];
         let extsim_args = vec![("extsim-url", extsim.url.clone())];
 
-        let users = archlab_users_service::App::build(
-            archlab_users_service::Config::try_parse_from(args(&[common("users"), secret.clone()].concat())).unwrap(),
+        let users = spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat()).await;
+        let notifications = spawn::<archlab_notifications_service::App>(
+            &[common("notifications"), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
         )
-        .await
-        .expect("build users-service");
-        let mut notifications = archlab_notifications_service::App::build(
-            archlab_notifications_service::Config::try_parse_from(args(
-                &[common("notifications"), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
-            ))
-            .unwrap(),
+        .await;
+        let urls = |grpc_flag, http_flag, addrs: &Addrs| {
+            vec![(grpc_flag, addrs.grpc_url().expect("a service serves gRPC")), (http_flag, addrs.http_url())]
+        };
+        let users_urls = urls("users-grpc-url", "users-http-url", &users.addrs);
+        let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
+        let auth = spawn::<archlab_auth_service::App>(
+            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone()].concat(),
         )
-        .await
-        .expect("build notifications-service");
-        let url = |addr: std::net::SocketAddr| format!("http://{addr}");
-        let users_urls = vec![("users-grpc-url", url(users.grpc_addr())), ("users-http-url", url(users.http_addr()))];
-        let notifications_urls = vec![
-            ("notifications-grpc-url", url(notifications.grpc_addr())),
-            ("notifications-http-url", url(notifications.http_addr())),
-        ];
-        let auth = archlab_auth_service::App::build(
-            archlab_auth_service::Config::try_parse_from(args(
-                &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone()].concat(),
-            ))
-            .unwrap(),
-        )
-        .await
-        .expect("build auth-service");
-        let auth_urls = vec![("auth-grpc-url", url(auth.grpc_addr())), ("auth-http-url", url(auth.http_addr()))];
-        let payments = archlab_payments_service::App::build(
-            archlab_payments_service::Config::try_parse_from(args(
-                &[
-                    common("payments"),
-                    secret.clone(),
-                    broker.clone(),
-                    client.clone(),
-                    extsim_args,
-                    auth_urls.clone(),
-                    users_urls.clone(),
-                    notifications_urls.clone(),
-                ]
-                .concat(),
-            ))
-            .unwrap(),
-        )
-        .await
-        .expect("build payments-service");
-        let gateway_config = archlab_gateway::Config::try_parse_from(args(
+        .await;
+        let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
+        let payments = spawn::<archlab_payments_service::App>(
             &[
-                vec![
-                    ("addr", "127.0.0.1:0".to_owned()),
-                    ("auth-http-url", url(auth.http_addr())),
-                    ("users-http-url", url(users.http_addr())),
-                    ("payments-http-url", url(payments.http_addr())),
-                    ("notifications-http-url", url(notifications.http_addr())),
-                    ("auth-grpc-url", url(auth.grpc_addr())),
-                ],
+                common("payments"),
+                secret.clone(),
+                broker.clone(),
                 client.clone(),
+                extsim_args,
+                auth_urls.clone(),
+                users_urls.clone(),
+                notifications_urls.clone(),
+            ]
+            .concat(),
+        )
+        .await;
+        let payments_url = vec![("payments-http-url", payments.addrs.http_url())];
+        let gateway = spawn::<archlab_gateway::App>(
+            &[
+                vec![("addr", "127.0.0.1:0".to_owned())],
+                auth_urls,
+                users_urls,
+                payments_url,
+                notifications_urls,
+                client,
                 secret,
             ]
             .concat(),
-        ))
-        .unwrap();
-        let upstreams: Upstreams = parse(&auth_urls);
-        let client_config: ClientConfig = parse(&client);
-        let gateway_auth = upstreams.auth(&client_config).expect("auth client");
-        let gateway = archlab_gateway::Gateway::build(gateway_config, gateway_auth).await.expect("build gateway");
+        )
+        .await;
 
-        let consumer = notifications.take_consumer().expect("consumer handle");
         let broker_config: archlab_remote::broker::BrokerConfig = parse(&broker);
-        let mut stack = Stack {
-            gateway_url: format!("http://{}", gateway.local_addr()),
+        let (a, u, p, n) = (&auth.handle, &users.handle, &payments.handle, &notifications.handle);
+        Stack {
+            gateway_url: gateway.addrs.http_url(),
             extsim,
-            auth_db: auth.pool.clone(),
-            users_db: users.pool.clone(),
-            payments_db: payments.pool.clone(),
-            notifications_db: notifications.pool.clone(),
-            users_faults: users.faults.clone(),
-            notifications_faults: notifications.faults.clone(),
-            auth_relay: auth.relay(),
-            payments_relay: payments.relay(),
-            saga: auth.saga(),
-            consumer,
+            auth_db: a.pool.clone(),
+            users_db: u.pool.clone(),
+            payments_db: p.pool.clone(),
+            notifications_db: n.pool.clone(),
+            users_faults: u.faults.clone(),
+            notifications_faults: n.faults.clone(),
+            auth_relay: a.relay.clone(),
+            payments_relay: p.relay.clone(),
+            saga: a.saga.clone(),
+            consumer: n.consumer.clone(),
             broker: broker_config,
-            services: HashMap::new(),
-        };
-        stack.run("users-service", |stop| users.run(stop));
-        stack.run("notifications-service", |stop| notifications.run(stop));
-        stack.run("auth-service", |stop| auth.run(stop));
-        stack.run("payments-service", |stop| payments.run(stop));
-        stack.run("gateway", |stop| async move { gateway.run_until_stopped(stop.cancelled_owned()).await });
-        stack
-    }
-
-    fn run<F: Future<Output = anyhow::Result<()>> + Send + 'static>(
-        &mut self,
-        name: &'static str,
-        serve: impl FnOnce(CancellationToken) -> F,
-    ) {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(stop.clone()));
-        self.services.insert(name, Running { stop, task });
+            services: HashMap::from([
+                (archlab_kernel::processes::USERS_SERVICE.name, Service::Users(users)),
+                (archlab_kernel::processes::NOTIFICATIONS_SERVICE.name, Service::Notifications(notifications)),
+                (archlab_kernel::processes::AUTH_SERVICE.name, Service::Auth(auth)),
+                (archlab_kernel::processes::PAYMENTS_SERVICE.name, Service::Payments(payments)),
+                (archlab_kernel::processes::GATEWAY.name, Service::Gateway(gateway)),
+            ]),
+        }
     }
 
     /// Stop one service (as if its process died) and wait until it no longer serves.
     pub async fn stop(&mut self, name: &str) {
         let running = self.services.remove(name).unwrap_or_else(|| panic!("no running service {name}"));
-        running.stop.cancel();
-        running.task.await.expect("service task").expect("service stopped cleanly");
+        running.stop().await.expect("service stopped cleanly");
     }
 
     /// Publish everything pending and wait until notifications-service has processed every
@@ -271,14 +258,6 @@ impl Stack {
             if left.is_zero() || !self.consumer.wait_processed(seen + 1, left).await {
                 return Err(format!("{} of {} published events processed after {limit:?}", done, expected.len()));
             }
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for running in self.services.values() {
-            running.stop.cancel();
         }
     }
 }

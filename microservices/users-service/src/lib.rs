@@ -5,7 +5,8 @@
 //! `monolith/src/app.rs`, where the same `UsersService` is called in-process.
 
 use anyhow::Context;
-use archlab_kernel::Faults;
+use archlab_kernel::processes::USERS_SERVICE;
+use archlab_kernel::{Addrs, Faults, Server};
 use archlab_remote::grpc::GrpcServer;
 use archlab_remote::host::{self, Host, ServiceArgs};
 use archlab_users::UsersService;
@@ -14,20 +15,22 @@ use clap::Parser;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+
+const GRPC: archlab_kernel::processes::Listener = USERS_SERVICE.grpc.expect("users-service serves gRPC");
+const DATABASE: (&str, &str) = USERS_SERVICE.database.expect("users-service has a database");
 
 /// users-service's environment.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "users-service")]
+#[command(name = USERS_SERVICE.name)]
 pub struct Config {
     /// Public and internal HTTP.
-    #[arg(long, env = "USERS_HTTP_ADDR", default_value = "127.0.0.1:8002")]
+    #[arg(long, env = USERS_SERVICE.http.addr_var, default_value = USERS_SERVICE.http.default_addr)]
     pub http_addr: SocketAddr,
     /// gRPC.
-    #[arg(long, env = "USERS_GRPC_ADDR", default_value = "127.0.0.1:9002")]
+    #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
     /// This service's own database.
-    #[arg(long, env = "USERS_DATABASE", default_value = "archlab_users")]
+    #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
     /// Database server, identity secret, behaviour knobs.
     #[command(flatten)]
@@ -39,15 +42,25 @@ pub struct App {
     host: Host,
     router: Router,
     grpc: GrpcServer,
+    handle: Handle,
+}
+
+/// What tests may reach inside a running users-service.
+#[derive(Clone)]
+pub struct Handle {
     /// Its database.
     pub pool: PgPool,
     /// Its fault points.
     pub faults: Faults,
 }
 
-impl App {
+impl Server for App {
+    type Config = Config;
+    type Handle = Handle;
+    const NAME: &'static str = USERS_SERVICE.name;
+
     /// Create and migrate `archlab_users`, bind both ports, wire the routes.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_users::migrate(&pool).await.context("migrating users")?;
         let faults = config.common.behaviour.faults();
@@ -61,21 +74,19 @@ impl App {
         );
         let grpc = GrpcServer::new().users(users);
         let host = Host::bind(config.http_addr, config.grpc_addr).await?;
-        Ok(Self { host, router, grpc, pool, faults })
+        Ok(Self { host, router, grpc, handle: Handle { pool, faults } })
     }
 
-    /// Bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.host.http_addr()
+    fn addrs(&self) -> Addrs {
+        self.host.addrs()
     }
 
-    /// Bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.host.grpc_addr()
+    fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
-    /// Serve until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        self.host.serve(self.router, self.grpc, stop, Vec::new()).await
+    /// Serve until `shutdown` completes.
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.host.serve(self.router, self.grpc, host::stop_on(shutdown), Vec::new()).await
     }
 }

@@ -4,7 +4,8 @@
 
 use archlab_kernel::NotificationMode;
 use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
-use archlab_monolith::{Application, Config, Handle};
+use archlab_kernel::server::{self, Running};
+use archlab_monolith::{App, Config, Handle};
 use archlab_testkit::Extsim;
 
 /// A running monolith and the extsim it calls.
@@ -15,13 +16,8 @@ pub struct TestApp {
     pub extsim: Extsim,
     /// Inside access: pool, faults, outbox workers.
     pub handle: Handle,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    /// Stops the monolith when dropped.
+    _server: Running<Handle>,
 }
 
 /// Options for [`spawn_with`].
@@ -53,11 +49,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
             faults: String::new(),
         },
     };
-    let app = Application::build(config).await.expect("build the monolith");
-    let base_url = format!("http://{}", app.local_addr());
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { base_url, extsim, handle, server }
+    let server = server::spawn::<App>(config).await.expect("build the monolith");
+    TestApp { base_url: server.addrs.http_url(), extsim, handle: server.handle.clone(), _server: server }
 }
 
 impl archlab_conformance::Target for TestApp {

@@ -27,7 +27,8 @@
 //! # Layout
 //!
 //! - `config.rs`: [`Config`], the address and optional log directory (clap, env vars).
-//! - `server.rs`: [`app`], [`ExtSim`] (bind, then serve until told to stop), [`spawn_local`].
+//! - `server.rs`: [`app`], [`App`] (the `Server` shape every archlab process has: bind, then
+//!   serve until told to stop), [`spawn_local`].
 //! - `state.rs`: [`AppState`], shared by every handler: the knobs and the two logs.
 //! - `ledger.rs`: the idempotent, append-only log both APIs record into.
 //! - `charges.rs`, `emails.rs`: the two simulated APIs, each with its own `router()`.
@@ -53,5 +54,5 @@ pub use client::Client;
 pub use config::Config;
 pub use emails::{Email, EmailReceipt, NewEmail};
 pub use error::{Error, Result};
-pub use server::{ExtSim, app, spawn_local};
+pub use server::{App, app, spawn_local};
 pub use state::AppState;

@@ -1,12 +1,13 @@
 //! Putting it together: the router, binding, and serving until told to stop.
 
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
+use archlab_kernel::processes::EXTSIM;
+use archlab_kernel::server::{self, Running};
+use archlab_kernel::{Addrs, Server};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -24,15 +25,19 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// A simulator bound to its address, ready to serve.
-pub struct ExtSim {
+pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
 }
 
-impl ExtSim {
+impl Server for App {
+    type Config = Config;
+    type Handle = AppState;
+    const NAME: &'static str = EXTSIM.name;
+
     /// Binds `config.addr` (port 0 picks a free port) and opens the log directory, if any.
-    pub async fn build(config: Config) -> anyhow::Result<ExtSim> {
+    async fn build(config: Config) -> anyhow::Result<App> {
         let state = match &config.log_dir {
             Some(dir) => {
                 AppState::new(Some(dir)).with_context(|| format!("opening the log directory {}", dir.display()))?
@@ -41,30 +46,26 @@ impl ExtSim {
         };
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        Ok(ExtSim { listener, local_addr, state })
+        Ok(App { listener, local_addr, state })
     }
 
-    /// The address actually bound (useful after binding port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    fn addrs(&self) -> Addrs {
+        Addrs::http(self.local_addr)
+    }
+
+    /// The knobs and the two logs every handler shares.
+    fn handle(&self) -> AppState {
+        self.state.clone()
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr, "extsim listening");
+    async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         axum::serve(self.listener, app(self.state)).with_graceful_shutdown(shutdown).await.context("serving HTTP")
     }
 }
 
-/// Starts an in-memory simulator on `127.0.0.1:0` in the background, for other crates'
-/// tests; abort the handle to stop it.
-pub async fn spawn_local() -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let sim = ExtSim::build(Config { addr: (Ipv4Addr::LOCALHOST, 0).into(), log_dir: None }).await?;
-    let addr = sim.local_addr();
-    let handle = tokio::spawn(async move {
-        if let Err(error) = sim.run_until_stopped(std::future::pending()).await {
-            tracing::error!(error = format!("{error:#}"), "extsim stopped");
-        }
-    });
-    Ok((addr, handle))
+/// An in-memory simulator on `127.0.0.1:0`, running as a task until the returned value is
+/// stopped or dropped: what other crates' tests start.
+pub async fn spawn_local() -> anyhow::Result<Running<AppState>> {
+    server::spawn::<App>(Config { addr: (Ipv4Addr::LOCALHOST, 0).into(), log_dir: None }).await
 }

@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use archlab_extsim::{BehaviourPatch, Charge, Client, Config, Email, ExtSim, SimConfigPatch};
+use archlab_extsim::{App, BehaviourPatch, Charge, Client, Config, Email, SimConfigPatch};
+use archlab_kernel::Server;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -30,8 +31,8 @@ fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
 /// Builds a simulator on port 0 logging into `dir`, serves it until the sender fires.
 async fn start(dir: &Path) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let sim =
-        ExtSim::build(Config { addr: (Ipv4Addr::LOCALHOST, 0).into(), log_dir: Some(dir.to_owned()) }).await.unwrap();
-    let base = format!("http://{}", sim.local_addr());
+        App::build(Config { addr: (Ipv4Addr::LOCALHOST, 0).into(), log_dir: Some(dir.to_owned()) }).await.unwrap();
+    let base = sim.addrs().http_url();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(sim.run_until_stopped(async {
         let _ = stopped.await;

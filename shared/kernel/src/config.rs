@@ -3,38 +3,52 @@
 //! needs into its own `clap` parser.
 
 use crate::Faults;
+use crate::processes::EXTSIM;
 use clap::Args;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// How notifications are delivered (`NOTIFICATION_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How notifications are delivered (`NOTIFICATION_MODE`), in both builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum NotificationMode {
     /// The request waits for the notification; its failure fails the request.
     Sync,
     /// Outbox + worker or broker: the request succeeds, the notification arrives later.
+    #[default]
     Async,
 }
 
-impl FromStr for NotificationMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sync" => Ok(Self::Sync),
-            "async" => Ok(Self::Async),
-            other => Err(format!("must be 'sync' or 'async', not {other:?}")),
-        }
-    }
+/// How the microservices call each other (`INTERNAL_TRANSPORT`); the monolith has no
+/// internal calls and ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// tonic over HTTP/2 (the default).
+    #[default]
+    Grpc,
+    /// JSON over HTTP/1.1 (reqwest and axum).
+    Http,
 }
 
-impl std::fmt::Display for NotificationMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Sync => "sync",
-            Self::Async => "async",
-        })
-    }
+/// The one spelling of a [`clap::ValueEnum`] value: what `--help` lists, what the
+/// variables accept, what `Display` prints and `FromStr` parses.
+macro_rules! spelled_by_clap {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let value = clap::ValueEnum::to_possible_value(self).expect("no value is skipped");
+                f.write_str(value.get_name())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <Self as clap::ValueEnum>::from_str(s, false)
+            }
+        }
+    )*};
 }
+spelled_by_clap!(NotificationMode, Transport);
 
 /// PostgreSQL server and pool size.
 #[derive(Args, Debug, Clone)]
@@ -58,7 +72,7 @@ impl DatabaseArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ExternalArgs {
     /// extsim's base URL (payment and email APIs).
-    #[arg(long, env = "EXTSIM_URL", default_value = "http://127.0.0.1:8090")]
+    #[arg(long, env = EXTSIM.http.url_var, default_value = EXTSIM.http.default_url)]
     pub extsim_url: String,
     /// Timeout of each call to a third party, in milliseconds.
     #[arg(long, env = "EXTERNAL_TIMEOUT_MS", default_value_t = 5000)]
@@ -87,7 +101,7 @@ pub struct SessionArgs {
 #[derive(Args, Debug, Clone)]
 pub struct BehaviourArgs {
     /// `sync` or `async` notification delivery.
-    #[arg(long, env = "NOTIFICATION_MODE", default_value = "async")]
+    #[arg(long, env = "NOTIFICATION_MODE", value_enum, default_value_t)]
     pub notification_mode: NotificationMode,
     /// Outbox safety-net poll interval in milliseconds (workers are also woken at commit).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 1000)]

@@ -14,6 +14,9 @@
 //! - `outbox`: enqueue in the caller's transaction, claim with `FOR UPDATE SKIP LOCKED`.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
+//! - `config`: the configuration groups both builds read, with the same variable names.
+//! - `processes`: every process's name, variables, default addresses and database.
+//! - `server`: [`Server`], the one shape every process has (build → handle → run).
 
 mod error;
 mod faults;
@@ -24,8 +27,11 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod outbox;
+pub mod processes;
+pub mod server;
 
-pub use config::NotificationMode;
+pub use config::{NotificationMode, Transport};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use faults::Faults;
+pub use server::{Addrs, Server};
 pub use values::{Currency, Email, Money};

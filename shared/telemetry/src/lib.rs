@@ -1,11 +1,14 @@
-//! Process set-up shared by every binary: telemetry (`let _guard = archlab_telemetry::init("monolith");`)
-//! and the [`shutdown_signal`] every server runs until.
+//! Process set-up shared by every binary: telemetry (`let _guard = archlab_telemetry::init("monolith");`),
+//! the [`shutdown_signal`] every server runs until, and [`serve`], the whole `main` of every
+//! [`Server`].
 //!
 //! Today it installs a `tracing` subscriber that prints spans' events to stderr, filtered by
 //! `RUST_LOG` (default `info`). Spans are already named `module.operation` the same way in
 //! both builds; the OTLP exporter that ships them to Jaeger or `archlab traces` plugs in here
 //! behind the returned [`Guard`], whose `Drop` will flush it.
 
+use anyhow::Context;
+use archlab_kernel::Server;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -51,4 +54,14 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// The whole life of a server process: read its config, start telemetry, build, say where it
+/// listens, serve until Ctrl-C or SIGTERM. Every binary's `main` is this one call.
+pub async fn serve<S: Server>() -> anyhow::Result<()> {
+    let config = <S::Config as clap::Parser>::parse();
+    let _telemetry = init(S::NAME);
+    let server = S::build(config).await.with_context(|| format!("starting {}", S::NAME))?;
+    tracing::info!(addrs = %server.addrs(), "{} ready", S::NAME);
+    server.run_until_stopped(shutdown_signal()).await
 }

@@ -7,11 +7,19 @@
 //!
 //! With the `containers` feature, when a URL is not given and a Docker engine is reachable,
 //! the services are started in containers instead (testcontainers), once per test process.
+//!
+//! # Layout
+//! - this file: the services' URLs, fresh databases, [`extsim`] (a simulator on a loopback
+//!   port; any archlab process starts the same way, with `archlab_kernel::server::spawn`).
+//! - `proxy`: [`TcpProxy`], a loopback TCP proxy a test cuts and restores to break a
+//!   connection (to the broker, to a service) on purpose.
+//! - `containers` (feature `containers`): the services in testcontainers.
 
 #[cfg(feature = "containers")]
 mod containers;
 mod proxy;
 
+use archlab_kernel::server::Running;
 pub use proxy::TcpProxy;
 use std::net::SocketAddr;
 
@@ -71,18 +79,13 @@ pub struct Extsim {
     pub client: archlab_extsim::Client,
     /// Its address.
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Extsim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// Stops it when dropped.
+    _server: Running<archlab_extsim::AppState>,
 }
 
 /// Start an extsim on `127.0.0.1:0`.
 pub async fn extsim() -> Extsim {
-    let (addr, task) = archlab_extsim::spawn_local().await.expect("start extsim");
-    let url = format!("http://{addr}");
-    Extsim { client: archlab_extsim::Client::new(url.clone()), url, addr, task }
+    let server = archlab_extsim::spawn_local().await.expect("start extsim");
+    let url = server.addrs.http_url();
+    Extsim { client: archlab_extsim::Client::new(url.clone()), url, addr: server.addrs.http, _server: server }
 }

@@ -11,7 +11,7 @@ use super::convert;
 use crate::ClientConfig;
 use crate::errors::from_status;
 use archlab_auth::{AuthApi, Session};
-use archlab_kernel::{Error, ErrorKind, Result};
+use archlab_kernel::{Error, ErrorKind, Result, processes};
 use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
 use archlab_proto::auth::v1::{self as auth_pb, auth_client::AuthClient};
 use archlab_proto::notifications::v1::{self as notifications_pb, notifications_client::NotificationsClient};
@@ -28,11 +28,11 @@ use tower::util::BoxCloneSyncService;
 use uuid::Uuid;
 
 /// Dependency name of the auth service in errors and logs.
-pub const AUTH_SERVICE: &str = "auth-service";
+pub const AUTH_SERVICE: &str = processes::AUTH_SERVICE.name;
 /// Dependency name of the users service in errors and logs.
-pub const USERS_SERVICE: &str = "users-service";
+pub const USERS_SERVICE: &str = processes::USERS_SERVICE.name;
 /// Dependency name of the notifications service in errors and logs.
-pub const NOTIFICATIONS_SERVICE: &str = "notifications-service";
+pub const NOTIFICATIONS_SERVICE: &str = processes::NOTIFICATIONS_SERVICE.name;
 
 /// A lazily connected channel inside the configured tower stack, its type erased so that
 /// adding a layer to `ClientConfig::layers` changes nothing here. Its error is a `Status`

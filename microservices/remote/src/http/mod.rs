@@ -1,6 +1,6 @@
 //! The ports over HTTP/JSON (`INTERNAL_TRANSPORT=http`): the counterpart of [`crate::grpc`].
 //!
-//! Put this module beside `grpc.rs` to compare the two transports: the same three ports,
+//! Put this module beside `grpc/` (`src/grpc/mod.rs`) to compare the two transports: the same three ports,
 //! the same `Error` arriving unchanged on the far side, the same tower layers around every
 //! call. What differs is the encoding (JSON text instead of protobuf) and the connection
 //! (HTTP/1.1 with a pool instead of one multiplexed HTTP/2 channel).
@@ -37,6 +37,4 @@ const PROFILES: &str = "/internal/users/profiles";
 const DELIVER: &str = "/internal/notifications/deliver";
 
 /// The dependency names errors carry, the same as the gRPC clients'.
-const AUTH_SERVICE: &str = "auth-service";
-const USERS_SERVICE: &str = "users-service";
-const NOTIFICATIONS_SERVICE: &str = "notifications-service";
+use crate::grpc::{AUTH_SERVICE, NOTIFICATIONS_SERVICE, USERS_SERVICE};

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use archlab_extsim::{Client, spawn_local};
+use archlab_extsim::{AppState, Client, spawn_local};
+use archlab_kernel::server::Running;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 /// One running simulator, stopped when dropped.
 pub struct TestSim {
@@ -15,20 +15,15 @@ pub struct TestSim {
     pub http: reqwest::Client,
     /// The typed client under test.
     pub client: Client,
-    server: JoinHandle<()>,
-}
-
-impl Drop for TestSim {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    /// Stops the simulator when dropped.
+    _server: Running<AppState>,
 }
 
 /// Starts a fresh in-memory simulator.
 pub async fn spawn() -> TestSim {
-    let (addr, server) = spawn_local().await.expect("extsim starts");
-    let base = format!("http://{addr}");
-    TestSim { client: Client::new(&base), http: reqwest::Client::new(), base, server }
+    let server = spawn_local().await.expect("extsim starts");
+    let base = server.addrs.http_url();
+    TestSim { client: Client::new(&base), http: reqwest::Client::new(), base, _server: server }
 }
 
 /// A status code and the JSON body that came with it (`Value::Null` when there was none).
