@@ -108,7 +108,7 @@ impl Server for App {
         );
         let grpc = GrpcServer::new().auth(auth);
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
-        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay, saga } })
     }

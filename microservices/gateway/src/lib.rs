@@ -65,6 +65,7 @@ impl App {
     /// [`Server::build`] with bearer tokens checked by `auth` instead of auth-service (tests
     /// put a fake there).
     pub async fn with_auth(config: Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Self> {
+        config.identity.check_for(&[config.addr])?;
         let router = app(&config, auth)?;
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let u = &config.upstreams;

@@ -91,7 +91,7 @@ impl Server for App {
             &pool,
         );
         let grpc = GrpcServer::new().notifications(notifications.clone());
-        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let consumer = Consumer::new(config.broker.clone());
         let handle = Handle { pool, faults, consumer: consumer.progress() };
         Ok(Self { host, router, grpc, consumer, notifications, handle })

@@ -104,7 +104,7 @@ impl Server for App {
             &pool,
         );
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_payments::SCHEMA, &config.broker);
-        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, poll, handle: Handle { pool, faults, relay } })
     }

@@ -66,8 +66,10 @@ pub struct Host {
 }
 
 impl Host {
-    /// Bind both addresses (port 0 allowed).
-    pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> anyhow::Result<Self> {
+    /// Bind both addresses (port 0 allowed), refusing the development `INTERNAL_SECRET` on a
+    /// non-loopback address.
+    pub async fn bind(http: SocketAddr, grpc: SocketAddr, identity: &IdentityArgs) -> anyhow::Result<Self> {
+        identity.check_for(&[http, grpc])?;
         let http_l = TcpListener::bind(http).await.with_context(|| format!("binding HTTP {http}"))?;
         let grpc_l = TcpListener::bind(grpc).await.with_context(|| format!("binding gRPC {grpc}"))?;
         Ok(Self { http: http_l, grpc: grpc_l })

@@ -32,7 +32,8 @@
 //!
 //! What it does not give: protection against someone already inside the deployment with the
 //! secret, or against replay within the 30 s window. The lab's default secret is for
-//! development only; set `INTERNAL_SECRET` everywhere in any shared environment.
+//! development only: a process that binds a non-loopback address refuses to start with it
+//! (or with none) — [`IdentityArgs::check_for`].
 
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, Result};
@@ -58,8 +59,34 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Args, Clone)]
 pub struct IdentityArgs {
     /// Shared by the gateway and every service; never sent over the wire.
-    #[arg(long, env = "INTERNAL_SECRET", default_value = "archlab-dev-secret-change-me", hide_env_values = true)]
+    #[arg(long, env = "INTERNAL_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
     pub internal_secret: String,
+}
+
+/// The published development secret: fine on loopback, refused anywhere else.
+pub const DEV_SECRET: &str = "archlab-dev-secret-change-me";
+
+impl IdentityArgs {
+    /// Refuse a secret that anyone can read in this repository (or none) for a process that
+    /// listens on `addrs`: with a non-loopback address it is an error; on loopback only, the
+    /// development default is allowed with a warning, so `make run-micro` works as it is.
+    pub fn check_for(&self, addrs: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+        if self.internal_secret.is_empty() {
+            anyhow::bail!("INTERNAL_SECRET is empty: set it to a long random value shared by the gateway and services");
+        }
+        if self.internal_secret != DEV_SECRET {
+            return Ok(());
+        }
+        if let Some(exposed) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            anyhow::bail!(
+                "INTERNAL_SECRET is the published development default and {exposed} is not a loopback address: \
+                 anyone could sign identities. Set INTERNAL_SECRET to a long random value shared by the gateway \
+                 and every service"
+            );
+        }
+        tracing::warn!("INTERNAL_SECRET is the development default; acceptable on loopback only");
+        Ok(())
+    }
 }
 
 // Configs are printed in logs and panics; the secret must not be.
@@ -191,5 +218,19 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let args = IdentityArgs { internal_secret: "hunter2-secret".into() };
         assert!(!format!("{args:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_development_secret_is_refused_off_loopback() {
+        let dev = IdentityArgs { internal_secret: DEV_SECRET.into() };
+        let own = IdentityArgs { internal_secret: "a-long-random-value".into() };
+        let empty = IdentityArgs { internal_secret: String::new() };
+        let loopback = ["127.0.0.1:8001".parse().unwrap(), "[::1]:9001".parse().unwrap()];
+        let exposed = ["127.0.0.1:8001".parse().unwrap(), "0.0.0.0:9001".parse().unwrap()];
+        assert!(dev.check_for(&loopback).is_ok());
+        let refused = dev.check_for(&exposed).unwrap_err().to_string();
+        assert!(refused.contains("0.0.0.0:9001") && refused.contains("INTERNAL_SECRET"), "{refused}");
+        assert!(own.check_for(&exposed).is_ok());
+        assert!(empty.check_for(&loopback).is_err());
     }
 }

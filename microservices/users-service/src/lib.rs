@@ -73,7 +73,7 @@ impl Server for App {
             &pool,
         );
         let grpc = GrpcServer::new().users(users);
-        let host = Host::bind(config.http_addr, config.grpc_addr).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         Ok(Self { host, router, grpc, handle: Handle { pool, faults } })
     }
 
