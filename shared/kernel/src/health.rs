@@ -31,8 +31,13 @@ impl ReadyCheck for PgCheck {
     fn name(&self) -> String {
         self.name.clone()
     }
+    /// The body says only that the database is unreachable: `/ready` answers anyone, and a
+    /// raw driver error names hosts, ports, users and databases. The detail goes to the log.
     async fn check(&self) -> Result<(), String> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| e.to_string())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|error| {
+            tracing::warn!(check = %self.name, %error, "readiness: database unreachable");
+            "unreachable".to_owned()
+        })
     }
 }
 
