@@ -8,8 +8,8 @@
 //! correctness.
 
 use crate::Session;
-use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, ExistenceCheck, SetExpiry, SetOptions};
 use std::time::Duration;
 
 /// Longest time a session stays cached.
@@ -57,6 +57,8 @@ impl SessionCache {
         }
     }
 
+    /// Cache a session read from the database, only if its key is absent (`SET NX`): a
+    /// tombstone written by a logout that committed after that read must win.
     pub(crate) async fn put(&self, digest: &[u8], session: &Session) {
         let remaining = (session.expires_at - chrono::Utc::now()).num_seconds();
         let Ok(remaining) = u64::try_from(remaining) else { return };
@@ -66,8 +68,11 @@ impl SessionCache {
         }
         let Ok(value) = serde_json::to_string(session) else { return };
         let mut conn = self.conn.clone();
-        let r: Result<Result<(), _>, _> =
-            tokio::time::timeout(CALL_TIMEOUT, conn.set_ex(Self::key(digest), value, ttl)).await;
+        let only_if_absent =
+            SetOptions::default().conditional_set(ExistenceCheck::NX).with_expiration(SetExpiry::EX(ttl));
+        // The reply is `OK` when written and nil when the key existed; either is fine.
+        let r: Result<Result<redis::Value, _>, _> =
+            tokio::time::timeout(CALL_TIMEOUT, conn.set_options(Self::key(digest), value, only_if_absent)).await;
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "session cache write failed");
         }
@@ -81,5 +86,31 @@ impl SessionCache {
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!("session cache delete failed; the entry lives at most {MAX_TTL_SECS}s");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    /// The race a logout can lose: a check reads the live row, the logout commits and writes
+    /// its tombstone, then the check caches what it read. The tombstone must survive.
+    #[tokio::test]
+    async fn a_check_that_read_the_row_before_a_logout_cannot_revive_the_token() {
+        let cache = SessionCache::connect(&archlab_testkit::redis_url().await).await.expect("Redis");
+        let digest = Uuid::new_v4().into_bytes();
+        let live =
+            Session { user_id: Uuid::new_v4(), expires_at: chrono::Utc::now() + chrono::Duration::seconds(3600) };
+
+        cache.forget(&digest).await; // the logout's tombstone
+        cache.put(&digest, &live).await; // the check that read the row before the logout
+
+        assert_eq!(cache.get(&digest).await, Some(Err(())), "the revoked token must stay revoked");
+
+        // Absent keys are still filled.
+        let other = Uuid::new_v4().into_bytes();
+        cache.put(&other, &live).await;
+        assert_eq!(cache.get(&other).await, Some(Ok(live)));
     }
 }
