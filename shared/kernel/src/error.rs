@@ -13,6 +13,9 @@ use std::borrow::Cow;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, coarsely: decides the status code on every transport.
+///
+/// Its serde names (`not_found`, ...) are its one spelling: [`ErrorKind::as_str`] and
+/// [`str::parse`] read them, and gRPC metadata carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -41,6 +44,11 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The wire name, e.g. `not_found`: the snake_case serde writes.
+    pub fn as_str(self) -> &'static str {
+        crate::wire::name(&self)
+    }
+
     /// The HTTP status for this kind.
     pub fn status(self) -> StatusCode {
         match self {
@@ -73,6 +81,21 @@ impl ErrorKind {
             503 | 504 => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
+    }
+}
+
+impl std::str::FromStr for ErrorKind {
+    type Err = crate::wire::UnknownName;
+
+    /// The kind named `s` (see [`ErrorKind::as_str`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::wire::parse(s)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -180,5 +203,22 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
         (self.kind.status(), axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kinds_name_is_its_json_name_and_parses_back() {
+        for status in [400, 401, 404, 405, 409, 413, 415, 422, 500, 502, 503] {
+            let kind = ErrorKind::from_status(StatusCode::from_u16(status).unwrap());
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str(), "{kind:?}");
+            assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(ErrorKind::PayloadTooLarge.as_str(), "payload_too_large");
+        assert!("PayloadTooLarge".parse::<ErrorKind>().is_err());
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - `error`: [`Error`], its kinds, and how it becomes an HTTP answer.
+//! - `wire`: the wire names of kinds and statuses, read from their serde derive.
 //! - `values`: validated newtypes parsed once at the edge.
 //! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
 //! - `db`: create-if-missing and connect, per-domain migrations.
@@ -24,6 +25,7 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod outbox;
+pub mod wire;
 
 pub use config::NotificationMode;
 pub use error::{Error, ErrorBody, ErrorKind, Result};
