@@ -14,10 +14,10 @@
 //! whether the profile was written (a timeout, a lost connection), a delete of the profile
 //! is owed: it is recorded in `saga.signup_compensations` in the same transaction and tried
 //! at once, and [`SignupSaga::recover_stale`] retries it until users-service answers. If the
-//! process dies between steps, recovery compensates the signups left `pending`. Compare `monolith/src/signup_tx.rs`: one transaction,
-//! no compensation needed.
+//! process dies between steps, recovery compensates the signups left `pending`. Compare
+//! `monolith/src/signup_tx.rs`: one transaction, no compensation needed.
 
-use archlab_auth::{AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
+use archlab_auth::{AuditAction, AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
 use archlab_kernel::{ErrorKind, Result};
 use archlab_users::{NewProfile, UsersApi};
 use async_trait::async_trait;
@@ -45,7 +45,7 @@ impl SignupFlow for SignupSaga {
         self.auth
             .insert_credentials(&mut tx, user_id, &signup.email, &password_hash, CredentialStatus::Pending)
             .await?;
-        self.auth.audit(&mut tx, user_id, "signup_started").await?;
+        self.auth.audit(&mut tx, user_id, AuditAction::SignupStarted).await?;
         tx.commit().await?;
 
         // Step 2: the profile, in another service.
@@ -63,7 +63,7 @@ impl SignupFlow for SignupSaga {
         let completed = async {
             let mut tx = self.auth.pool().begin().await?;
             self.auth.activate(&mut tx, user_id).await?;
-            self.auth.audit(&mut tx, user_id, "signup").await?;
+            self.auth.audit(&mut tx, user_id, AuditAction::Signup).await?;
             self.auth.enqueue_welcome(&mut tx, user_id, &signup.email, signup.name.as_str()).await?;
             let session = self.auth.issue_session(&mut tx, user_id).await?;
             tx.commit().await?;
@@ -97,7 +97,7 @@ impl SignupSaga {
         let undone = async {
             let mut tx = self.auth.pool().begin().await?;
             self.auth.delete_credentials(&mut tx, user_id).await?;
-            self.auth.audit(&mut tx, user_id, "signup_compensated").await?;
+            self.auth.audit(&mut tx, user_id, AuditAction::SignupCompensated).await?;
             if profile_may_exist {
                 sqlx::query("INSERT INTO saga.signup_compensations (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
                     .bind(user_id)
@@ -147,12 +147,7 @@ impl SignupSaga {
     /// after `older_than` (the process died mid-saga) are compensated, and every owed profile
     /// delete is retried. Returns how many compensations are now complete.
     pub async fn recover_stale(&self, older_than: Duration) -> Result<usize> {
-        let stale: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM auth.credentials WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)",
-        )
-        .bind(older_than.as_secs_f64())
-        .fetch_all(self.auth.pool())
-        .await?;
+        let stale = self.auth.stale_pending_signups(older_than).await?;
         let mut done = 0;
         for user_id in &stale {
             done += usize::from(self.compensate(*user_id, true).await);

@@ -16,8 +16,8 @@ pub mod http;
 mod service;
 
 pub use cache::SessionCache;
-pub use domain::{IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
-pub use service::{AuthService, CredentialStatus, SessionAuthenticator};
+pub use domain::{AuditAction, CredentialStatus, IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
+pub use service::{AuthService, SessionAuthenticator};
 
 use archlab_kernel::Result;
 use async_trait::async_trait;

@@ -15,7 +15,7 @@ mod provider;
 mod purchase;
 
 pub use archlab_kernel::NotificationMode;
-pub use domain::{IdempotencyKey, Payment, PurchaseRequest};
+pub use domain::{IdempotencyKey, Payment, PaymentStatus, PurchaseRequest};
 pub use provider::{Charge, ExtsimPayments, PaymentProvider};
 pub use purchase::{PurchasePorts, PurchaseService};
 

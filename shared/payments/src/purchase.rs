@@ -8,7 +8,7 @@
 //! - the receipt's event id is derived from the payment id, and delivery is idempotent.
 
 use crate::domain::{PaymentRow, fingerprint};
-use crate::{IdempotencyKey, Payment, PaymentProvider, PurchaseRequest};
+use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest};
 use archlab_auth::AuthApi;
 use archlab_kernel::{Error, ErrorKind, Faults, Money, NotificationMode, Result, outbox};
 use archlab_notifications::{NotificationEvent, NotificationsApi, TOPIC};
@@ -67,7 +67,7 @@ impl PurchaseService {
             return Err(Error::new(ErrorKind::Unprocessable, "user_inactive", "this account may not make purchases"));
         }
         let mut payment = self.begin(user.user_id, key, &money).await?;
-        if payment.status == "pending" {
+        if payment.status == PaymentStatus::Pending {
             let charge = self.provider.charge(payment.payment_id, money).await?;
             payment = self.record(&payment, &charge.charge_id, &user, money).await?;
         }
@@ -82,7 +82,7 @@ impl PurchaseService {
         let fp = fingerprint(money);
         sqlx::query(
             "INSERT INTO payments.payments (payment_id, user_id, idempotency_key, request_fingerprint, amount_cents, currency, status)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING",
         )
         .bind(Uuid::new_v4())
         .bind(user_id)
@@ -90,6 +90,7 @@ impl PurchaseService {
         .bind(&fp)
         .bind(money.amount_cents)
         .bind(money.currency.code())
+        .bind(PaymentStatus::Pending.as_str())
         .execute(&self.pool)
         .await?;
         let row: PaymentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -115,11 +116,13 @@ impl PurchaseService {
     async fn record(&self, payment: &PaymentRow, charge_id: &str, user: &Profile, money: Money) -> Result<PaymentRow> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE payments.payments SET status = 'succeeded', provider_charge_id = $2, updated_at = now()
-             WHERE payment_id = $1 AND status = 'pending'",
+            "UPDATE payments.payments SET status = $3, provider_charge_id = $2, updated_at = now()
+             WHERE payment_id = $1 AND status = $4",
         )
         .bind(payment.payment_id)
         .bind(charge_id)
+        .bind(PaymentStatus::Succeeded.as_str())
+        .bind(PaymentStatus::Pending.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
