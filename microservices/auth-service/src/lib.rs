@@ -25,9 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How old a pending signup must be before recovery compensates it.
-const STALE_SIGNUP: Duration = Duration::from_secs(120);
-
 /// auth-service's environment.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "auth-service")]
@@ -121,21 +118,10 @@ impl App {
         self.saga.clone()
     }
 
-    /// Serve, relay, and recover stale signups once a minute, until `stop` is cancelled.
+    /// Serve, relay, and recover stale signups in the background, until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let relay = self.relay.spawn(self.poll, stop.clone());
-        let (saga, recovery_stop) = (self.saga.clone(), stop.clone());
-        let recovery = tokio::spawn(async move {
-            loop {
-                if let Err(e) = saga.recover_stale(STALE_SIGNUP).await {
-                    tracing::warn!(error = %e, "signup recovery pass failed");
-                }
-                tokio::select! {
-                    _ = recovery_stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-            }
-        });
+        let recovery = self.saga.clone().spawn_recovery(stop.clone());
         self.host.serve(self.router, self.grpc, stop, vec![relay, recovery]).await
     }
 }

@@ -14,7 +14,8 @@
 //! whether the profile was written (a timeout, a lost connection), a delete of the profile
 //! is owed: it is recorded in `saga.signup_compensations` in the same transaction and tried
 //! at once, and [`SignupSaga::recover_stale`] retries it until users-service answers. If the
-//! process dies between steps, recovery compensates the signups left `pending`. Compare
+//! process dies between steps, recovery compensates the signups left `pending`;
+//! [`SignupSaga::spawn_recovery`] runs it in the background. Compare
 //! `monolith/src/signup_tx.rs`: one transaction, no compensation needed.
 
 use archlab_auth::{AuditAction, AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
@@ -23,7 +24,18 @@ use archlab_users::{NewProfile, UsersApi};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// How long a signup may stay `pending` before recovery takes it for abandoned and
+/// compensates it: far longer than a live saga takes (its remote call times out in seconds),
+/// so recovery never undoes a signup that is still running.
+const STALE_SIGNUP: Duration = Duration::from_secs(120);
+
+/// How often the background recovery runs. Owed profile deletes wait at most this long for
+/// their next attempt once users-service is back.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// [`SignupFlow`] as a saga across auth-service and users-service.
 pub struct SignupSaga {
@@ -159,6 +171,23 @@ impl SignupSaga {
             done += usize::from(self.remove_profile(user_id).await);
         }
         Ok(done)
+    }
+
+    /// Run [`recover_stale`](Self::recover_stale) at once and then every
+    /// `RECOVERY_INTERVAL` (60 s), for signups pending longer than `STALE_SIGNUP` (120 s),
+    /// until `stop` is cancelled.
+    pub fn spawn_recovery(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.recover_stale(STALE_SIGNUP).await {
+                    tracing::warn!(error = %e, "signup recovery pass failed");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+                }
+            }
+        })
     }
 
     /// Profile deletes still owed to users-service.
