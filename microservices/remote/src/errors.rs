@@ -32,6 +32,17 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
     }
 }
 
+/// Codes of this crate's own errors. Both are raised while a client is built at start-up,
+/// never answered to a request, so they are not in docs/api.md.
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 500: a peer's gRPC URL does not parse.
+        INVALID_URL = "invalid_url";
+        /// 500: a peer's HTTP URL or client settings are unusable.
+        BAD_CONFIG = "bad_config";
+    }
+}
+
 /// A port's error as the gRPC status a server answers with.
 pub fn to_status(e: Error) -> Status {
     let mut status = Status::new(grpc_code(e.kind), e.message);

@@ -25,6 +25,16 @@ use async_trait::async_trait;
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "auth";
 
+/// The error codes auth answers (the generic ones are in `archlab_kernel::codes`).
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 409: signup with an email already registered.
+        EMAIL_TAKEN = "email_taken";
+        /// 401: login with an unknown email or a wrong password.
+        INVALID_CREDENTIALS = "invalid_credentials";
+    }
+}
+
 /// What other domains may ask of auth.
 #[async_trait]
 pub trait AuthApi: Send + Sync + 'static {

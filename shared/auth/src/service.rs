@@ -1,7 +1,7 @@
 //! The auth application service and its store (the only code that touches `auth.*`).
 
 use crate::domain::{is_token_shaped, new_token, token_digest};
-use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache};
+use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache, codes};
 use archlab_kernel::http::{Authenticator, BearerToken, Caller};
 use archlab_kernel::{Email, Error, Faults, Result};
 use archlab_notifications::{NotificationEvent, TOPIC};
@@ -80,7 +80,7 @@ impl AuthService {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                Err(Error::conflict("email_taken", "an account with this email already exists"))
+                Err(Error::conflict(codes::EMAIL_TAKEN, "an account with this email already exists"))
             }
             Err(e) => Err(e.into()),
         }
@@ -156,8 +156,13 @@ impl AuthService {
     /// Exchange email and password for a new session.
     #[tracing::instrument(name = "auth.login", skip_all, err)]
     pub async fn login(&self, email: &str, password: &str) -> Result<IssuedToken> {
-        let invalid =
-            || Error::new(archlab_kernel::ErrorKind::Unauthorized, "invalid_credentials", "email or password is wrong");
+        let invalid = || {
+            Error::new(
+                archlab_kernel::ErrorKind::Unauthorized,
+                codes::INVALID_CREDENTIALS,
+                "email or password is wrong",
+            )
+        };
         // A malformed email cannot match, but is checked like any other so timing tells nothing.
         let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
         let row: Option<(Uuid, String)> =

@@ -4,6 +4,7 @@
 //! human message. Because it is plain data it survives a trip over gRPC or HTTP unchanged,
 //! so a remote caller sees exactly the error an in-process caller would.
 
+use crate::codes;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -119,17 +120,17 @@ impl Error {
 
     /// 422 `validation_failed`.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unprocessable, "validation_failed", message)
+        Self::new(ErrorKind::Unprocessable, codes::VALIDATION_FAILED, message)
     }
 
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+        Self::new(ErrorKind::Unauthorized, codes::UNAUTHORIZED, message)
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
+        Self::new(ErrorKind::NotFound, codes::NOT_FOUND, format!("{what} not found"))
     }
 
     /// 409 with a specific code.
@@ -141,14 +142,14 @@ impl Error {
     pub fn payload_too_large() -> Self {
         Self::new(
             ErrorKind::PayloadTooLarge,
-            "payload_too_large",
+            codes::PAYLOAD_TOO_LARGE,
             format!("body exceeds {} bytes", crate::http::BODY_LIMIT),
         )
     }
 
     /// 503 `dependency_unavailable`: `dependency` names what failed.
     pub fn unavailable(dependency: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(ErrorKind::Unavailable, "dependency_unavailable", format!("{dependency} unavailable: {message}"))
+        Self::new(ErrorKind::Unavailable, codes::DEPENDENCY_UNAVAILABLE, format!("{dependency} unavailable: {message}"))
     }
 
     /// 500 `internal`: logs the cause here and keeps it out of the answer.
@@ -156,7 +157,7 @@ impl Error {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let at = std::panic::Location::caller();
         tracing::error!(%cause, %at, "internal error");
-        Self::new(ErrorKind::Internal, "internal", "internal error")
+        Self::new(ErrorKind::Internal, codes::INTERNAL, "internal error")
     }
 
     /// True for errors a retry may cure (503, 502).

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - `error`: [`Error`], its kinds, and how it becomes an HTTP answer.
+//! - `codes`: the generic error codes, and [`error_codes!`] that every domain declares its own with.
 //! - `wire`: the wire names of kinds and statuses, read from their serde derive.
 //! - `values`: validated newtypes parsed once at the edge.
 //! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
@@ -20,6 +21,7 @@ mod error;
 mod faults;
 mod values;
 
+pub mod codes;
 pub mod config;
 pub mod db;
 pub mod health;

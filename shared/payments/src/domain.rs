@@ -1,5 +1,6 @@
 //! Payments' values and rules.
 
+use crate::codes;
 use archlab_kernel::{Error, ErrorKind, Money};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,9 @@ impl IdempotencyKey {
 
     /// Read and check the `Idempotency-Key` header.
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Self, Error> {
-        let missing =
-            |why: &str| Error::new(ErrorKind::BadRequest, "missing_idempotency_key", format!("Idempotency-Key {why}"));
+        let missing = |why: &str| {
+            Error::new(ErrorKind::BadRequest, codes::MISSING_IDEMPOTENCY_KEY, format!("Idempotency-Key {why}"))
+        };
         let value = headers.get("idempotency-key").ok_or_else(|| missing("header is required"))?;
         let s = value.to_str().map_err(|_| missing("must be visible ASCII"))?;
         if s.is_empty() || s.len() > Self::MAX_LEN {

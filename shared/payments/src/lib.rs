@@ -22,6 +22,20 @@ pub use purchase::{PurchasePorts, PurchaseService};
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "payments";
 
+/// The error codes payments answers (the generic ones are in `archlab_kernel::codes`).
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 400: a purchase without a usable `Idempotency-Key`.
+        MISSING_IDEMPOTENCY_KEY = "missing_idempotency_key";
+        /// 422: the same `Idempotency-Key` with a different body.
+        IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused";
+        /// 422: the buyer's account may not make purchases.
+        USER_INACTIVE = "user_inactive";
+        /// 502: the payment provider failed; nothing was charged twice.
+        PAYMENT_PROVIDER_FAILED = "payment_provider_failed";
+    }
+}
+
 /// Create the `payments` schema's tables.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await

@@ -8,7 +8,7 @@
 //! - the receipt's event id is derived from the payment id, and delivery is idempotent.
 
 use crate::domain::{PaymentRow, fingerprint};
-use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest};
+use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest, codes};
 use archlab_auth::AuthApi;
 use archlab_kernel::{Error, ErrorKind, Faults, Money, NotificationMode, Result, outbox};
 use archlab_notifications::{NotificationEvent, NotificationsApi, TOPIC};
@@ -64,7 +64,11 @@ impl PurchaseService {
         let session = self.auth.verify_session(token).await?;
         let user = self.users.get_profile(session.user_id).await?;
         if user.status != UserStatus::Active {
-            return Err(Error::new(ErrorKind::Unprocessable, "user_inactive", "this account may not make purchases"));
+            return Err(Error::new(
+                ErrorKind::Unprocessable,
+                codes::USER_INACTIVE,
+                "this account may not make purchases",
+            ));
         }
         let mut payment = self.begin(user.user_id, key, &money).await?;
         if payment.status == PaymentStatus::Pending {
@@ -103,7 +107,7 @@ impl PurchaseService {
         if row.request_fingerprint != fp {
             return Err(Error::new(
                 ErrorKind::Unprocessable,
-                "idempotency_key_reused",
+                codes::IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was used with a different request body",
             ));
         }

@@ -1,7 +1,7 @@
 //! The users application service and its store (the only code that touches `users.*`).
 
-use crate::UsersApi;
 use crate::domain::{DisplayName, NewProfile, Profile, ProfilePatch, ProfileRow};
+use crate::{UsersApi, codes};
 use archlab_kernel::{Error, Faults, Result};
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
@@ -48,7 +48,7 @@ impl UsersService {
             sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE).bind(new.user_id).fetch_one(&mut *conn).await?.into();
         // A retried create must describe the same person, not silently keep another.
         if profile.email != new.email.as_str() {
-            return Err(Error::conflict("profile_exists", "a different profile exists for this user id"));
+            return Err(Error::conflict(codes::PROFILE_EXISTS, "a different profile exists for this user id"));
         }
         Ok(profile)
     }
