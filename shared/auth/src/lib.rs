@@ -35,6 +35,12 @@ pub mod codes {
     }
 }
 
+/// Auth's fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Refuses a credentials write: the first write of a signup, in both builds.
+    pub const CREATE_CREDENTIALS: &str = "auth.create_credentials";
+}
+
 /// What other domains may ask of auth.
 #[async_trait]
 pub trait AuthApi: Send + Sync + 'static {

@@ -1,7 +1,7 @@
 //! The auth application service and its store (the only code that touches `auth.*`).
 
 use crate::domain::{is_token_shaped, new_token, token_digest};
-use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache, codes};
+use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache, codes, faults};
 use archlab_kernel::http::{Authenticator, BearerToken, Caller};
 use archlab_kernel::{Email, Error, Faults, Result};
 use archlab_notifications::{NotificationEvent, TOPIC};
@@ -68,7 +68,7 @@ impl AuthService {
         password_hash: &str,
         status: CredentialStatus,
     ) -> Result<()> {
-        self.faults.check("auth.create_credentials")?;
+        self.faults.check(faults::CREATE_CREDENTIALS)?;
         let r =
             sqlx::query("INSERT INTO auth.credentials (user_id, email, password_hash, status) VALUES ($1, $2, $3, $4)")
                 .bind(user_id)

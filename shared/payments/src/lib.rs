@@ -36,6 +36,12 @@ pub mod codes {
     }
 }
 
+/// Payments' fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Fails recording a charged payment, after the charge and before the commit.
+    pub const RECORD: &str = "payments.record";
+}
+
 /// Create the `payments` schema's tables.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await

@@ -8,7 +8,7 @@
 //! - the receipt's event id is derived from the payment id, and delivery is idempotent.
 
 use crate::domain::{PaymentRow, fingerprint};
-use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest, codes};
+use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest, codes, faults};
 use archlab_auth::AuthApi;
 use archlab_kernel::{Error, ErrorKind, Faults, Money, NotificationMode, Result, outbox};
 use archlab_notifications::{NotificationEvent, NotificationsApi, TOPIC};
@@ -46,7 +46,7 @@ pub struct PurchasePorts {
 }
 
 impl PurchaseService {
-    /// A purchase flow over `pool` calling `ports`, with fault point `payments.record`.
+    /// A purchase flow over `pool` calling `ports`, with fault point [`faults::RECORD`].
     pub fn new(pool: PgPool, ports: PurchasePorts, mode: NotificationMode, faults: Faults) -> Self {
         let PurchasePorts { auth, users, provider, notifications } = ports;
         Self { pool, auth, users, provider, notifications, mode, faults }
@@ -133,7 +133,7 @@ impl PurchaseService {
         if updated == 1 && self.mode == NotificationMode::Async {
             self.enqueue_receipt(&mut tx, payment, user, money).await?;
         }
-        self.faults.check("payments.record")?;
+        self.faults.check(faults::RECORD)?;
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_PAYMENT} WHERE payment_id = $1")))
             .bind(payment.payment_id)
             .fetch_one(&mut *tx)

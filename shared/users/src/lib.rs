@@ -28,6 +28,12 @@ pub mod codes {
     }
 }
 
+/// Users' fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Fails creating a profile, after its rows are written and before they commit.
+    pub const CREATE_PROFILE: &str = "users.create_profile";
+}
+
 /// What other domains may ask of users.
 #[async_trait]
 pub trait UsersApi: Send + Sync + 'static {
