@@ -55,7 +55,9 @@ pub trait SignupFlow: Send + Sync + 'static {
     async fn signup(&self, signup: Signup) -> Result<SignedUp>;
 }
 
-/// Create the `auth` schema's tables.
+/// Create the `auth` schema's tables, the outbox its events leave by included.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await?;
+    archlab_kernel::outbox::create_table(pool, SCHEMA).await?;
+    Ok(())
 }

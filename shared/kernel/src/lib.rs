@@ -13,7 +13,8 @@
 //! - `values`: validated newtypes parsed once at the edge.
 //! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
 //! - `db`: create-if-missing and connect, per-domain migrations.
-//! - `outbox`: enqueue in the caller's transaction, claim with `FOR UPDATE SKIP LOCKED`.
+//! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
+//!   claim with `FOR UPDATE SKIP LOCKED`.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
 

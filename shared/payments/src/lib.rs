@@ -42,7 +42,9 @@ pub mod faults {
     pub const RECORD: &str = "payments.record";
 }
 
-/// Create the `payments` schema's tables.
+/// Create the `payments` schema's tables, the outbox receipts leave by included.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await?;
+    archlab_kernel::outbox::create_table(pool, SCHEMA).await?;
+    Ok(())
 }
