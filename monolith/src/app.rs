@@ -67,16 +67,7 @@ impl Server for App {
         archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
 
         let faults = config.behaviour.faults();
-        let cache = match &config.sessions.redis_url {
-            Some(url) => match SessionCache::connect(url).await {
-                Ok(cache) => Some(cache),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Redis unreachable; running without the session cache");
-                    None
-                }
-            },
-            None => None,
-        };
+        let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
 
         // The services, and the ports bound to them in-process.
         let session_ttl = Duration::from_secs(config.sessions.session_ttl_secs);

@@ -5,7 +5,7 @@
 //! commit, leaves no row behind. Compare `microservices/auth-service/src/signup_saga.rs`,
 //! where the same steps cross a network and need a saga with compensation.
 
-use archlab_auth::{AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
+use archlab_auth::{AuditAction, AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
 use archlab_kernel::Result;
 use archlab_users::{NewProfile, UsersService};
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ impl SignupFlow for OneTransactionSignup {
         let mut tx = self.auth.pool().begin().await?;
         self.auth.insert_credentials(&mut tx, user_id, &signup.email, &password_hash, CredentialStatus::Active).await?;
         self.users.create_profile_in(&mut tx, &profile).await?;
-        self.auth.audit(&mut tx, user_id, "signup").await?;
+        self.auth.audit(&mut tx, user_id, AuditAction::Signup).await?;
         self.auth.enqueue_welcome(&mut tx, user_id, &signup.email, signup.name.as_str()).await?;
         let session = self.auth.issue_session(&mut tx, user_id).await?;
         tx.commit().await?;

@@ -15,7 +15,7 @@ async fn signup_failing_inside_the_transaction_writes_no_row() {
     let api = Api::new(&app);
     let email = unique_email();
     // The profile insert has run inside the transaction when this fault fires.
-    app.handle.faults.enable("users.create_profile");
+    app.handle.faults.enable(archlab_users::faults::CREATE_PROFILE);
 
     api.signup(&email, "correct horse", "Ada").await.expect_error(503, "dependency_unavailable", "signup with a fault");
 
@@ -31,7 +31,7 @@ async fn signup_failing_inside_the_transaction_writes_no_row() {
     }
 
     // The email was not taken by the failed attempt.
-    app.handle.faults.disable("users.create_profile");
+    app.handle.faults.disable(archlab_users::faults::CREATE_PROFILE);
     api.signup(&email, "correct horse", "Ada").await.expect_json(201, "signup after the fault");
     assert_eq!(count(&app, "SELECT count(*) FROM users.profiles").await, 1);
     assert_eq!(count(&app, "SELECT count(*) FROM auth.outbox").await, 1);
@@ -45,7 +45,7 @@ async fn purchase_failing_at_record_keeps_only_the_pending_intent_and_a_retry_ch
     let key = unique_key();
     let body = json!({"amount_cents": 1999, "currency": "EUR"});
 
-    app.handle.faults.enable("payments.record");
+    app.handle.faults.enable(archlab_payments::faults::RECORD);
     let r = api.purchase(Some(&user.token), Some(&key), &body).await;
     r.expect_error(503, "dependency_unavailable", "purchase with a fault at record");
     // The charge happened; the record did not commit: the row is still the pending intent
@@ -56,7 +56,7 @@ async fn purchase_failing_at_record_keeps_only_the_pending_intent_and_a_retry_ch
     assert_eq!(count(&app, "SELECT count(*) FROM payments.outbox").await, 0);
     assert_eq!(app.extsim.client.charges_with_key(&payment_id.to_string()).await.unwrap().len(), 1);
 
-    app.handle.faults.disable("payments.record");
+    app.handle.faults.disable(archlab_payments::faults::RECORD);
     let paid = api.purchase(Some(&user.token), Some(&key), &body).await.expect_json(201, "retry");
     assert_eq!(paid["payment_id"], payment_id.to_string());
     assert_eq!(paid["status"], "succeeded");

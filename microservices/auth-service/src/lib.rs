@@ -88,13 +88,7 @@ impl Server for App {
         archlab_auth::migrate(&pool).await.context("migrating auth")?;
         signup_saga::migrate(&pool).await.context("migrating the signup saga's bookkeeping")?;
         let faults = config.common.behaviour.faults();
-        let cache = match &config.sessions.redis_url {
-            Some(url) => SessionCache::connect(url)
-                .await
-                .inspect_err(|e| tracing::warn!(error = %e, "Redis unreachable; running without the session cache"))
-                .ok(),
-            None => None,
-        };
+        let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
         let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
         let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()));
         let saga =

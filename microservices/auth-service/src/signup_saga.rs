@@ -14,10 +14,11 @@
 //! whether the profile was written (a timeout, a lost connection), a delete of the profile
 //! is owed: it is recorded in `saga.signup_compensations` in the same transaction and tried
 //! at once, and [`SignupSaga::recover_stale`] retries it until users-service answers. If the
-//! process dies between steps, recovery compensates the signups left `pending`. Compare `monolith/src/signup_tx.rs`: one transaction,
-//! no compensation needed.
+//! process dies between steps, recovery compensates the signups left `pending`;
+//! [`SignupSaga::spawn_recovery`] runs it in the background. Compare
+//! `monolith/src/signup_tx.rs`: one transaction, no compensation needed.
 
-use archlab_auth::{AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
+use archlab_auth::{AuditAction, AuthService, CredentialStatus, SignedUp, Signup, SignupFlow};
 use archlab_kernel::{ErrorKind, Result};
 use archlab_users::{NewProfile, UsersApi};
 use async_trait::async_trait;
@@ -27,11 +28,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How old a pending signup must be before recovery takes it for abandoned and compensates
-/// it: far longer than a saga takes, even with users-service at its internal deadline.
-pub const STALE_SIGNUP: Duration = Duration::from_secs(120);
-/// How often recovery looks for stale signups and owed profile deletes.
-pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a signup may stay `pending` before recovery takes it for abandoned and
+/// compensates it: far longer than a live saga takes (its remote call times out in seconds),
+/// so recovery never undoes a signup that is still running.
+const STALE_SIGNUP: Duration = Duration::from_secs(120);
+
+/// How often the background recovery runs. Owed profile deletes wait at most this long for
+/// their next attempt once users-service is back.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// [`SignupFlow`] as a saga across auth-service and users-service.
 pub struct SignupSaga {
@@ -53,7 +57,7 @@ impl SignupFlow for SignupSaga {
         self.auth
             .insert_credentials(&mut tx, user_id, &signup.email, &password_hash, CredentialStatus::Pending)
             .await?;
-        self.auth.audit(&mut tx, user_id, "signup_started").await?;
+        self.auth.audit(&mut tx, user_id, AuditAction::SignupStarted).await?;
         tx.commit().await?;
 
         // Step 2: the profile, in another service.
@@ -71,7 +75,7 @@ impl SignupFlow for SignupSaga {
         let completed = async {
             let mut tx = self.auth.pool().begin().await?;
             self.auth.activate(&mut tx, user_id).await?;
-            self.auth.audit(&mut tx, user_id, "signup").await?;
+            self.auth.audit(&mut tx, user_id, AuditAction::Signup).await?;
             self.auth.enqueue_welcome(&mut tx, user_id, &signup.email, signup.name.as_str()).await?;
             let session = self.auth.issue_session(&mut tx, user_id).await?;
             tx.commit().await?;
@@ -105,7 +109,7 @@ impl SignupSaga {
         let undone = async {
             let mut tx = self.auth.pool().begin().await?;
             self.auth.delete_credentials(&mut tx, user_id).await?;
-            self.auth.audit(&mut tx, user_id, "signup_compensated").await?;
+            self.auth.audit(&mut tx, user_id, AuditAction::SignupCompensated).await?;
             if profile_may_exist {
                 sqlx::query("INSERT INTO saga.signup_compensations (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
                     .bind(user_id)
@@ -155,12 +159,7 @@ impl SignupSaga {
     /// after `older_than` (the process died mid-saga) are compensated, and every owed profile
     /// delete is retried. Returns how many compensations are now complete.
     pub async fn recover_stale(&self, older_than: Duration) -> Result<usize> {
-        let stale: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM auth.credentials WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)",
-        )
-        .bind(older_than.as_secs_f64())
-        .fetch_all(self.auth.pool())
-        .await?;
+        let stale = self.auth.stale_pending_signups(older_than).await?;
         let mut done = 0;
         for user_id in &stale {
             done += usize::from(self.compensate(*user_id, true).await);
@@ -174,7 +173,8 @@ impl SignupSaga {
         Ok(done)
     }
 
-    /// Run [`recover_stale`](Self::recover_stale) at start and every [`RECOVERY_INTERVAL`]
+    /// Run [`recover_stale`](Self::recover_stale) at once and then every
+    /// `RECOVERY_INTERVAL` (60 s), for signups pending longer than `STALE_SIGNUP` (120 s),
     /// until `stop` is cancelled.
     pub fn spawn_recovery(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {

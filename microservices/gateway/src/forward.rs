@@ -9,7 +9,7 @@
 use crate::routes::{Access, Service};
 use archlab_auth::{AuthApi, SessionAuthenticator};
 use archlab_kernel::http::Authenticator;
-use archlab_kernel::{Error, ErrorKind, Result};
+use archlab_kernel::{Error, ErrorKind, Result, codes};
 use archlab_remote::http::HttpUpstream;
 use archlab_remote::identity::{IDENTITY_HEADER, IdentitySigner};
 use axum::body::{Body, Bytes};
@@ -74,7 +74,7 @@ impl Forwarder {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
                 Error::payload_too_large()
             } else {
-                Error::new(ErrorKind::BadRequest, "unreadable_body", "the request body could not be read")
+                Error::new(ErrorKind::BadRequest, codes::UNREADABLE_BODY, "the request body could not be read")
             }
         })?;
 

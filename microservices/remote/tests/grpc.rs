@@ -104,13 +104,13 @@ async fn a_fault_in_the_service_arrives_as_the_same_error() {
     let (service, faults) = users_service().await;
     let server = Running::start(GrpcServer::new().users(Arc::new(service.clone()))).await;
     let client = GrpcUsersClient::new(&server.url, &ClientConfig::default()).unwrap();
-    faults.enable("users.create_profile");
+    faults.enable(archlab_users::faults::CREATE_PROFILE);
 
     let remote = client.create_profile(new_profile(Uuid::new_v4(), "ada@example.com")).await.unwrap_err();
     let local = service.create_profile(new_profile(Uuid::new_v4(), "ada@example.com")).await.unwrap_err();
     assert_eq!(remote.kind, ErrorKind::Unavailable);
     assert_eq!(remote, local);
-    assert_eq!(remote, Error::unavailable("users.create_profile", "injected fault"));
+    assert_eq!(remote, Error::unavailable(archlab_users::faults::CREATE_PROFILE, "injected fault"));
 
     server.stop().await;
 }

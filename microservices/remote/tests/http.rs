@@ -95,12 +95,12 @@ async fn users_conflict_arrives_as_profile_exists() {
 async fn users_fault_arrives_as_the_same_unavailable_and_leaves_nothing() {
     let (url, faults) = users_server().await;
     let users = HttpUsersClient::new(&url, &config()).expect("client");
-    faults.enable("users.create_profile");
+    faults.enable(archlab_users::faults::CREATE_PROFILE);
     let id = Uuid::new_v4();
     let err = users.create_profile(new_profile(id, "ada@example.com", "Ada")).await.expect_err("injected fault");
-    assert_eq!(err, Error::unavailable("users.create_profile", "injected fault"));
+    assert_eq!(err, Error::unavailable(archlab_users::faults::CREATE_PROFILE, "injected fault"));
     assert!(err.is_transient());
-    faults.disable("users.create_profile");
+    faults.disable(archlab_users::faults::CREATE_PROFILE);
     assert_eq!(users.get_profile(id).await, Err(Error::not_found("user")), "the failed create was rolled back");
 }
 

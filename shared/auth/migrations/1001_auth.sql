@@ -1,4 +1,5 @@
--- The auth domain: credentials, sessions, an audit trail, and the outbox its events leave by.
+-- The auth domain: credentials, sessions and an audit trail. The outbox its events leave by
+-- is the kernel's one table definition, created by `archlab_auth::migrate` after this.
 CREATE TABLE auth.credentials (
     user_id       UUID PRIMARY KEY,
     email         TEXT NOT NULL UNIQUE,
@@ -25,15 +26,3 @@ CREATE TABLE auth.audit_log (
     at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE TABLE auth.outbox (
-    id              BIGSERIAL PRIMARY KEY,
-    event_id        UUID NOT NULL UNIQUE,
-    topic           TEXT NOT NULL,
-    payload         JSONB NOT NULL,
-    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    attempts        INT NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    last_error      TEXT,
-    published_at    TIMESTAMPTZ
-);
-CREATE INDEX auth_outbox_pending ON auth.outbox (next_attempt_at) WHERE published_at IS NULL;

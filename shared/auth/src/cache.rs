@@ -35,6 +35,19 @@ impl SessionCache {
         Ok(Self { conn })
     }
 
+    /// Connect when a URL is given; an unreachable Redis is logged and leaves no cache, so
+    /// a start-up without Redis serves from the database alone (the same in both builds).
+    pub async fn connect_optional(url: Option<&str>) -> Option<Self> {
+        let url = url?;
+        match Self::connect(url).await {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable; running without the session cache");
+                None
+            }
+        }
+    }
+
     fn key(digest: &[u8]) -> String {
         format!("archlab:session:{}", hex::encode(digest))
     }

@@ -103,6 +103,42 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Whether credentials may log in yet; stored in `auth.credentials.status` under its serde name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStatus {
+    /// Written by the first step of a saga; cannot log in.
+    Pending,
+    /// A complete account.
+    Active,
+}
+
+impl CredentialStatus {
+    /// The stored name: `pending` or `active`.
+    pub fn as_str(self) -> &'static str {
+        archlab_kernel::wire::name(&self)
+    }
+}
+
+/// What an audit-trail entry records; stored in `auth.audit_log.action` under its serde name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// An account was created (both builds).
+    Signup,
+    /// A saga reserved the email with pending credentials (microservices).
+    SignupStarted,
+    /// A saga undid its pending credentials (microservices).
+    SignupCompensated,
+}
+
+impl AuditAction {
+    /// The stored name, e.g. `signup_started`.
+    pub fn as_str(self) -> &'static str {
+        archlab_kernel::wire::name(&self)
+    }
+}
+
 /// 256 random bits, hex-encoded.
 pub(crate) fn new_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
@@ -130,6 +166,14 @@ mod tests {
         assert!(Password::parse(&"x".repeat(128)).is_ok());
         assert!(Password::parse(&"x".repeat(129)).is_err());
         assert_eq!(format!("{:?}", Password::parse("secret-pass").unwrap()), "Password(..)");
+    }
+
+    #[test]
+    fn stored_names_match_the_migration() {
+        // 1001_auth.sql allows exactly these in `credentials.status`.
+        assert_eq!(CredentialStatus::Pending.as_str(), "pending");
+        assert_eq!(CredentialStatus::Active.as_str(), "active");
+        assert_eq!(AuditAction::SignupCompensated.as_str(), "signup_compensated");
     }
 
     #[test]

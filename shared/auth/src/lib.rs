@@ -16,14 +16,30 @@ pub mod http;
 mod service;
 
 pub use cache::SessionCache;
-pub use domain::{IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
-pub use service::{AuthService, CredentialStatus, SessionAuthenticator};
+pub use domain::{AuditAction, CredentialStatus, IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
+pub use service::{AuthService, SessionAuthenticator};
 
 use archlab_kernel::Result;
 use async_trait::async_trait;
 
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "auth";
+
+/// The error codes auth answers (the generic ones are in `archlab_kernel::codes`).
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 409: signup with an email already registered.
+        EMAIL_TAKEN = "email_taken";
+        /// 401: login with an unknown email or a wrong password.
+        INVALID_CREDENTIALS = "invalid_credentials";
+    }
+}
+
+/// Auth's fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Refuses a credentials write: the first write of a signup, in both builds.
+    pub const CREATE_CREDENTIALS: &str = "auth.create_credentials";
+}
 
 /// What other domains may ask of auth.
 #[async_trait]
@@ -39,7 +55,9 @@ pub trait SignupFlow: Send + Sync + 'static {
     async fn signup(&self, signup: Signup) -> Result<SignedUp>;
 }
 
-/// Create the `auth` schema's tables.
+/// Create the `auth` schema's tables, the outbox its events leave by included.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await?;
+    archlab_kernel::outbox::create_table(pool, SCHEMA).await?;
+    Ok(())
 }

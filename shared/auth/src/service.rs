@@ -1,7 +1,7 @@
 //! The auth application service and its store (the only code that touches `auth.*`).
 
 use crate::domain::{is_token_shaped, new_token, token_digest};
-use crate::{AuthApi, IssuedToken, Password, Session, SessionCache};
+use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache, codes, faults};
 use archlab_kernel::http::{Authenticator, BearerToken, Caller};
 use archlab_kernel::{Email, Error, Faults, Result};
 use archlab_notifications::{NotificationEvent, TOPIC};
@@ -25,24 +25,6 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16-byte salt");
     hasher().hash_password(b"decoy-password", &salt).expect("hashing a constant").to_string()
 });
-
-/// Whether credentials may log in yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialStatus {
-    /// Written by the first step of a saga; cannot log in.
-    Pending,
-    /// A complete account.
-    Active,
-}
-
-impl CredentialStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            CredentialStatus::Pending => "pending",
-            CredentialStatus::Active => "active",
-        }
-    }
-}
 
 /// Credentials and sessions over the `auth` schema.
 #[derive(Clone)]
@@ -86,7 +68,7 @@ impl AuthService {
         password_hash: &str,
         status: CredentialStatus,
     ) -> Result<()> {
-        self.faults.check("auth.create_credentials")?;
+        self.faults.check(faults::CREATE_CREDENTIALS)?;
         let r =
             sqlx::query("INSERT INTO auth.credentials (user_id, email, password_hash, status) VALUES ($1, $2, $3, $4)")
                 .bind(user_id)
@@ -98,7 +80,7 @@ impl AuthService {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                Err(Error::conflict("email_taken", "an account with this email already exists"))
+                Err(Error::conflict(codes::EMAIL_TAKEN, "an account with this email already exists"))
             }
             Err(e) => Err(e.into()),
         }
@@ -106,11 +88,25 @@ impl AuthService {
 
     /// Turn pending credentials into an active account.
     pub async fn activate(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
-        sqlx::query("UPDATE auth.credentials SET status = 'active' WHERE user_id = $1")
+        sqlx::query("UPDATE auth.credentials SET status = $2 WHERE user_id = $1")
             .bind(user_id)
+            .bind(CredentialStatus::Active.as_str())
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    /// Users whose credentials have been `pending` for longer than `older_than`: signups a
+    /// saga started and never finished (the process died, or its compensation failed).
+    pub async fn stale_pending_signups(&self, older_than: Duration) -> Result<Vec<Uuid>> {
+        let stale = sqlx::query_scalar(
+            "SELECT user_id FROM auth.credentials WHERE status = $1 AND created_at < now() - make_interval(secs => $2)",
+        )
+        .bind(CredentialStatus::Pending.as_str())
+        .bind(older_than.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(stale)
     }
 
     /// Remove credentials (and their sessions): a saga's compensation.
@@ -121,10 +117,10 @@ impl AuthService {
     }
 
     /// Append to the audit trail on the caller's connection.
-    pub async fn audit(&self, conn: &mut PgConnection, user_id: Uuid, action: &str) -> Result<()> {
+    pub async fn audit(&self, conn: &mut PgConnection, user_id: Uuid, action: AuditAction) -> Result<()> {
         sqlx::query("INSERT INTO auth.audit_log (user_id, action) VALUES ($1, $2)")
             .bind(user_id)
-            .bind(action)
+            .bind(action.as_str())
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -160,16 +156,21 @@ impl AuthService {
     /// Exchange email and password for a new session.
     #[tracing::instrument(name = "auth.login", skip_all, err)]
     pub async fn login(&self, email: &str, password: &str) -> Result<IssuedToken> {
-        let invalid =
-            || Error::new(archlab_kernel::ErrorKind::Unauthorized, "invalid_credentials", "email or password is wrong");
+        let invalid = || {
+            Error::new(
+                archlab_kernel::ErrorKind::Unauthorized,
+                codes::INVALID_CREDENTIALS,
+                "email or password is wrong",
+            )
+        };
         // A malformed email cannot match, but is checked like any other so timing tells nothing.
         let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
-        let row: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT user_id, password_hash FROM auth.credentials WHERE email = $1 AND status = 'active'",
-        )
-        .bind(&email)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT user_id, password_hash FROM auth.credentials WHERE email = $1 AND status = $2")
+                .bind(&email)
+                .bind(CredentialStatus::Active.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         let (user_id, stored) = match row {
             Some((id, hash)) => (Some(id), hash),
             None => (None, DECOY_HASH.clone()),

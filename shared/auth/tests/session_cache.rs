@@ -3,8 +3,8 @@
 //! Covers: a verified session is written to Redis under
 //! `archlab:session:<hex sha256 of token>` with a bounded TTL; a cached entry is what
 //! answers (one carrying a past expiry is refused even though the row is live); logout
-//! replaces the entry with a tombstone that outranks a stale read of the row; and a refused
-//! token is never cached.
+//! replaces the entry with a tombstone that outranks a stale read of the row; a refused
+//! token is never cached; and `connect_optional` gives no cache without a URL or a Redis.
 
 mod common;
 
@@ -14,6 +14,15 @@ use common::{PASSWORD, create_account, service};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use sha2::{Digest, Sha256};
+
+#[tokio::test]
+async fn connect_optional_gives_a_cache_only_when_redis_answers() {
+    assert!(SessionCache::connect_optional(None).await.is_none(), "no URL, no cache");
+    // Port 1 on loopback refuses at once: the start-up carries on without a cache.
+    assert!(SessionCache::connect_optional(Some("redis://127.0.0.1:1")).await.is_none());
+    let url = archlab_testkit::redis_url().await;
+    assert!(SessionCache::connect_optional(Some(&url)).await.is_some(), "Redis at {url} should answer");
+}
 
 #[tokio::test]
 async fn a_verified_session_is_cached_under_the_token_digest() {

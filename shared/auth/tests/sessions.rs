@@ -2,7 +2,8 @@
 //!
 //! Covers: a second account with the same email is a 409 `email_taken`; login succeeds with
 //! the right password (email compared normalised) and fails alike for a wrong password and
-//! an unknown email; pending credentials cannot log in until activated; `verify_session`
+//! an unknown email; pending credentials cannot log in until activated, and are reported
+//! stale once old enough (then no longer once activated); `verify_session`
 //! refuses garbled, unknown, expired and revoked tokens; logout revokes; and
 //! `delete_credentials` removes the credentials with their sessions.
 
@@ -11,6 +12,7 @@ mod common;
 use archlab_auth::{AuthApi, CredentialStatus};
 use archlab_kernel::{ErrorKind, Result};
 use common::{PASSWORD, count, create_account, service};
+use std::time::Duration;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -82,6 +84,20 @@ async fn pending_credentials_cannot_log_in_until_activated() {
     auth.activate(&mut conn, user_id).await.unwrap();
     let issued = auth.login("ada@example.com", PASSWORD).await.expect("active account");
     assert_eq!(auth.verify_session(&issued.token).await.unwrap().user_id, user_id);
+}
+
+#[tokio::test]
+async fn pending_credentials_are_stale_once_older_than_asked_and_not_once_active() {
+    let (auth, pool) = service(None).await;
+    let pending = create_account(&auth, "ada@example.com", CredentialStatus::Pending).await;
+    create_account(&auth, "grace@example.com", CredentialStatus::Active).await;
+
+    assert_eq!(auth.stale_pending_signups(Duration::from_secs(3600)).await.unwrap(), Vec::<Uuid>::new(), "too young");
+    assert_eq!(auth.stale_pending_signups(Duration::ZERO).await.unwrap(), vec![pending]);
+
+    let mut conn = pool.acquire().await.unwrap();
+    auth.activate(&mut conn, pending).await.unwrap();
+    assert_eq!(auth.stale_pending_signups(Duration::ZERO).await.unwrap(), Vec::<Uuid>::new());
 }
 
 #[tokio::test]

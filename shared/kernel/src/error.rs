@@ -4,6 +4,7 @@
 //! human message. Because it is plain data it survives a trip over gRPC or HTTP unchanged,
 //! so a remote caller sees exactly the error an in-process caller would.
 
+use crate::codes;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,9 @@ use std::borrow::Cow;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, coarsely: decides the status code on every transport.
+///
+/// Its serde names (`not_found`, ...) are its one spelling: [`ErrorKind::as_str`] and
+/// [`str::parse`] read them, and gRPC metadata carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -41,6 +45,11 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The wire name, e.g. `not_found`: the snake_case serde writes.
+    pub fn as_str(self) -> &'static str {
+        crate::wire::name(&self)
+    }
+
     /// The HTTP status for this kind.
     pub fn status(self) -> StatusCode {
         match self {
@@ -76,6 +85,21 @@ impl ErrorKind {
     }
 }
 
+impl std::str::FromStr for ErrorKind {
+    type Err = crate::wire::UnknownName;
+
+    /// The kind named `s` (see [`ErrorKind::as_str`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::wire::parse(s)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The error every port and handler returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -96,17 +120,17 @@ impl Error {
 
     /// 422 `validation_failed`.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unprocessable, "validation_failed", message)
+        Self::new(ErrorKind::Unprocessable, codes::VALIDATION_FAILED, message)
     }
 
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+        Self::new(ErrorKind::Unauthorized, codes::UNAUTHORIZED, message)
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
+        Self::new(ErrorKind::NotFound, codes::NOT_FOUND, format!("{what} not found"))
     }
 
     /// 409 with a specific code.
@@ -118,14 +142,14 @@ impl Error {
     pub fn payload_too_large() -> Self {
         Self::new(
             ErrorKind::PayloadTooLarge,
-            "payload_too_large",
+            codes::PAYLOAD_TOO_LARGE,
             format!("body exceeds {} bytes", crate::http::BODY_LIMIT),
         )
     }
 
     /// 503 `dependency_unavailable`: `dependency` names what failed.
     pub fn unavailable(dependency: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(ErrorKind::Unavailable, "dependency_unavailable", format!("{dependency} unavailable: {message}"))
+        Self::new(ErrorKind::Unavailable, codes::DEPENDENCY_UNAVAILABLE, format!("{dependency} unavailable: {message}"))
     }
 
     /// 500 `internal`: logs the cause here and keeps it out of the answer.
@@ -133,7 +157,7 @@ impl Error {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let at = std::panic::Location::caller();
         tracing::error!(%cause, %at, "internal error");
-        Self::new(ErrorKind::Internal, "internal", "internal error")
+        Self::new(ErrorKind::Internal, codes::INTERNAL, "internal error")
     }
 
     /// True for errors a retry may cure (503, 502).
@@ -180,5 +204,22 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
         (self.kind.status(), axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kinds_name_is_its_json_name_and_parses_back() {
+        for status in [400, 401, 404, 405, 409, 413, 415, 422, 500, 502, 503] {
+            let kind = ErrorKind::from_status(StatusCode::from_u16(status).unwrap());
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str(), "{kind:?}");
+            assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(ErrorKind::PayloadTooLarge.as_str(), "payload_too_large");
+        assert!("PayloadTooLarge".parse::<ErrorKind>().is_err());
     }
 }

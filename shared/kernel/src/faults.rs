@@ -1,7 +1,9 @@
 //! Named fault points, switched on at run time, per application instance.
 //!
-//! Domain code calls `faults.check("users.create_profile")?` at the places a workshop wants
-//! to break; tests switch a point on to show that a failure there leaves nothing half-done.
+//! Domain code calls `faults.check(point)?` at the places a workshop wants to break; each
+//! domain crate names its points once, in its `faults` module (e.g.
+//! `archlab_users::faults::CREATE_PROFILE`, `users.create_profile`). Tests switch a point on
+//! to show that a failure there leaves nothing half-done.
 //! The set is per instance (not global) so concurrent tests in one process do not interfere.
 
 use crate::Error;

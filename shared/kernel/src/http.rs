@@ -5,7 +5,7 @@
 //! the same `{"error": {"code", "message"}}` shape, so the monolith and the gateway answer
 //! bad input identically.
 
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, Result, codes};
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
@@ -43,11 +43,11 @@ fn json_rejection(r: JsonRejection) -> Error {
         413 => Error::payload_too_large(),
         415 => Error::new(
             ErrorKind::UnsupportedMediaType,
-            "unsupported_media_type",
+            codes::UNSUPPORTED_MEDIA_TYPE,
             "expected Content-Type: application/json",
         ),
         422 => Error::validation(detail),
-        _ => Error::new(ErrorKind::BadRequest, "malformed_json", "the body is not valid JSON"),
+        _ => Error::new(ErrorKind::BadRequest, codes::MALFORMED_JSON, "the body is not valid JSON"),
     }
 }
 
@@ -144,7 +144,7 @@ pub fn edge(router: Router) -> Router {
     router
         .fallback(|| async { Error::not_found("route") })
         .method_not_allowed_fallback(|| async {
-            Error::new(ErrorKind::MethodNotAllowed, "method_not_allowed", "method not allowed on this path")
+            Error::new(ErrorKind::MethodNotAllowed, codes::METHOD_NOT_ALLOWED, "method not allowed on this path")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }

@@ -8,10 +8,13 @@
 //!
 //! # Layout
 //! - `error`: [`Error`], its kinds, and how it becomes an HTTP answer.
+//! - `codes`: the generic error codes, and [`error_codes!`] that every domain declares its own with.
+//! - `wire`: the wire names of kinds and statuses, read from their serde derive.
 //! - `values`: validated newtypes parsed once at the edge.
 //! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
 //! - `db`: create-if-missing and connect, per-domain migrations.
-//! - `outbox`: enqueue in the caller's transaction, claim with `FOR UPDATE SKIP LOCKED`.
+//! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
+//!   claim with `FOR UPDATE SKIP LOCKED`.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
 //! - `config`: the configuration groups both builds read, with the same variable names.
@@ -22,6 +25,7 @@ mod error;
 mod faults;
 mod values;
 
+pub mod codes;
 pub mod config;
 pub mod db;
 pub mod health;
@@ -29,6 +33,7 @@ pub mod http;
 pub mod outbox;
 pub mod processes;
 pub mod server;
+pub mod wire;
 
 pub use config::{NotificationMode, Transport};
 pub use error::{Error, ErrorBody, ErrorKind, Result};

@@ -9,6 +9,9 @@
 //!
 //! The insert also does `pg_notify`, delivered by PostgreSQL at commit, so the worker wakes
 //! at once instead of waiting for its next poll.
+//!
+//! The table is the same in every schema that has one, so it is defined here once:
+//! [`create_table`], which a producing domain's `migrate()` calls after its own migrations.
 
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -44,6 +47,38 @@ pub struct Message {
 pub trait Dispatch: Send + Sync + 'static {
     /// Deliver one event; an error leaves it pending for a later attempt.
     async fn dispatch(&self, message: &Message) -> Result<()>;
+}
+
+/// Create `<schema>.outbox` and its index unless they exist; the schema must exist.
+///
+/// Idempotent, so every start-up may call it. It is not one of the schema's tracked
+/// migrations: a future change to the table must be written so that it, too, can run again.
+pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sqlx::Error> {
+    assert!(is_identifier(schema), "outbox schema must be a plain identifier");
+    let mut tx = pool.begin().await?;
+    // Two processes starting on one database would otherwise race on `IF NOT EXISTS`.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("{schema}.outbox"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.outbox (
+             id              BIGSERIAL PRIMARY KEY,
+             event_id        UUID NOT NULL UNIQUE,
+             topic           TEXT NOT NULL,
+             payload         JSONB NOT NULL,
+             created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+             attempts        INT NOT NULL DEFAULT 0,
+             next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             last_error      TEXT,
+             published_at    TIMESTAMPTZ
+         );
+         CREATE INDEX IF NOT EXISTS {schema}_outbox_pending ON {schema}.outbox (next_attempt_at)
+             WHERE published_at IS NULL;"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// Write an event into `<schema>.outbox` on the caller's connection (inside its transaction).

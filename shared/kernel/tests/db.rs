@@ -66,8 +66,10 @@ async fn two_domains_keep_separate_migration_tables_and_a_rerun_is_a_no_op() {
 
 // --- helpers ---
 
+/// What `archlab_auth::migrate` and `archlab_users::migrate` do.
 async fn migrate_auth_and_users(pool: &PgPool) {
     db::migrate(pool, sqlx::migrate!("../auth/migrations"), "auth").await.expect("auth migrations");
+    archlab_kernel::outbox::create_table(pool, "auth").await.expect("auth outbox");
     db::migrate(pool, sqlx::migrate!("../users/migrations"), "users").await.expect("users migrations");
 }
 

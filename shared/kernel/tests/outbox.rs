@@ -1,6 +1,7 @@
 //! The transactional outbox over a real PostgreSQL table.
 //!
-//! Covers: an event enqueued in a transaction that rolls back never exists;
+//! Covers: the table is created once however often `create_table` runs; an event enqueued
+//! in a transaction that rolls back never exists;
 //! `process_all_pending` delivers in id order and marks rows published; a failed delivery
 //! records `attempts`, `last_error` and a back-off that `process_due` respects and
 //! `process_all_pending` ignores; and two workers over the same rows deliver each event
@@ -21,6 +22,26 @@ use uuid::Uuid;
 /// A schema of the tests' own, laid out like every domain's outbox.
 const SCHEMA: &str = "lab";
 const TOPIC: &str = "lab.happened";
+
+#[tokio::test]
+async fn creating_the_table_again_keeps_it_and_its_rows() {
+    let pool = outbox_pool().await;
+    enqueue(&pool, Uuid::new_v4(), 1).await;
+
+    // Every start-up calls it; concurrent start-ups on one database must not trip each other.
+    let again = (0..3).map(|_| outbox::create_table(&pool, SCHEMA));
+    for created in futures::future::join_all(again).await {
+        created.expect("create_table again");
+    }
+
+    assert_eq!(rows(&pool).await, 1);
+    let indexes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'lab' AND tablename = 'outbox'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(indexes, 3, "primary key, event_id unique, pending index");
+}
 
 #[tokio::test]
 async fn an_event_enqueued_in_a_rolled_back_transaction_does_not_exist() {
@@ -222,26 +243,11 @@ async fn process_all_pending_waits_for_rows_another_worker_holds() {
 
 // --- helpers ---
 
-/// A fresh database with one outbox table, laid out like the domains' migrations.
+/// A fresh database with one outbox table, made the way every domain's `migrate()` makes it.
 async fn outbox_pool() -> PgPool {
     let pool = archlab_testkit::fresh_pool("kernel_outbox").await;
-    sqlx::raw_sql(
-        "CREATE SCHEMA lab;
-         CREATE TABLE lab.outbox (
-             id              BIGSERIAL PRIMARY KEY,
-             event_id        UUID NOT NULL UNIQUE,
-             topic           TEXT NOT NULL,
-             payload         JSONB NOT NULL,
-             created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-             attempts        INT NOT NULL DEFAULT 0,
-             next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             last_error      TEXT,
-             published_at    TIMESTAMPTZ
-         );",
-    )
-    .execute(&pool)
-    .await
-    .expect("create lab.outbox");
+    sqlx::raw_sql("CREATE SCHEMA lab").execute(&pool).await.expect("create schema lab");
+    outbox::create_table(&pool, SCHEMA).await.expect("create lab.outbox");
     pool
 }
 

@@ -20,6 +20,12 @@ use async_trait::async_trait;
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "notifications";
 
+/// Notifications' fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Fails every delivery before anything is recorded or sent.
+    pub const DELIVER: &str = "notifications.deliver";
+}
+
 /// What other domains may ask of notifications.
 #[async_trait]
 pub trait NotificationsApi: Send + Sync + 'static {

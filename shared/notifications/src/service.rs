@@ -1,6 +1,6 @@
 //! Delivering notifications, exactly once per event id, and listing them.
 
-use crate::{EmailApi, NotificationEvent, NotificationsApi, OutgoingEmail};
+use crate::{EmailApi, NotificationEvent, NotificationsApi, OutgoingEmail, faults};
 use archlab_kernel::{Faults, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -44,7 +44,7 @@ pub struct NotificationsService {
 }
 
 impl NotificationsService {
-    /// A service over `pool` sending through `email`, with fault point `notifications.deliver`.
+    /// A service over `pool` sending through `email`, with fault point [`faults::DELIVER`].
     pub fn new(pool: PgPool, email: Arc<dyn EmailApi>, faults: Faults) -> Self {
         Self { pool, email, faults }
     }
@@ -66,7 +66,7 @@ impl NotificationsService {
 impl NotificationsApi for NotificationsService {
     #[tracing::instrument(name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
     async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
-        self.faults.check("notifications.deliver")?;
+        self.faults.check(faults::DELIVER)?;
         let mut tx = self.pool.begin().await?;
         // The inbox row and the effect commit together. A concurrent delivery of the same
         // event waits here on the primary key and then finds it taken.

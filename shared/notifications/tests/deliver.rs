@@ -68,7 +68,7 @@ async fn a_fault_at_deliver_leaves_nothing_behind() {
     let faults = Faults::default();
     let email = Arc::new(ExtsimEmail::new(&lab.sim.url, Duration::from_secs(5)));
     let faulty = NotificationsService::new(lab.pool.clone(), email, faults.clone());
-    faults.enable("notifications.deliver");
+    faults.enable(archlab_notifications::faults::DELIVER);
     let event = NotificationEvent::welcome(Uuid::new_v4(), "ada@example.com", "Ada");
 
     let err = faulty.deliver(event.clone()).await.expect_err("fault point is on");
@@ -76,7 +76,7 @@ async fn a_fault_at_deliver_leaves_nothing_behind() {
     assert_eq!(err.kind, ErrorKind::Unavailable);
     assert_eq!(lab.rows("notifications.processed_messages").await, 0);
     assert!(lab.sim.client.emails().await.unwrap().is_empty());
-    faults.disable("notifications.deliver");
+    faults.disable(archlab_notifications::faults::DELIVER);
     assert!(!faulty.deliver(event).await.unwrap().duplicate);
 }
 

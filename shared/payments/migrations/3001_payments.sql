@@ -1,6 +1,7 @@
 -- The payments domain. A payment row is written as 'pending' BEFORE the provider is charged
 -- (keyed by the payment id), so every charge the provider holds can be reconciled with a row
--- here, and a retry with the same Idempotency-Key resumes instead of charging again.
+-- here, and a retry with the same Idempotency-Key resumes instead of charging again. The outbox
+-- receipts leave by is the kernel's one table definition, created by `archlab_payments::migrate`.
 CREATE TABLE payments.payments (
     payment_id          UUID PRIMARY KEY,
     user_id             UUID NOT NULL,
@@ -17,15 +18,3 @@ CREATE TABLE payments.payments (
 );
 CREATE INDEX payments_by_user ON payments.payments (user_id, created_at DESC);
 
-CREATE TABLE payments.outbox (
-    id              BIGSERIAL PRIMARY KEY,
-    event_id        UUID NOT NULL UNIQUE,
-    topic           TEXT NOT NULL,
-    payload         JSONB NOT NULL,
-    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    attempts        INT NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    last_error      TEXT,
-    published_at    TIMESTAMPTZ
-);
-CREATE INDEX payments_outbox_pending ON payments.outbox (next_attempt_at) WHERE published_at IS NULL;

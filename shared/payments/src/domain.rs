@@ -1,5 +1,6 @@
 //! Payments' values and rules.
 
+use crate::codes;
 use archlab_kernel::{Error, ErrorKind, Money};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,9 @@ impl IdempotencyKey {
 
     /// Read and check the `Idempotency-Key` header.
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Self, Error> {
-        let missing =
-            |why: &str| Error::new(ErrorKind::BadRequest, "missing_idempotency_key", format!("Idempotency-Key {why}"));
+        let missing = |why: &str| {
+            Error::new(ErrorKind::BadRequest, codes::MISSING_IDEMPOTENCY_KEY, format!("Idempotency-Key {why}"))
+        };
         let value = headers.get("idempotency-key").ok_or_else(|| missing("header is required"))?;
         let s = value.to_str().map_err(|_| missing("must be visible ASCII"))?;
         if s.is_empty() || s.len() > Self::MAX_LEN {
@@ -57,13 +59,38 @@ impl IdempotencyKey {
     }
 }
 
+/// Where a payment stands; stored in `payments.payments.status` under its serde name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Written before the charge; the provider may or may not have charged yet.
+    Pending,
+    /// Charged and recorded.
+    Succeeded,
+}
+
+impl PaymentStatus {
+    /// The stored name: `pending` or `succeeded`.
+    pub fn as_str(self) -> &'static str {
+        archlab_kernel::wire::name(&self)
+    }
+}
+
+impl TryFrom<String> for PaymentStatus {
+    type Error = archlab_kernel::wire::UnknownName;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        archlab_kernel::wire::parse(&stored)
+    }
+}
+
 /// A payment as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     /// Its id (also the provider's idempotency key for the charge).
     pub payment_id: Uuid,
     /// `pending` until the provider charged, then `succeeded`.
-    pub status: String,
+    pub status: PaymentStatus,
     /// Minor units.
     pub amount_cents: i64,
     /// ISO code.
@@ -79,7 +106,8 @@ pub(crate) struct PaymentRow {
     pub request_fingerprint: String,
     pub amount_cents: i64,
     pub currency: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentStatus,
     pub notified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -88,7 +116,7 @@ impl PaymentRow {
     pub fn view(&self) -> Payment {
         Payment {
             payment_id: self.payment_id,
-            status: self.status.clone(),
+            status: self.status,
             amount_cents: self.amount_cents,
             currency: self.currency.clone(),
             created_at: self.created_at,
@@ -113,6 +141,16 @@ mod tests {
         assert!(IdempotencyKey::from_headers(&headers(&"k".repeat(256))).is_err());
         assert!(IdempotencyKey::from_headers(&headers("has space")).is_err());
         assert_eq!(IdempotencyKey::from_headers(&headers("order-42")).unwrap().as_str(), "order-42");
+    }
+
+    #[test]
+    fn stored_statuses_match_the_migration() {
+        // 3001_payments.sql allows exactly these in `payments.status`.
+        for (status, stored) in [(PaymentStatus::Pending, "pending"), (PaymentStatus::Succeeded, "succeeded")] {
+            assert_eq!(status.as_str(), stored);
+            assert_eq!(PaymentStatus::try_from(stored.to_owned()).unwrap(), status);
+        }
+        assert!(PaymentStatus::try_from("failed".to_owned()).is_err());
     }
 
     #[test]

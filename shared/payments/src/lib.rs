@@ -15,14 +15,36 @@ mod provider;
 mod purchase;
 
 pub use archlab_kernel::NotificationMode;
-pub use domain::{IdempotencyKey, Payment, PurchaseRequest};
+pub use domain::{IdempotencyKey, Payment, PaymentStatus, PurchaseRequest};
 pub use provider::{Charge, ExtsimPayments, PaymentProvider};
 pub use purchase::{PurchasePorts, PurchaseService};
 
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "payments";
 
-/// Create the `payments` schema's tables.
+/// The error codes payments answers (the generic ones are in `archlab_kernel::codes`).
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 400: a purchase without a usable `Idempotency-Key`.
+        MISSING_IDEMPOTENCY_KEY = "missing_idempotency_key";
+        /// 422: the same `Idempotency-Key` with a different body.
+        IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused";
+        /// 422: the buyer's account may not make purchases.
+        USER_INACTIVE = "user_inactive";
+        /// 502: the payment provider failed; nothing was charged twice.
+        PAYMENT_PROVIDER_FAILED = "payment_provider_failed";
+    }
+}
+
+/// Payments' fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Fails recording a charged payment, after the charge and before the commit.
+    pub const RECORD: &str = "payments.record";
+}
+
+/// Create the `payments` schema's tables, the outbox receipts leave by included.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await
+    archlab_kernel::db::migrate(pool, sqlx::migrate!("./migrations"), SCHEMA).await?;
+    archlab_kernel::outbox::create_table(pool, SCHEMA).await?;
+    Ok(())
 }

@@ -40,7 +40,7 @@ fn provider_failed(detail: impl std::fmt::Display) -> Error {
     tracing::warn!(%detail, "payment provider failed");
     Error::new(
         ErrorKind::BadGateway,
-        "payment_provider_failed",
+        crate::codes::PAYMENT_PROVIDER_FAILED,
         "the payment provider failed; nothing was charged twice, retry with the same Idempotency-Key",
     )
 }

@@ -8,7 +8,7 @@
 //! - the receipt's event id is derived from the payment id, and delivery is idempotent.
 
 use crate::domain::{PaymentRow, fingerprint};
-use crate::{IdempotencyKey, Payment, PaymentProvider, PurchaseRequest};
+use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest, codes, faults};
 use archlab_auth::AuthApi;
 use archlab_kernel::{Error, ErrorKind, Faults, Money, NotificationMode, Result, outbox};
 use archlab_notifications::{NotificationEvent, NotificationsApi, TOPIC};
@@ -46,7 +46,7 @@ pub struct PurchasePorts {
 }
 
 impl PurchaseService {
-    /// A purchase flow over `pool` calling `ports`, with fault point `payments.record`.
+    /// A purchase flow over `pool` calling `ports`, with fault point [`faults::RECORD`].
     pub fn new(pool: PgPool, ports: PurchasePorts, mode: NotificationMode, faults: Faults) -> Self {
         let PurchasePorts { auth, users, provider, notifications } = ports;
         Self { pool, auth, users, provider, notifications, mode, faults }
@@ -64,10 +64,14 @@ impl PurchaseService {
         let session = self.auth.verify_session(token).await?;
         let user = self.users.get_profile(session.user_id).await?;
         if user.status != UserStatus::Active {
-            return Err(Error::new(ErrorKind::Unprocessable, "user_inactive", "this account may not make purchases"));
+            return Err(Error::new(
+                ErrorKind::Unprocessable,
+                codes::USER_INACTIVE,
+                "this account may not make purchases",
+            ));
         }
         let mut payment = self.begin(user.user_id, key, &money).await?;
-        if payment.status == "pending" {
+        if payment.status == PaymentStatus::Pending {
             let charge = self.provider.charge(payment.payment_id, money).await?;
             payment = self.record(&payment, &charge.charge_id, &user, money).await?;
         }
@@ -82,7 +86,7 @@ impl PurchaseService {
         let fp = fingerprint(money);
         sqlx::query(
             "INSERT INTO payments.payments (payment_id, user_id, idempotency_key, request_fingerprint, amount_cents, currency, status)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING",
         )
         .bind(Uuid::new_v4())
         .bind(user_id)
@@ -90,6 +94,7 @@ impl PurchaseService {
         .bind(&fp)
         .bind(money.amount_cents)
         .bind(money.currency.code())
+        .bind(PaymentStatus::Pending.as_str())
         .execute(&self.pool)
         .await?;
         let row: PaymentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -102,7 +107,7 @@ impl PurchaseService {
         if row.request_fingerprint != fp {
             return Err(Error::new(
                 ErrorKind::Unprocessable,
-                "idempotency_key_reused",
+                codes::IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was used with a different request body",
             ));
         }
@@ -115,18 +120,20 @@ impl PurchaseService {
     async fn record(&self, payment: &PaymentRow, charge_id: &str, user: &Profile, money: Money) -> Result<PaymentRow> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE payments.payments SET status = 'succeeded', provider_charge_id = $2, updated_at = now()
-             WHERE payment_id = $1 AND status = 'pending'",
+            "UPDATE payments.payments SET status = $3, provider_charge_id = $2, updated_at = now()
+             WHERE payment_id = $1 AND status = $4",
         )
         .bind(payment.payment_id)
         .bind(charge_id)
+        .bind(PaymentStatus::Succeeded.as_str())
+        .bind(PaymentStatus::Pending.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 1 && self.mode == NotificationMode::Async {
             self.enqueue_receipt(&mut tx, payment, user, money).await?;
         }
-        self.faults.check("payments.record")?;
+        self.faults.check(faults::RECORD)?;
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_PAYMENT} WHERE payment_id = $1")))
             .bind(payment.payment_id)
             .fetch_one(&mut *tx)

@@ -16,6 +16,7 @@ mod common;
 use archlab_extsim::{BehaviourPatch, SimConfigPatch};
 use archlab_kernel::{ErrorKind, NotificationMode};
 use archlab_notifications::TOPIC;
+use archlab_payments::PaymentStatus;
 use archlab_users::{PreferencesPatch, ProfilePatch};
 use common::lab;
 use uuid::Uuid;
@@ -27,7 +28,7 @@ async fn a_purchase_charges_once_and_queues_one_receipt() {
 
     let payment = lab.buy(&ada, "order-1", 1999, "EUR").await.unwrap();
 
-    assert_eq!(payment.status, "succeeded");
+    assert_eq!(payment.status, PaymentStatus::Succeeded);
     assert_eq!((payment.amount_cents, payment.currency.as_str()), (1999, "EUR"));
     let charges = lab.sim.client.charges().await.unwrap();
     assert_eq!(charges.len(), 1);
@@ -125,7 +126,7 @@ async fn a_provider_outage_is_a_502_that_charges_nothing_and_a_retry_charges_onc
     let paid = lab.buy(&ada, "order-1", 1999, "EUR").await.unwrap();
 
     assert_eq!(paid.payment_id, payment_id, "the retry did not resume the pending payment");
-    assert_eq!(paid.status, "succeeded");
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
     assert_eq!(lab.charges_for(payment_id).await.len(), 1);
     assert_eq!(lab.sim.client.charges().await.unwrap().len(), 1);
     assert_eq!(lab.count("SELECT count(*) FROM payments.payments").await, 1);
@@ -217,7 +218,7 @@ async fn sync_mode_notification_outage_is_a_503_and_a_retry_sends_one_receipt() 
     let paid = lab.buy(&ada, "order-1", 1999, "EUR").await.unwrap();
 
     assert_eq!(paid.payment_id, payment_id);
-    assert_eq!(paid.status, "succeeded");
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
     assert_eq!(lab.row(payment_id).await, ("succeeded".to_owned(), true));
     assert_eq!(lab.charges_for(payment_id).await.len(), 1, "the retry charged again");
     assert_eq!(lab.receipt_emails(&ada).await, 1);
@@ -240,7 +241,7 @@ async fn concurrent_retries_with_one_key_charge_once_and_agree() {
     let payments: Vec<_> = tasks.join_all().await.into_iter().map(|r| r.expect("a retry failed")).collect();
 
     assert!(payments.iter().all(|p| *p == payments[0]), "retries disagree: {payments:?}");
-    assert_eq!(payments[0].status, "succeeded");
+    assert_eq!(payments[0].status, PaymentStatus::Succeeded);
     assert_eq!(lab.sim.client.charges().await.unwrap().len(), 1);
     assert_eq!(lab.count("SELECT count(*) FROM payments.payments").await, 1);
     assert_eq!(lab.count("SELECT count(*) FROM payments.outbox").await, 1);

@@ -41,7 +41,7 @@ impl DisplayName {
     }
 }
 
-/// Whether a user may buy.
+/// Whether a user may buy; stored in `users.profiles.status` under its serde name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
@@ -52,8 +52,14 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    /// The stored name: `active` or `suspended`.
+    pub fn as_str(self) -> &'static str {
+        archlab_kernel::wire::name(&self)
+    }
+
+    /// The status stored as `s`; a name this build does not know may not buy.
     fn from_db(s: &str) -> Self {
-        if s == "active" { UserStatus::Active } else { UserStatus::Suspended }
+        archlab_kernel::wire::parse(s).unwrap_or(UserStatus::Suspended)
     }
 }
 
@@ -136,4 +142,19 @@ pub struct PreferencesPatch {
     pub email_receipts: Option<bool>,
     /// See [`Preferences::marketing_emails`].
     pub marketing_emails: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_statuses_match_the_migration() {
+        // 2001_profiles.sql allows exactly these in `profiles.status`, `active` by default.
+        for (status, stored) in [(UserStatus::Active, "active"), (UserStatus::Suspended, "suspended")] {
+            assert_eq!(status.as_str(), stored);
+            assert_eq!(UserStatus::from_db(stored), status);
+        }
+        assert_eq!(UserStatus::from_db("banned"), UserStatus::Suspended, "unknown must not buy");
+    }
 }

@@ -20,6 +20,20 @@ use uuid::Uuid;
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "users";
 
+/// The error codes users answers (the generic ones are in `archlab_kernel::codes`).
+pub mod codes {
+    archlab_kernel::error_codes! {
+        /// 409: a create for a user id that already has a profile with another email.
+        PROFILE_EXISTS = "profile_exists";
+    }
+}
+
+/// Users' fault points (see `archlab_kernel::Faults`).
+pub mod faults {
+    /// Fails creating a profile, after its rows are written and before they commit.
+    pub const CREATE_PROFILE: &str = "users.create_profile";
+}
+
 /// What other domains may ask of users.
 #[async_trait]
 pub trait UsersApi: Send + Sync + 'static {

@@ -1,7 +1,7 @@
 //! The users application service and its store (the only code that touches `users.*`).
 
-use crate::UsersApi;
 use crate::domain::{DisplayName, NewProfile, Profile, ProfilePatch, ProfileRow};
+use crate::{UsersApi, codes, faults};
 use archlab_kernel::{Error, Faults, Result};
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
@@ -19,7 +19,7 @@ pub struct UsersService {
 }
 
 impl UsersService {
-    /// A service over `pool`, with fault point `users.create_profile`.
+    /// A service over `pool`, with fault point [`faults::CREATE_PROFILE`].
     pub fn new(pool: PgPool, faults: Faults) -> Self {
         Self { pool, faults }
     }
@@ -43,12 +43,12 @@ impl UsersService {
                 .execute(&mut *conn)
                 .await?;
         }
-        self.faults.check("users.create_profile")?;
+        self.faults.check(faults::CREATE_PROFILE)?;
         let profile: Profile =
             sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE).bind(new.user_id).fetch_one(&mut *conn).await?.into();
         // A retried create must describe the same person, not silently keep another.
         if profile.email != new.email.as_str() {
-            return Err(Error::conflict("profile_exists", "a different profile exists for this user id"));
+            return Err(Error::conflict(codes::PROFILE_EXISTS, "a different profile exists for this user id"));
         }
         Ok(profile)
     }

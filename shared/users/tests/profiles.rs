@@ -60,7 +60,7 @@ async fn a_fault_inside_create_profile_leaves_no_profile() {
     let (users, pool) = service().await;
     let faults = Faults::default();
     let users_with_fault = UsersService::new(pool.clone(), faults.clone());
-    faults.enable("users.create_profile");
+    faults.enable(archlab_users::faults::CREATE_PROFILE);
     let new = new_profile("ada@example.com", "Ada");
 
     let err = users_with_fault.create_profile(new.clone()).await.expect_err("fault point is on");
@@ -68,7 +68,7 @@ async fn a_fault_inside_create_profile_leaves_no_profile() {
     assert_eq!(err.kind, ErrorKind::Unavailable);
     assert_eq!(count(&pool, "SELECT count(*) FROM users.profiles").await, 0);
     assert_eq!(count(&pool, "SELECT count(*) FROM users.preferences").await, 0);
-    faults.disable("users.create_profile");
+    faults.disable(archlab_users::faults::CREATE_PROFILE);
     users_with_fault.create_profile(new.clone()).await.expect("the same create after the fault");
     assert_eq!(users.get_profile(new.user_id).await.unwrap().name, "Ada");
 }

@@ -50,7 +50,11 @@ struct Link {
 impl Link {
     fn open(url: &str, config: &ClientConfig, dependency: &'static str) -> Result<(Self, Stack)> {
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| {
-            Error::new(ErrorKind::Internal, "invalid_url", format!("{dependency}: invalid gRPC url {url:?}: {e}"))
+            Error::new(
+                ErrorKind::Internal,
+                crate::errors::codes::INVALID_URL,
+                format!("{dependency}: invalid gRPC url {url:?}: {e}"),
+            )
         })?;
         let timeout = Duration::from_millis(config.internal_timeout_ms);
         let channel = endpoint.connect_timeout(timeout).connect_lazy();

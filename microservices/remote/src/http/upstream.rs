@@ -170,7 +170,7 @@ impl HttpUpstream {
 }
 
 fn bad_config(name: &str, message: String) -> Error {
-    Error::new(ErrorKind::Internal, "bad_config", format!("{name}: {message}"))
+    Error::new(ErrorKind::Internal, crate::errors::codes::BAD_CONFIG, format!("{name}: {message}"))
 }
 
 /// `e` and its sources, joined, for logs (reqwest hides the useful part in the sources).
