@@ -29,9 +29,12 @@ test: services clean-dbs ## Every test against the real services, and the contai
 	$(CARGO) test --workspace --no-fail-fast
 	$(CARGO) check -p archlab-testkit --features containers
 
-lint: ## rustfmt and clippy, as before every commit
+lint: ## rustfmt, clippy and unused dependencies (cargo-machete), as before every commit
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@$(CARGO) machete --version >/dev/null 2>&1 || { \
+	  echo "make lint: cargo-machete is not installed; install it with: cargo install cargo-machete" >&2; exit 1; }
+	$(CARGO) machete
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -5,18 +5,11 @@
 //! variable: setting a variable in this process needs `unsafe` under edition 2024, which the
 //! workspace forbids.
 
-use std::path::PathBuf;
-
 const PROTOS: &[&str] = &["proto/archlab/auth.proto", "proto/archlab/users.proto", "proto/archlab/notifications.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("archlab_descriptor.bin");
-    tonic_prost_build::configure().file_descriptor_set_path(descriptors).compile_with_config(
-        config,
-        PROTOS,
-        &["proto"],
-    )?;
+    tonic_prost_build::configure().compile_with_config(config, PROTOS, &["proto"])?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! headers and body come back unchanged. Hop-by-hop headers stay on their own hop, and the
 //! identity header is the gateway's alone to write.
 
-use crate::routes::{Access, Service};
+use crate::table::{Access, Service};
 use archlab_auth::{AuthApi, SessionAuthenticator};
 use archlab_kernel::http::Authenticator;
 use archlab_kernel::{Error, ErrorKind, Result, codes};

@@ -20,9 +20,10 @@ mod config;
 mod forward;
 mod ready;
 mod routes;
+mod table;
 
 pub use config::Config;
-pub use routes::{Access, ROUTES, Route, Service};
+pub use table::{Access, ROUTES, Route, Service};
 
 use anyhow::Context;
 use archlab_auth::AuthApi;

@@ -13,7 +13,7 @@ use archlab_kernel::config::ExternalArgs;
 use archlab_kernel::processes::NOTIFICATIONS_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_notifications::{ExtsimEmail, NotificationsService};
-use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerProgress};
+use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerHandle};
 use archlab_remote::grpc::GrpcServer;
 use archlab_remote::host::{self, Host, ServiceArgs};
 use axum::Router;
@@ -68,7 +68,7 @@ pub struct Handle {
     /// Its fault points.
     pub faults: Faults,
     /// The broker consumer's progress (acks, connection).
-    pub consumer: ConsumerProgress,
+    pub consumer: ConsumerHandle,
 }
 
 impl Server for App {
@@ -93,7 +93,7 @@ impl Server for App {
         let grpc = GrpcServer::new().notifications(notifications.clone());
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let consumer = Consumer::new(config.broker.clone());
-        let handle = Handle { pool, faults, consumer: consumer.progress() };
+        let handle = Handle { pool, faults, consumer: consumer.handle() };
         Ok(Self { host, router, grpc, consumer, notifications, handle })
     }
 

@@ -142,6 +142,29 @@ async fn a_published_event_reaches_the_handler_unchanged() {
 }
 
 #[tokio::test]
+async fn run_consumes_in_the_callers_task_and_returns_once_stopped() {
+    let config = fresh_config().await;
+    let (recorder, mut rx) = Recorder::new(0);
+    let token = CancellationToken::new();
+    let consumer = Consumer::new(config.clone());
+    // Taken before the consumer runs, as a service that awaits `run` itself would.
+    let handle = consumer.handle();
+    let event = welcome();
+    let drive = async {
+        Publisher::new(config.clone()).dispatch(&message(&event)).await.expect("publish");
+        assert_eq!(next_event(&mut rx).await, event);
+        assert!(handle.wait_processed(1, PATIENCE).await, "the delivery was never acked");
+        token.cancel();
+    };
+    let ran = tokio::time::timeout(PATIENCE, async { tokio::join!(consumer.run(recorder, token.clone()), drive) });
+    ran.await.expect("run returns once stop is cancelled");
+    assert_eq!(handle.processed(), 1);
+    assert!(!handle.is_connected(), "run closed its connection before returning");
+    tokio::time::timeout(PATIENCE, handle.stopped()).await.expect("the handle sees the consumer gone");
+    cleanup(&config).await;
+}
+
+#[tokio::test]
 async fn a_redelivered_event_is_recorded_and_emailed_once() {
     let config = fresh_config().await;
     let pool = archlab_testkit::fresh_pool("broker").await;

@@ -12,7 +12,7 @@
 
 use archlab_kernel::server::{self, Running};
 use archlab_kernel::{Addrs, NotificationMode, Server};
-use archlab_remote::broker::ConsumerProgress;
+use archlab_remote::broker::ConsumerHandle;
 use archlab_remote::{Relay, Transport};
 use archlab_testkit::Extsim;
 use clap::Parser;
@@ -90,7 +90,7 @@ pub struct Stack {
     /// The signup saga, to drive its recovery.
     pub saga: std::sync::Arc<archlab_auth_service::signup_saga::SignupSaga>,
     /// notifications-service's consumer progress.
-    pub consumer: ConsumerProgress,
+    pub consumer: ConsumerHandle,
     /// The broker settings the services share (unique exchange and queue per stack).
     pub broker: archlab_remote::broker::BrokerConfig,
     services: HashMap<&'static str, Service>,

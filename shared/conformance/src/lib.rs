@@ -41,8 +41,9 @@
 //!
 //! # Layout
 //!
-//! - [`cases`]: every case, and at its bottom the [`conformance_tests!`] macro listing them
-//!   (a unit test checks the two agree).
+//! - [`cases`]: every case, one file per section of the API (`cases/signup.rs`,
+//!   `cases/payments.rs`, …), and in `cases/mod.rs` the [`conformance_tests!`] macro listing
+//!   them all (a unit test checks the two agree).
 //! - [`api`]: [`Api`], a reqwest wrapper that speaks both well-formed and malformed HTTP and
 //!   returns a [`Resp`] with assertion helpers (`expect_json`, `expect_error`).
 //! - [`shape`]: exact-shape checks for profiles, payments and notifications.

@@ -3,8 +3,9 @@
 //! Start with [`Error`]: one error type crosses every port, in-process or remote, so that a
 //! monolith call and a gRPC or HTTP call fail in the same words and map to the same public
 //! answer. Then the validated values ([`Email`], [`Money`]), the HTTP edge ([`http`]), the
-//! database plumbing ([`db`]), the transactional outbox ([`outbox`]) and the in-module fault
-//! flags ([`Faults`]) that tests and workshops use to break things on purpose.
+//! database plumbing ([`db`]), the transactional outbox ([`outbox`]), the one back-off policy
+//! every retry loop uses ([`Backoff`]) and the in-module fault flags ([`Faults`]) that tests
+//! and workshops use to break things on purpose.
 //!
 //! # Layout
 //! - `error`: [`Error`], its kinds, and how it becomes an HTTP answer.
@@ -15,12 +16,14 @@
 //! - `db`: create-if-missing and connect, per-domain migrations.
 //! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
 //!   claim with `FOR UPDATE SKIP LOCKED`.
+//! - `backoff`: exponential back-off, for the outbox and the broker consumer alike.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
 //! - `config`: the configuration groups both builds read, with the same variable names.
 //! - `processes`: every process's name, variables, default addresses and database.
 //! - `server`: [`Server`], the one shape every process has (build → handle → run).
 
+mod backoff;
 mod error;
 mod faults;
 mod values;
@@ -35,6 +38,7 @@ pub mod processes;
 pub mod server;
 pub mod wire;
 
+pub use backoff::{Backoff, Retries};
 pub use config::{NotificationMode, Transport};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use faults::Faults;

@@ -13,6 +13,7 @@
 //! The table is the same in every schema that has one, so it is defined here once:
 //! [`create_table`], which a producing domain's `migrate()` calls after its own migrations.
 
+use crate::backoff::Backoff;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -26,6 +27,10 @@ use uuid::Uuid;
 
 /// Rows claimed per transaction.
 const BATCH: i64 = 32;
+
+/// How long a failed row waits before [`Outbox::process_due`] tries it again: 100 ms after the
+/// first failure, doubling up to 51.2 s (counted by the row's `attempts`).
+pub const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(51_200));
 
 /// One pending event as the worker sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -183,15 +188,16 @@ impl Outbox {
                     }
                     Err(e) => {
                         tracing::warn!(event_id = %message.event_id, topic = %message.topic, error = %e, "outbox delivery failed");
-                        // Exponential back-off from 100 ms, doubling up to 51.2 s.
-                        let backoff_ms = 100i64 << message.attempts.clamp(0, 9);
+                        // This failure is the row's `attempts + 1`-th.
+                        let failures = u32::try_from(message.attempts).unwrap_or(0).saturating_add(1);
+                        let wait = BACKOFF.delay(failures);
                         sqlx::query(AssertSqlSafe(format!(
                             "UPDATE {table} SET attempts = attempts + 1, last_error = $2,
-                             next_attempt_at = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1"
+                             next_attempt_at = now() + make_interval(secs => $3::float8) WHERE id = $1"
                         )))
                         .bind(message.id)
                         .bind(e.to_string())
-                        .bind(backoff_ms as f64)
+                        .bind(wait.as_secs_f64())
                         .execute(&mut *tx)
                         .await?;
                         failed.push(message.id);

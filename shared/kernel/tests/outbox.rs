@@ -296,9 +296,10 @@ async fn db_clock(pool: &PgPool) -> DateTime<Utc> {
     sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(pool).await.unwrap()
 }
 
-/// The least wait after the `attempt`-th failure: 100 ms, doubling, capped at a minute.
+/// The least wait after the `attempt`-th failure, by the outbox's own policy.
 fn backoff(attempt: i32) -> chrono::Duration {
-    chrono::Duration::milliseconds((100i64 << (attempt - 1).min(9)).min(60_000))
+    let failures = u32::try_from(attempt).expect("attempts count from 1");
+    chrono::Duration::from_std(outbox::BACKOFF.delay(failures)).expect("a back-off fits")
 }
 
 fn assert_each_delivered_once(counter: &Recorder, events: &[Uuid]) {

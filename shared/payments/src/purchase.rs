@@ -52,11 +52,6 @@ impl PurchaseService {
         Self { pool, auth, users, provider, notifications, mode, faults }
     }
 
-    /// The notification mode this flow runs in.
-    pub fn mode(&self) -> NotificationMode {
-        self.mode
-    }
-
     /// Buy: the whole seed scenario for one request.
     #[tracing::instrument(name = "payments.purchase", skip_all, fields(mode = %self.mode), err)]
     pub async fn purchase(&self, token: &str, key: &IdempotencyKey, request: &PurchaseRequest) -> Result<Payment> {

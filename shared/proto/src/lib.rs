@@ -10,7 +10,6 @@
 //! - [`auth::v1`] — `Auth.VerifySession`.
 //! - [`users::v1`] — `Users.CreateProfile`, `GetProfile`, `DeleteProfile`.
 //! - [`notifications::v1`] — `Notifications.Deliver`.
-//! - [`FILE_DESCRIPTOR_SET`] — all three, encoded, for gRPC reflection.
 
 /// `archlab.auth.v1`: the auth port.
 pub mod auth {
@@ -35,6 +34,3 @@ pub mod notifications {
         tonic::include_proto!("archlab.notifications.v1");
     }
 }
-
-/// The encoded `FileDescriptorSet` of every package above, for a reflection service.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("archlab_descriptor");

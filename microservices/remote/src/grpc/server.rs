@@ -53,9 +53,9 @@ impl GrpcServer {
         self
     }
 
-    /// The hosted services and the health service as routes, for a caller that builds its own
-    /// tonic server (e.g. with a tracing layer); the reporter can mark them NOT_SERVING later.
-    pub async fn into_routes(self) -> (Routes, HealthReporter) {
+    /// The hosted services and the health service, which reports each hosted one SERVING for
+    /// as long as the server runs.
+    async fn into_routes(self) -> Routes {
         let health = HealthReporter::new();
         let mut routes = Routes::builder();
         if let Some(api) = self.auth {
@@ -71,9 +71,9 @@ impl GrpcServer {
             routes.add_service(notifications_server::NotificationsServer::new(NotificationsGrpc(api)));
         }
         routes.add_service(tonic_health::pb::health_server::HealthServer::new(HealthService::from_health_reporter(
-            health.clone(),
+            health,
         )));
-        (routes.routes(), health)
+        routes.routes()
     }
 
     /// Serve on `listener` (bound by the caller, port 0 in tests) until `shutdown` completes,
@@ -83,7 +83,7 @@ impl GrpcServer {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
-        let (routes, _health) = self.into_routes().await;
+        let routes = self.into_routes().await;
         Server::builder().add_routes(routes).serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown).await
     }
 }
