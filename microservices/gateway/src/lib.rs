@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - `config`: [`Config`], the environment variables.
-//! - `routes`: the route table and its router.
+//! - `table`: the route table, plain data ([`ROUTES`]).
+//! - `routes`: the table as a router.
 //! - `forward`: authenticate, strip and re-send, copy the answer back.
 //! - `ready`: `/ready` asks every upstream's `/health`.
 //!

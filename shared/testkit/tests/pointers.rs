@@ -4,8 +4,8 @@
 //! A path is a word with a `/` that ends in a source extension (`monolith/src/app.rs`,
 //! `shared/auth/migrations/1001_auth.sql`). It may use `*` for one path segment
 //! (`microservices/*/src/lib.rs`: at least one must match) and `{a,b}` for alternatives (each
-//! must exist). It is looked up from the repository root, then from the crate (or, for
-//! Markdown, the folder) of the file that names it.
+//! must exist). It is looked up from the repository root, then from the folder and the
+//! crate of the file that names it.
 
 use std::path::{Path, PathBuf};
 
@@ -84,13 +84,11 @@ fn exists(base: &Path, pattern: &str) -> bool {
     candidates.iter().any(|p| p.is_file())
 }
 
-/// The folder a relative path in `file` may be relative to: its crate, or its own folder.
-fn local_base(file: &Path) -> PathBuf {
+/// The folders a relative path in `file` may be relative to: its own folder and its crate.
+fn local_bases(file: &Path) -> Vec<PathBuf> {
     let dir = file.parent().expect("a file has a folder");
-    if file.extension().is_some_and(|e| e == "md") {
-        return dir.to_path_buf();
-    }
-    dir.ancestors().find(|d| d.join("Cargo.toml").is_file()).unwrap_or(dir).to_path_buf()
+    let krate = dir.ancestors().find(|d| d.join("Cargo.toml").is_file()).unwrap_or(dir);
+    vec![dir.to_path_buf(), krate.to_path_buf()]
 }
 
 /// What a file says in prose: a Rust file's comments, a Markdown file whole.
@@ -125,7 +123,7 @@ fn every_path_named_in_comments_and_docs_exists() {
         for named in paths_in(&prose) {
             for path in expand(&named) {
                 checked += 1;
-                if !exists(&root, &path) && !exists(&local_base(file), &path) {
+                if !exists(&root, &path) && !local_bases(file).iter().any(|base| exists(base, &path)) {
                     broken.push(format!("{}: {path}", rel.display()));
                 }
             }
