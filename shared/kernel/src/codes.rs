@@ -26,6 +26,8 @@ macro_rules! error_codes {
 }
 
 crate::error_codes! {
+    /// 400: a request path that is not canonical (see [`require_canonical_path`](crate::http::require_canonical_path)).
+    INVALID_PATH = "invalid_path";
     /// 400: the body is not valid JSON.
     MALFORMED_JSON = "malformed_json";
     /// 400: the request body could not be read at all (the gateway reads it to forward it).

@@ -1,15 +1,23 @@
 //! The HTTP edge shared by every router in both builds.
 //!
-//! Every way a request can be malformed — bad JSON, wrong content type, oversized body,
-//! a path id that is not a UUID, a missing or garbled token, an unknown route — ends here as
-//! the same `{"error": {"code", "message"}}` shape, so the monolith and the gateway answer
-//! bad input identically.
+//! Every way a request can be malformed — a path that is not canonical, bad JSON, wrong
+//! content type, oversized body, a path id that is not a UUID, a missing or garbled token, an
+//! unknown route — ends here as the same `{"error": {"code", "message"}}` shape, so the
+//! monolith and the gateway answer bad input identically.
+//!
+//! `path` (`shared/kernel/src/http/path.rs`) holds the canonical-path rule [`edge`] enforces.
+
+mod path;
+
+pub use path::require_canonical_path;
 
 use crate::{Error, ErrorKind, Result, codes};
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -58,11 +66,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| Error::validation("id must be a UUID"))?;
-        Uuid::parse_str(&raw).map(IdPath).map_err(|_| Error::validation("id must be a UUID"))
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_a_uuid())?;
+        parse_id(&raw).map(IdPath)
     }
+}
+
+/// A path id (already percent-decoded) as [`IdPath`] reads it: any UUID spelling
+/// `Uuid::parse_str` accepts, else 422 `validation_failed`. The gateway parses ids with it
+/// too, so both builds refuse the same ids with the same answer.
+pub fn parse_id(raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| not_a_uuid())
+}
+
+fn not_a_uuid() -> Error {
+    Error::validation("id must be a UUID")
 }
 
 /// The raw token of an `Authorization: Bearer <token>` header, shape-checked only.
@@ -139,7 +156,8 @@ pub fn with_authenticator(router: Router, authn: SharedAuthenticator) -> Router 
     router.layer(axum::Extension(authn))
 }
 
-/// Wrap a composed public router with the lab-wide edge: body limit, JSON 404 and 405.
+/// Wrap a composed public router with the lab-wide edge: non-canonical paths refused (400
+/// `invalid_path`, before any route or fallback runs), body limit, JSON 404 and 405.
 pub fn edge(router: Router) -> Router {
     router
         .fallback(|| async { Error::not_found("route") })
@@ -147,4 +165,16 @@ pub fn edge(router: Router) -> Router {
             Error::new(ErrorKind::MethodNotAllowed, codes::METHOD_NOT_ALLOWED, "method not allowed on this path")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(canonical_paths_only))
+}
+
+/// The [`edge`] layer that answers a non-canonical path itself (see [`require_canonical_path`]).
+async fn canonical_paths_only(request: Request, next: Next) -> Response {
+    match require_canonical_path(request.uri().path()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            tracing::debug!(reason = %refused.message, "refused a non-canonical path");
+            refused.into_response()
+        }
+    }
 }

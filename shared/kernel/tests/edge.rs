@@ -4,7 +4,7 @@
 //! `{"error": {"code", "message"}}` body; a 500 never shows its cause; the `http::Json`
 //! extractor turns malformed JSON, a wrong content type, a missing field and an oversized
 //! body into 400, 415, 422 and 413 in that shape; `http::edge` answers unknown routes and
-//! methods in JSON too; path ids, bearer tokens and the authenticated `Caller` are
+//! methods in JSON too, and refuses a non-canonical path before any of it; path ids, bearer tokens and the authenticated `Caller` are
 //! checked the same way; and `Faults` switch fault points on and off per instance.
 
 use archlab_kernel::http::{Authenticator, BODY_LIMIT, BearerToken, Caller, IdPath, Json, edge, with_authenticator};
@@ -153,6 +153,35 @@ async fn the_edge_answers_unknown_routes_and_methods_in_json() {
 
     let get = Request::get("/echo").body(Body::empty()).unwrap();
     assert_error(edge(app()).oneshot(get).await.unwrap(), 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn the_edge_refuses_a_non_canonical_path_before_any_route_fallback_or_405() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let router = Router::new().route(
+        "/items/{id}",
+        get(move || async move {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            "reached"
+        }),
+    );
+    // Matched by `/items/{id}` (GET), only by the fallback, and by the route with the wrong method.
+    for (method, uri) in [
+        ("GET", r"/items/..\..\internal"),
+        ("GET", "/items/%2e%2e"),
+        ("GET", "/items/x;jsessionid=1"),
+        ("GET", "/items/../../internal/users"),
+        ("GET", "//items/x"),
+        ("POST", "/items/%2E"),
+    ] {
+        let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let message = assert_error(edge(router.clone()).oneshot(request).await.unwrap(), 400, "invalid_path").await;
+        assert!(message.starts_with("the path is not canonical"), "{uri}: {message}");
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0, "no handler ran");
+    let ok = edge(router).oneshot(get_request("/items/x", None)).await.unwrap();
+    assert_eq!(body_bytes(ok).await, b"reached", "a canonical path still reaches its route");
 }
 
 #[tokio::test]
