@@ -6,6 +6,7 @@
 //! as it reaches every gRPC hop.
 
 use crate::ClientConfig;
+use archlab_kernel::http::require_canonical_path;
 use archlab_kernel::{Error, ErrorBody, ErrorKind, Result};
 use axum::body::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -33,6 +34,8 @@ pub struct Answer {
 pub struct HttpUpstream {
     name: &'static str,
     base: String,
+    /// The path part of `base` ("" for a bare host), which every request's path extends.
+    base_path: String,
     stack: HttpStack,
     deadline: Duration,
 }
@@ -60,9 +63,11 @@ impl HttpUpstream {
             .map_err(|e| bad_config(name, format!("cannot build the HTTP client: {e}")))?;
         let stack =
             config.layers().service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
+        let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Self {
             name,
             base,
+            base_path,
             stack: BoxCloneSyncService::new(stack),
             deadline: Duration::from_millis(config.internal_timeout_ms),
         })
@@ -78,10 +83,21 @@ impl HttpUpstream {
         &self.base
     }
 
-    /// A request for `path_and_query` (which starts with `/`) on this upstream.
-    pub fn request(&self, method: Method, path_and_query: &str) -> Result<reqwest::Request> {
-        let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.base))
-            .map_err(|e| Error::internal(format!("{}: bad path {path_and_query:?}: {e}", self.name)))?;
+    /// A request for `path` on this upstream: an absolute, canonical path (see
+    /// `archlab_kernel::http::require_canonical_path`) without a query, sent exactly as given.
+    ///
+    /// The gateway builds its paths from its route table, so this is the second line of
+    /// defence: `Url` would turn `\` into `/` and resolve `..`, so a path it could rewrite is
+    /// refused here (400 `invalid_path`) rather than sent somewhere else.
+    pub fn request(&self, method: Method, path: &str) -> Result<reqwest::Request> {
+        require_canonical_path(path).inspect_err(|e| {
+            tracing::warn!(peer = self.name, reason = %e.message, "refused to send a non-canonical path");
+        })?;
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| Error::internal(format!("{}: bad path {path:?}: {e}", self.name)))?;
+        if url.path() != format!("{}{path}", self.base_path) || url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::internal(format!("{}: the path {path:?} would be sent as {url}", self.name)));
+        }
         Ok(reqwest::Request::new(method, url))
     }
 
@@ -183,4 +199,46 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Transport;
+
+    fn upstream(base: &str) -> HttpUpstream {
+        let config = ClientConfig { transport: Transport::Http, internal_timeout_ms: 1000, internal_concurrency: 1 };
+        HttpUpstream::new("users-service", base, &config).expect("valid base")
+    }
+
+    #[test]
+    fn a_canonical_path_is_sent_exactly_as_given() {
+        let id = uuid::Uuid::new_v4();
+        for base in ["http://127.0.0.1:8002", "http://127.0.0.1:8002/", "http://127.0.0.1:8002/prefix/"] {
+            let request = upstream(base).request(Method::GET, &format!("/api/users/{id}")).expect("canonical");
+            let prefix = if base.ends_with("/prefix/") { "/prefix" } else { "" };
+            assert_eq!(request.url().path(), format!("{prefix}/api/users/{id}"));
+            assert_eq!(request.url().query(), None);
+        }
+    }
+
+    #[test]
+    fn a_path_the_url_crate_would_rewrite_is_refused_before_anything_is_sent() {
+        let users = upstream("http://127.0.0.1:8002");
+        let id = uuid::Uuid::new_v4();
+        for path in [
+            format!("/api/users/..\\..\\internal\\users\\profiles\\{id}"),
+            format!("/api/users/../../internal/users/profiles/{id}"),
+            format!("/api/users/%2e%2e/%2e%2e/internal/users/profiles/{id}"),
+            "/api/users/me?extra=1".to_owned(),
+            "/api/users/me#fragment".to_owned(),
+            "/api//users/me".to_owned(),
+            "api/users/me".to_owned(),
+            "@evil.example/x".to_owned(),
+            String::new(),
+        ] {
+            let refused = users.request(Method::GET, &path).expect_err(&path);
+            assert_eq!(refused.code, archlab_kernel::codes::INVALID_PATH, "{path}: {refused:?}");
+        }
+    }
 }
