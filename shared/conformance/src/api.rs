@@ -236,8 +236,13 @@ impl Api {
 
     /// Signs a fresh account up (unique e-mail) and panics unless it answers 201.
     pub async fn new_user(&self) -> User {
+        self.new_user_named("Conformance User").await
+    }
+
+    /// [`Api::new_user`] with its display name.
+    pub async fn new_user_named(&self, name: &str) -> User {
         let email = unique_email();
-        let name = "Conformance User".to_owned();
+        let name = name.to_owned();
         let body = self.signup(&email, PASSWORD, &name).await.expect_json(201, "signing a fresh user up");
         let field =
             |k: &str| body[k].as_str().unwrap_or_else(|| panic!("signup answered no string {k:?}: {body}")).to_owned();

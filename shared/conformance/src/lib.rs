@@ -47,9 +47,13 @@
 //! - [`api`]: [`Api`], a reqwest wrapper that speaks both well-formed and malformed HTTP and
 //!   returns a [`Resp`] with assertion helpers (`expect_json`, `expect_error`).
 //! - [`shape`]: exact-shape checks for profiles, payments and notifications.
+//! - [`raw`]: requests written byte for byte on TCP ([`raw::send_raw`]), for the spellings
+//!   reqwest would normalise, and the table of non-canonical path spellings
+//!   ([`raw::SPELLINGS`]) over every route docs/api.md lists.
 
 pub mod api;
 pub mod cases;
+pub mod raw;
 pub mod shape;
 
 pub use api::{Api, Resp, User, unique_email, unique_key};

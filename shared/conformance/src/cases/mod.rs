@@ -20,12 +20,14 @@
 //! - `payments`: `POST /api/payments` and its idempotency, `GET /api/payments[/{id}]`.
 //! - `notifications`: `GET /api/notifications` and the receipts purchases cause.
 //! - `edge`: `/health`, `/ready`, unknown routes, wrong methods.
+//! - `paths`: every route in every non-canonical spelling, sent raw, is 400 `invalid_path`.
 
 mod authentication;
 mod bodies;
 mod edge;
 mod login;
 mod notifications;
+mod paths;
 mod payments;
 mod signup;
 mod users;
@@ -35,6 +37,7 @@ pub use bodies::*;
 pub use edge::*;
 pub use login::*;
 pub use notifications::*;
+pub use paths::*;
 pub use payments::*;
 pub use signup::*;
 pub use users::*;
@@ -108,6 +111,8 @@ macro_rules! conformance_tests {
             ready_is_ready,
             unknown_route_is_404,
             wrong_method_is_405,
+            non_canonical_paths_are_400_invalid_path,
+            path_traversal_reads_no_other_users_profile,
             // END CASES
         );
     };
@@ -129,7 +134,7 @@ macro_rules! conformance_tests {
 #[cfg(test)]
 mod tests {
     /// Each section file under its module's name, in the order of the Layout above.
-    const SECTIONS: [(&str, &str); 8] = [
+    const SECTIONS: [(&str, &str); 9] = [
         ("signup", include_str!("signup.rs")),
         ("bodies", include_str!("bodies.rs")),
         ("login", include_str!("login.rs")),
@@ -138,6 +143,7 @@ mod tests {
         ("payments", include_str!("payments.rs")),
         ("notifications", include_str!("notifications.rs")),
         ("edge", include_str!("edge.rs")),
+        ("paths", include_str!("paths.rs")),
     ];
 
     /// The macro's list and the sections' `pub async fn`s must name the same cases, in order.
