@@ -1,19 +1,27 @@
 //! Forwarding one public request to the service that owns it.
 //!
 //! This is the hop the monolith does not have: authenticate at the edge, then re-send the
-//! request over the network. What crosses is deliberately narrow: method, path and query,
-//! the (already size-limited) body and the end-to-end headers go in; status, end-to-end
-//! headers and body come back unchanged. Hop-by-hop headers stay on their own hop, and the
-//! identity header is the gateway's alone to write.
+//! request over the network. What crosses is deliberately narrow: the method, the path the
+//! route table builds (the matched row's pattern and its parsed ids, never the client's
+//! spelling; no query, as no route takes one), the (already size-limited) body and the
+//! end-to-end headers go in; status, end-to-end headers and body come back unchanged.
+//! Hop-by-hop headers stay on their own hop, and the identity header is the gateway's alone
+//! to write.
+//!
+//! Why the path is rebuilt: forwarding the client's path once let
+//! `/api/users/..\..\internal\users\profiles\<id>` match `/api/users/{id}` here and then,
+//! rewritten by the `url` crate, reach users-service's internal route. The edge refuses such
+//! paths, `HttpUpstream::request` refuses them again, and the path sent is built from the
+//! table, so the three would all have to fail at once.
 
-use crate::table::{Access, Service};
+use crate::table::{Access, Route, Service};
 use archlab_auth::{AuthApi, SessionAuthenticator};
 use archlab_kernel::http::Authenticator;
 use archlab_kernel::{Error, ErrorKind, Result, codes};
 use archlab_remote::http::HttpUpstream;
 use archlab_remote::identity::{IDENTITY_HEADER, IdentitySigner};
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, header};
 use std::sync::Arc;
@@ -50,25 +58,25 @@ impl Forwarder {
         Self { upstreams, authn: SessionAuthenticator(auth), signer }
     }
 
-    /// Authenticate if the route asks for it, forward, and answer with the service's answer.
-    pub(crate) async fn forward(&self, service: Service, access: Access, request: Request) -> Response {
-        self.try_forward(service, access, request).await.unwrap_or_else(IntoResponse::into_response)
+    /// Authenticate if `route` asks for it, forward, and answer with the service's answer.
+    pub(crate) async fn forward(&self, route: &'static Route, request: Request) -> Response {
+        self.try_forward(route, request).await.unwrap_or_else(IntoResponse::into_response)
     }
 
-    async fn try_forward(&self, service: Service, access: Access, request: Request) -> Result<Response> {
+    async fn try_forward(&self, route: &'static Route, request: Request) -> Result<Response> {
         let (mut parts, body) = request.into_parts();
-        // Like the monolith's routes, the caller is checked before the body is read.
-        let identity = match access {
+        // In the monolith's order: the caller, then the path id, then the body.
+        let identity = match route.access {
             Access::Public => None,
             Access::Bearer => Some(self.signer.sign(self.authn.authenticate(&parts.headers).await?.user_id)),
         };
+        let path = upstream_path(route, &mut parts).await?;
         let mut headers = end_to_end(std::mem::take(&mut parts.headers));
         headers.remove(IDENTITY_HEADER);
         if let Some(identity) = identity {
             headers.insert(IDENTITY_HEADER, identity);
         }
         let method = parts.method.clone();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         // `Bytes` honours the edge's `DefaultBodyLimit`, so an oversized body stops here.
         let body = Bytes::from_request(Request::from_parts(parts, body), &()).await.map_err(|rejection| {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -78,8 +86,8 @@ impl Forwarder {
             }
         })?;
 
-        let upstream = &self.upstreams[service.index()];
-        let mut outgoing = upstream.request(method, &path_and_query)?;
+        let upstream = &self.upstreams[route.service.index()];
+        let mut outgoing = upstream.request(method, &path)?;
         *outgoing.headers_mut() = headers;
         *outgoing.body_mut() = Some(body.into());
         let answer = upstream.fetch(outgoing).await?;
@@ -90,6 +98,17 @@ impl Forwarder {
         response.headers_mut().remove(IDENTITY_HEADER);
         Ok(response)
     }
+}
+
+/// The path `route` sends upstream, from the parameters the router matched.
+async fn upstream_path(route: &Route, parts: &mut http::request::Parts) -> Result<String> {
+    let params = if route.has_params() {
+        // A value that cannot be decoded is no UUID either: `upstream_path` answers for it.
+        Path::<Vec<(String, String)>>::from_request_parts(parts, &()).await.map_or_else(|_| Vec::new(), |p| p.0)
+    } else {
+        Vec::new()
+    };
+    route.upstream_path(&params)
 }
 
 /// `headers` without the hop-by-hop ones, including any the `Connection` header names.

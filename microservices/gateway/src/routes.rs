@@ -1,7 +1,8 @@
 //! The route table as an axum router: one handler per row of [`ROUTES`], each forwarding
-//! through the [`Forwarder`] to the row's service.
+//! its row through the [`Forwarder`].
 //!
-//! Paths and methods not in the table fall through to the edge's 404 and 405.
+//! Paths and methods not in the table fall through to the edge's 404 and 405, and a path
+//! that is not canonical never gets this far (the edge's 400 `invalid_path`).
 
 use crate::forward::Forwarder;
 use crate::table::ROUTES;
@@ -17,8 +18,8 @@ pub(crate) fn router(forwarder: Arc<Forwarder>) -> Router {
     for r in ROUTES {
         let method = http::Method::from_bytes(r.method.as_bytes()).expect("the table holds valid methods");
         let filter = MethodFilter::try_from(method).expect("the table holds routable methods");
-        let (forwarder, service, access) = (forwarder.clone(), r.service, r.access);
-        let handler = move |request: Request| async move { forwarder.forward(service, access, request).await };
+        let forwarder = forwarder.clone();
+        let handler = move |request: Request| async move { forwarder.forward(r, request).await };
         let methods = by_path.remove(r.path).unwrap_or_default();
         by_path.insert(r.path, methods.on(filter, handler));
     }
