@@ -26,7 +26,9 @@ run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C sto
 
 test: services clean-dbs ## Every test against the real services, and the containers path compiled
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --no-fail-fast
+	@# Each test creates a fresh database (~8 MB); drop them afterwards, pass or fail, so
+	@# repeated runs do not fill the disk.
+	$(CARGO) test --workspace --no-fail-fast; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
 	$(CARGO) check -p archlab-testkit --features containers
 
 lint: ## rustfmt, clippy and unused dependencies (cargo-machete), as before every commit
