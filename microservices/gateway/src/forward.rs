@@ -58,15 +58,12 @@ impl Forwarder {
     async fn try_forward(&self, service: Service, access: Access, request: Request) -> Result<Response> {
         let (mut parts, body) = request.into_parts();
         // Like the monolith's routes, the caller is checked before the body is read.
-        let identity = match access {
+        let caller = match access {
             Access::Public => None,
-            Access::Bearer => Some(self.signer.sign(self.authn.authenticate(&parts.headers).await?.user_id)),
+            Access::Bearer => Some(self.authn.authenticate(&parts).await?),
         };
         let mut headers = end_to_end(std::mem::take(&mut parts.headers));
         headers.remove(IDENTITY_HEADER);
-        if let Some(identity) = identity {
-            headers.insert(IDENTITY_HEADER, identity);
-        }
         let method = parts.method.clone();
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         // `Bytes` honours the edge's `DefaultBodyLimit`, so an oversized body stops here.
@@ -80,6 +77,11 @@ impl Forwarder {
 
         let upstream = &self.upstreams[service.index()];
         let mut outgoing = upstream.request(method, &path_and_query)?;
+        if let Some(caller) = caller {
+            // Signed for the method and path the service will receive, and no other.
+            let identity = self.signer.sign(caller.user_id, outgoing.method(), outgoing.url().path());
+            headers.insert(IDENTITY_HEADER, identity);
+        }
         *outgoing.headers_mut() = headers;
         *outgoing.body_mut() = Some(body.into());
         let answer = upstream.fetch(outgoing).await?;
