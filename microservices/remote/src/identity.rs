@@ -22,8 +22,9 @@
 //! method or path, or issued more than 30 s ago. Routes only ever see `Caller`, the same type
 //! the monolith gives them.
 //!
-//! The key is derived from the secret for this one purpose, so that other uses of the same
-//! secret can derive keys of their own and no signature made for one is valid for another.
+//! The key is derived from the secret for this one purpose; the service credentials of
+//! internal calls (microservices/remote/src/service_credential.rs) use another key derived
+//! from the same secret, so a signature made for one can never be accepted as the other.
 //!
 //! # Why an outside caller cannot forge it
 //!
@@ -32,7 +33,8 @@
 //! - The gateway strips any incoming `x-archlab-identity` before it forwards, so a client
 //!   cannot slip one through the front door.
 //! - The services' ports listen on loopback by default (`127.0.0.1:8001`–`8004`), so the only
-//!   way in from outside is the gateway; its explicit route table never exposes `/internal/*`.
+//!   way in from outside is the gateway; its explicit route table never exposes `/internal/*`
+//!   (and the internal routes demand a service credential besides).
 //! - Signatures expire after 30 s, so a header leaked from a log or a trace is useless soon
 //!   after; it is also bound to one user id, one instant, one method and one path, so it
 //!   cannot be re-targeted at another user or replayed on another route (a header captured
@@ -99,6 +101,11 @@ impl IdentityArgs {
         tracing::warn!("INTERNAL_SECRET is the development default; acceptable on loopback only");
         Ok(())
     }
+
+    /// The service credentials of the process `name` (its `Server::NAME`), keyed by this secret.
+    pub fn service_credentials(&self, name: &'static str) -> crate::ServiceCredentials {
+        crate::ServiceCredentials::new(name, self.internal_secret.as_bytes())
+    }
 }
 
 // Configs are printed in logs and panics; the secret must not be.
@@ -130,7 +137,8 @@ pub(crate) fn received_path<'a>(uri: &'a http::Uri, extensions: &'a http::Extens
     extensions.get::<axum::extract::OriginalUri>().map_or(uri.path(), |original| original.0.path())
 }
 
-/// What a MAC binding a header to a request covers: `"<payload>.<METHOD> <path>"`.
+/// What a MAC binding a header to a request covers: `"<payload>.<METHOD> <path>"`. The
+/// identity and the service credential both use it, each under its own key.
 pub(crate) fn request_mac(key: &HmacSha256, payload: &str, method: &Method, path: &str) -> HmacSha256 {
     let mut mac = key.clone();
     mac.update(payload.as_bytes());

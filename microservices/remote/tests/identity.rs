@@ -4,6 +4,7 @@
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, ErrorKind};
 use archlab_remote::identity::{IDENTITY_HEADER, IDENTITY_KEY_PURPOSE, IdentitySigner, SignedIdentityAuthenticator};
+use archlab_remote::service_credential::SERVICE_KEY_PURPOSE;
 use hmac::{Hmac, Mac};
 use http::request::Parts;
 use http::{HeaderValue, Method};
@@ -101,13 +102,13 @@ async fn an_identity_captured_on_one_route_is_refused_on_every_other() {
 }
 
 #[tokio::test]
-async fn a_header_signed_with_the_bare_secret_or_another_derived_key_is_refused() {
-    // The key is derived for identities alone: neither the secret itself nor a key derived
-    // from it for another purpose signs a valid identity.
+async fn a_header_signed_with_the_bare_secret_or_the_service_key_is_refused() {
+    // The key is derived for identities alone: neither the secret itself nor the
+    // service-credential key derived from it signs a valid identity.
     let payload = format!("{}.{}", Uuid::new_v4(), now_ms());
     let bare = hex::encode(hmac(SECRET, &format!("{payload}.{} {}", ME.0, ME.1)));
     refused(HeaderValue::try_from(format!("{payload}.{bare}")).expect("header")).await;
-    refused(by_hand_keyed(SECRET, "another-purpose", Uuid::new_v4(), now_ms())).await;
+    refused(by_hand_keyed(SECRET, SERVICE_KEY_PURPOSE, Uuid::new_v4(), now_ms())).await;
 }
 
 #[tokio::test]
