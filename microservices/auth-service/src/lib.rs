@@ -91,16 +91,17 @@ impl Server for App {
         let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
         let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
         let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()));
-        let saga =
-            Arc::new(SignupSaga { auth: auth.clone(), users: config.peers.upstreams.users(&config.peers.client)? });
+        let me = config.common.identity.service_credentials(Self::NAME);
+        let users = config.peers.upstreams.users(&config.peers.client, &me)?;
+        let saga = Arc::new(SignupSaga { auth: auth.clone(), users });
 
         let router = host::service_router(
             archlab_auth::http::router(AuthRoutes { auth: auth.clone(), signup: saga.clone() }),
-            archlab_remote::http::auth_routes(auth.clone()),
+            archlab_remote::http::auth_routes(auth.clone(), &me),
             &config.common.identity,
             &pool,
         );
-        let grpc = GrpcServer::new().auth(auth);
+        let grpc = GrpcServer::new(&me).auth(auth);
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);

@@ -66,16 +66,13 @@ impl Forwarder {
     async fn try_forward(&self, route: &'static Route, request: Request) -> Result<Response> {
         let (mut parts, body) = request.into_parts();
         // In the monolith's order: the caller, then the path id, then the body.
-        let identity = match route.access {
+        let caller = match route.access {
             Access::Public => None,
-            Access::Bearer => Some(self.signer.sign(self.authn.authenticate(&parts.headers).await?.user_id)),
+            Access::Bearer => Some(self.authn.authenticate(&parts).await?),
         };
         let path = upstream_path(route, &mut parts).await?;
         let mut headers = end_to_end(std::mem::take(&mut parts.headers));
         headers.remove(IDENTITY_HEADER);
-        if let Some(identity) = identity {
-            headers.insert(IDENTITY_HEADER, identity);
-        }
         let method = parts.method.clone();
         // `Bytes` honours the edge's `DefaultBodyLimit`, so an oversized body stops here.
         let body = Bytes::from_request(Request::from_parts(parts, body), &()).await.map_err(|rejection| {
@@ -88,6 +85,11 @@ impl Forwarder {
 
         let upstream = &self.upstreams[route.service.index()];
         let mut outgoing = upstream.request(method, &path)?;
+        if let Some(caller) = caller {
+            // Signed for the method and path the service will receive, and no other.
+            let identity = self.signer.sign(caller.user_id, outgoing.method(), outgoing.url().path());
+            headers.insert(IDENTITY_HEADER, identity);
+        }
         *outgoing.headers_mut() = headers;
         *outgoing.body_mut() = Some(body.into());
         let answer = upstream.fetch(outgoing).await?;

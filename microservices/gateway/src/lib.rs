@@ -3,7 +3,8 @@
 //! The monolith answers `/api/*` itself; here every request crosses one more hop. The gateway
 //! holds no domain code: it routes by an explicit table ([`ROUTES`], a mirror of
 //! docs/api.md), checks bearer tokens with auth-service (through whatever `AuthApi` it is
-//! given: gRPC or HTTP), stamps the verified caller as a signed `x-archlab-identity` header
+//! given: gRPC or HTTP, each call carrying the gateway's service credential), stamps the
+//! verified caller as a signed `x-archlab-identity` header valid for that one method and path
 //! (see `archlab_remote::identity`) and forwards to the owning service's public HTTP routes.
 //! Unknown routes, wrong methods and oversized bodies are answered here, in the lab's JSON
 //! error shape, without bothering any service.
@@ -92,7 +93,8 @@ impl Server for App {
     /// Bind the address (port 0 allowed) and wire the router; bearer tokens are checked by
     /// auth-service over `INTERNAL_TRANSPORT`.
     async fn build(config: Config) -> anyhow::Result<Self> {
-        let auth = config.upstreams.auth(&config.client).context("auth-service client")?;
+        let me = config.identity.service_credentials(Self::NAME);
+        let auth = config.upstreams.auth(&config.client, &me).context("auth-service client")?;
         Self::with_auth(config, auth).await
     }
 

@@ -240,6 +240,15 @@ fn echoed_headers(echo: &Value) -> HeaderMap {
     headers
 }
 
+/// The request an echo says the upstream received: method, path and headers.
+fn echoed_request(echo: &Value) -> http::request::Parts {
+    let method = echo["method"].as_str().expect("method");
+    let path = echo["path"].as_str().expect("path");
+    let mut request = http::Request::builder().method(method).uri(path).body(()).expect("request").into_parts().0;
+    request.headers = echoed_headers(echo);
+    request
+}
+
 /// A concrete path for a route pattern.
 fn concrete(path: &str) -> String {
     path.replace("{id}", &Uuid::new_v4().to_string())
@@ -257,7 +266,7 @@ async fn public_routes_forward_without_identity() {
     let gw = spawn().await;
     let body = r#"{"email":"ada@example.com","password":"correct horse","name":"Ada"}"#;
     for path in ["/api/auth/signup", "/api/auth/login"] {
-        let forged = IdentitySigner::new(SECRET.as_bytes()).sign(Uuid::new_v4());
+        let forged = IdentitySigner::new(SECRET.as_bytes()).sign(Uuid::new_v4(), &Method::POST, path);
         let res = gw
             .req(Method::POST, path)
             .header("content-type", "application/json")
@@ -310,8 +319,14 @@ async fn a_good_token_forwards_a_valid_identity_and_the_authorization() {
         assert_eq!(echo["path"], path);
         let headers = echoed_headers(&echo);
         assert_eq!(headers["authorization"], format!("Bearer {GOOD_TOKEN}"), "payments re-checks the session");
-        let caller = authn.authenticate(&headers).await.expect("the upstream can verify the identity");
+        let received = echoed_request(&echo);
+        let caller = authn.authenticate(&received).await.expect("the upstream can verify the identity");
         assert_eq!(caller, Caller { user_id: gw.auth.user_id });
+        // Signed for this method and path only: replayed on another route it opens nothing.
+        let mut elsewhere = received;
+        elsewhere.uri = "/api/users/me".parse().expect("uri");
+        elsewhere.method = if elsewhere.method == Method::PATCH { Method::GET } else { Method::PATCH };
+        authn.authenticate(&elsewhere).await.expect_err("the identity is bound to its route");
     }
     assert_eq!(gw.auth.calls.load(Ordering::SeqCst), 8, "one session check per request");
 }
@@ -321,7 +336,7 @@ async fn an_incoming_identity_header_is_replaced() {
     let gw = spawn().await;
     // The strongest forgery: a header validly signed for someone else.
     let victim = Uuid::new_v4();
-    let forged = IdentitySigner::new(SECRET.as_bytes()).sign(victim);
+    let forged = IdentitySigner::new(SECRET.as_bytes()).sign(victim, &Method::GET, "/api/users/me");
     let res = gw
         .authed(Method::GET, "/api/users/me")
         .header(IDENTITY_HEADER, forged.clone())
@@ -334,7 +349,8 @@ async fn an_incoming_identity_header_is_replaced() {
     let values: Vec<_> = headers.get_all(IDENTITY_HEADER).iter().collect();
     assert_eq!(values.len(), 1, "exactly the gateway's own identity: {echo}");
     assert_ne!(values[0], &forged);
-    let caller = SignedIdentityAuthenticator::new(SECRET.as_bytes()).authenticate(&headers).await.expect("valid");
+    let caller =
+        SignedIdentityAuthenticator::new(SECRET.as_bytes()).authenticate(&echoed_request(&echo)).await.expect("valid");
     assert_eq!(caller.user_id, gw.auth.user_id);
     assert_ne!(caller.user_id, victim);
 }

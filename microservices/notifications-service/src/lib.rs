@@ -84,13 +84,14 @@ impl Server for App {
         let email = Arc::new(ExtsimEmail::new(&config.external.extsim_url, config.external.timeout()));
         let notifications = Arc::new(NotificationsService::new(pool.clone(), email, faults.clone()));
 
+        let me = config.common.identity.service_credentials(Self::NAME);
         let router = host::service_router(
             archlab_notifications::http::router(notifications.clone()),
-            archlab_remote::http::notifications_routes(notifications.clone()),
+            archlab_remote::http::notifications_routes(notifications.clone(), &me),
             &config.common.identity,
             &pool,
         );
-        let grpc = GrpcServer::new().notifications(notifications.clone());
+        let grpc = GrpcServer::new(&me).notifications(notifications.clone());
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let consumer = Consumer::new(config.broker.clone());
         let handle = Handle { pool, faults, consumer: consumer.handle() };

@@ -56,6 +56,7 @@ pub struct Config {
 pub struct App {
     host: Host,
     router: Router,
+    grpc: GrpcServer,
     poll: Duration,
     handle: Handle,
 }
@@ -82,12 +83,15 @@ impl Server for App {
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
         let faults = config.common.behaviour.faults();
 
-        // The same ports the monolith binds in-process, bound to remote clients.
+        // The same ports the monolith binds in-process, bound to remote clients that sign
+        // every call as payments-service.
+        let me = config.common.identity.service_credentials(Self::NAME);
+        let (peers, client) = (&config.peers.upstreams, &config.peers.client);
         let ports = PurchasePorts {
-            auth: config.peers.upstreams.auth(&config.peers.client)?,
-            users: config.peers.upstreams.users(&config.peers.client)?,
+            auth: peers.auth(client, &me)?,
+            users: peers.users(client, &me)?,
             provider: Arc::new(ExtsimPayments::new(&config.external.extsim_url, config.external.timeout())),
-            notifications: config.peers.upstreams.notifications(&config.peers.client)?,
+            notifications: peers.notifications(client, &me)?,
         };
         let purchases = Arc::new(PurchaseService::new(
             pool.clone(),
@@ -104,9 +108,11 @@ impl Server for App {
             &pool,
         );
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_payments::SCHEMA, &config.broker);
+        // Health only: nothing calls payments.
+        let grpc = GrpcServer::new(&me);
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
-        Ok(Self { host, router, poll, handle: Handle { pool, faults, relay } })
+        Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay } })
     }
 
     fn addrs(&self) -> Addrs {
@@ -121,6 +127,6 @@ impl Server for App {
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = host::stop_on(shutdown);
         let relay = self.handle.relay.spawn(self.poll, stop.clone());
-        self.host.serve(self.router, GrpcServer::new(), stop, vec![relay]).await
+        self.host.serve(self.router, self.grpc, stop, vec![relay]).await
     }
 }

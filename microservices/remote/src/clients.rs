@@ -1,9 +1,11 @@
 //! Where each service's dependencies live, and the client for each port on the chosen
-//! transport. Services call [`Upstreams::auth`] and friends and get an `Arc<dyn Port>`, the
-//! same type the monolith binds in-process.
+//! transport. Services call [`Upstreams::auth`] and friends with their own
+//! [`ServiceCredentials`] and get an `Arc<dyn Port>`, the same type the monolith binds
+//! in-process, whose every call carries a credential from the caller to that service.
 
 use crate::grpc::{GrpcAuthClient, GrpcNotificationsClient, GrpcUsersClient};
 use crate::http::{HttpAuthClient, HttpNotificationsClient, HttpUsersClient};
+use crate::service_credential::ServiceCredentials;
 use crate::{ClientConfig, Transport};
 use archlab_auth::AuthApi;
 use archlab_kernel::Result;
@@ -45,27 +47,27 @@ const USERS_GRPC: Listener = USERS_SERVICE.grpc.expect("users-service serves gRP
 const NOTIFICATIONS_GRPC: Listener = NOTIFICATIONS_SERVICE.grpc.expect("notifications-service serves gRPC");
 
 impl Upstreams {
-    /// `AuthApi` bound to auth-service.
-    pub fn auth(&self, config: &ClientConfig) -> Result<Arc<dyn AuthApi>> {
+    /// `AuthApi` bound to auth-service, called as `from`.
+    pub fn auth(&self, config: &ClientConfig, from: &ServiceCredentials) -> Result<Arc<dyn AuthApi>> {
         Ok(match config.transport {
-            Transport::Grpc => Arc::new(GrpcAuthClient::new(&self.auth_grpc_url, config)?),
-            Transport::Http => Arc::new(HttpAuthClient::new(&self.auth_http_url, config)?),
+            Transport::Grpc => Arc::new(GrpcAuthClient::new(&self.auth_grpc_url, config, from)?),
+            Transport::Http => Arc::new(HttpAuthClient::new(&self.auth_http_url, config, from)?),
         })
     }
 
-    /// `UsersApi` bound to users-service.
-    pub fn users(&self, config: &ClientConfig) -> Result<Arc<dyn UsersApi>> {
+    /// `UsersApi` bound to users-service, called as `from`.
+    pub fn users(&self, config: &ClientConfig, from: &ServiceCredentials) -> Result<Arc<dyn UsersApi>> {
         Ok(match config.transport {
-            Transport::Grpc => Arc::new(GrpcUsersClient::new(&self.users_grpc_url, config)?),
-            Transport::Http => Arc::new(HttpUsersClient::new(&self.users_http_url, config)?),
+            Transport::Grpc => Arc::new(GrpcUsersClient::new(&self.users_grpc_url, config, from)?),
+            Transport::Http => Arc::new(HttpUsersClient::new(&self.users_http_url, config, from)?),
         })
     }
 
-    /// `NotificationsApi` bound to notifications-service.
-    pub fn notifications(&self, config: &ClientConfig) -> Result<Arc<dyn NotificationsApi>> {
+    /// `NotificationsApi` bound to notifications-service, called as `from`.
+    pub fn notifications(&self, config: &ClientConfig, from: &ServiceCredentials) -> Result<Arc<dyn NotificationsApi>> {
         Ok(match config.transport {
-            Transport::Grpc => Arc::new(GrpcNotificationsClient::new(&self.notifications_grpc_url, config)?),
-            Transport::Http => Arc::new(HttpNotificationsClient::new(&self.notifications_http_url, config)?),
+            Transport::Grpc => Arc::new(GrpcNotificationsClient::new(&self.notifications_grpc_url, config, from)?),
+            Transport::Http => Arc::new(HttpNotificationsClient::new(&self.notifications_http_url, config, from)?),
         })
     }
 }

@@ -7,17 +7,24 @@
 //!
 //! # The scheme
 //!
-//! After the gateway has verified a bearer token with auth-service, it adds
+//! After the gateway has verified a bearer token with auth-service, it adds, to the request it
+//! forwards as `<METHOD> <path>`,
 //!
 //! ```text
-//! x-archlab-identity: <user_id>.<issued_unix_ms>.<hex HMAC-SHA256(secret, "<user_id>.<issued_unix_ms>")>
+//! x-archlab-identity: <user_id>.<issued_unix_ms>.<hex HMAC-SHA256(K_id, "<user_id>.<issued_unix_ms>.<METHOD> <path>")>
+//! K_id = HMAC-SHA256(INTERNAL_SECRET, "identity")
 //! ```
 //!
 //! ([`IdentitySigner`]) and every service binds the kernel's `Authenticator` to
-//! [`SignedIdentityAuthenticator`], which recomputes the MAC over the exact bytes received,
-//! compares in constant time, and refuses headers that are missing, garbled, signed with
-//! another secret, or issued more than 30 s ago. Routes only ever see `Caller`, the same type
+//! [`SignedIdentityAuthenticator`], which recomputes the MAC over the exact bytes received
+//! and the method and path of the request *it* received, compares in constant time, and
+//! refuses headers that are missing, garbled, signed with another secret, signed for another
+//! method or path, or issued more than 30 s ago. Routes only ever see `Caller`, the same type
 //! the monolith gives them.
+//!
+//! The key is derived from the secret for this one purpose; the service credentials of
+//! internal calls (microservices/remote/src/service_credential.rs) use another key derived
+//! from the same secret, so a signature made for one can never be accepted as the other.
 //!
 //! # Why an outside caller cannot forge it
 //!
@@ -26,21 +33,25 @@
 //! - The gateway strips any incoming `x-archlab-identity` before it forwards, so a client
 //!   cannot slip one through the front door.
 //! - The services' ports listen on loopback by default (`127.0.0.1:8001`–`8004`), so the only
-//!   way in from outside is the gateway; its explicit route table never exposes `/internal/*`.
+//!   way in from outside is the gateway; its explicit route table never exposes `/internal/*`
+//!   (and the internal routes demand a service credential besides).
 //! - Signatures expire after 30 s, so a header leaked from a log or a trace is useless soon
-//!   after; it is also bound to one user id and one instant, so it cannot be re-targeted.
+//!   after; it is also bound to one user id, one instant, one method and one path, so it
+//!   cannot be re-targeted at another user or replayed on another route (a header captured
+//!   from `GET /api/users/me` does not open `PATCH /api/users/me` or `GET /api/payments`).
 //!
 //! What it does not give: protection against someone already inside the deployment with the
-//! secret, or against replay within the 30 s window. The lab's default secret is for
-//! development only: a process that binds a non-loopback address refuses to start with it
-//! (or with none) — [`IdentityArgs::check_for`].
+//! secret, or against replay of the same method and path (with another body or query) within
+//! the 30 s window. The lab's default secret is for development only: a process that binds a
+//! non-loopback address refuses to start with it (or with none) — [`IdentityArgs::check_for`].
 
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, Result};
 use async_trait::async_trait;
 use clap::Args;
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{HeaderValue, Method};
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -53,7 +64,10 @@ pub const MAX_AGE_MS: i64 = 30_000;
 /// How far in the future an issue time may lie (clock skew between hosts), in milliseconds.
 pub const MAX_SKEW_MS: i64 = 5_000;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// What the identity key is derived for: `K_id = HMAC-SHA256(INTERNAL_SECRET, "identity")`.
+pub const IDENTITY_KEY_PURPOSE: &str = "identity";
 
 /// `INTERNAL_SECRET`: the key the gateway signs identities with and the services verify.
 #[derive(Args, Clone)]
@@ -87,6 +101,11 @@ impl IdentityArgs {
         tracing::warn!("INTERNAL_SECRET is the development default; acceptable on loopback only");
         Ok(())
     }
+
+    /// The service credentials of the process `name` (its `Server::NAME`), keyed by this secret.
+    pub fn service_credentials(&self, name: &'static str) -> crate::ServiceCredentials {
+        crate::ServiceCredentials::new(name, self.internal_secret.as_bytes())
+    }
 }
 
 // Configs are printed in logs and panics; the secret must not be.
@@ -96,12 +115,38 @@ impl std::fmt::Debug for IdentityArgs {
     }
 }
 
-fn keyed(secret: &[u8]) -> HmacSha256 {
-    HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length")
+fn keyed(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
-fn now_unix_ms() -> i64 {
+/// A MAC keyed with `HMAC-SHA256(secret, purpose)`: one key per use of the one secret, so a
+/// signature made for one purpose is never valid for another.
+pub(crate) fn derived_key(secret: &[u8], purpose: &str) -> HmacSha256 {
+    let mut derive = keyed(secret);
+    derive.update(purpose.as_bytes());
+    keyed(&derive.finalize().into_bytes())
+}
+
+pub(crate) fn now_unix_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The path a request was sent to, as the client wrote it: axum keeps it in `OriginalUri`
+/// when a router is nested, and it is the URI's path otherwise.
+pub(crate) fn received_path<'a>(uri: &'a http::Uri, extensions: &'a http::Extensions) -> &'a str {
+    extensions.get::<axum::extract::OriginalUri>().map_or(uri.path(), |original| original.0.path())
+}
+
+/// What a MAC binding a header to a request covers: `"<payload>.<METHOD> <path>"`. The
+/// identity and the service credential both use it, each under its own key.
+pub(crate) fn request_mac(key: &HmacSha256, payload: &str, method: &Method, path: &str) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(payload.as_bytes());
+    mac.update(b".");
+    mac.update(method.as_str().as_bytes());
+    mac.update(b" ");
+    mac.update(path.as_bytes());
+    mac
 }
 
 /// Signs identities at the gateway.
@@ -111,17 +156,16 @@ pub struct IdentitySigner {
 }
 
 impl IdentitySigner {
-    /// A signer holding `secret`.
+    /// A signer with the identity key derived from `secret` (`INTERNAL_SECRET`).
     pub fn new(secret: &[u8]) -> Self {
-        Self { mac: keyed(secret) }
+        Self { mac: derived_key(secret, IDENTITY_KEY_PURPOSE) }
     }
 
-    /// The `x-archlab-identity` value for `user_id`, issued now.
-    pub fn sign(&self, user_id: Uuid) -> HeaderValue {
+    /// The `x-archlab-identity` value for `user_id`, issued now, valid only on a request
+    /// `method path` (the path as the service will receive it, without the query).
+    pub fn sign(&self, user_id: Uuid, method: &Method, path: &str) -> HeaderValue {
         let payload = format!("{}.{}", user_id.hyphenated(), now_unix_ms());
-        let mut mac = self.mac.clone();
-        mac.update(payload.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
+        let signature = hex::encode(request_mac(&self.mac, &payload, method, path).finalize().into_bytes());
         HeaderValue::try_from(format!("{payload}.{signature}"))
             .expect("a UUID, digits and hex are a valid header value")
     }
@@ -140,25 +184,25 @@ pub struct SignedIdentityAuthenticator {
 }
 
 impl SignedIdentityAuthenticator {
-    /// An authenticator verifying against `secret`.
+    /// An authenticator verifying with the identity key derived from `secret`.
     pub fn new(secret: &[u8]) -> Self {
-        Self { mac: keyed(secret) }
+        Self { mac: derived_key(secret, IDENTITY_KEY_PURPOSE) }
     }
 
-    /// The user id a header value vouches for, or 401 `unauthorized`.
-    pub fn verify(&self, value: &HeaderValue) -> Result<Uuid> {
-        self.verify_at(value, now_unix_ms())
+    /// The user id a header value vouches for on a request `method path`, or 401 `unauthorized`.
+    pub fn verify(&self, value: &HeaderValue, method: &Method, path: &str) -> Result<Uuid> {
+        self.verify_at(value, method, path, now_unix_ms())
     }
 
-    fn verify_at(&self, value: &HeaderValue, now_ms: i64) -> Result<Uuid> {
+    fn verify_at(&self, value: &HeaderValue, method: &Method, path: &str, now_ms: i64) -> Result<Uuid> {
         let garbled = || Error::unauthorized("malformed identity header");
         let text = value.to_str().map_err(|_| garbled())?;
         // The MAC covers the exact bytes received, so check it before reading anything.
         let (payload, signature) = text.rsplit_once('.').ok_or_else(garbled)?;
         let signature = hex::decode(signature).map_err(|_| garbled())?;
-        let mut mac = self.mac.clone();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| Error::unauthorized("invalid identity signature"))?;
+        request_mac(&self.mac, payload, method, path)
+            .verify_slice(&signature)
+            .map_err(|_| Error::unauthorized("invalid identity signature (or signed for another route)"))?;
 
         let (user_id, issued) = payload.split_once('.').ok_or_else(garbled)?;
         let user_id = Uuid::parse_str(user_id).map_err(|_| garbled())?;
@@ -185,14 +229,14 @@ impl std::fmt::Debug for SignedIdentityAuthenticator {
 
 #[async_trait]
 impl Authenticator for SignedIdentityAuthenticator {
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller> {
-        let mut values = headers.get_all(IDENTITY_HEADER).iter();
+    async fn authenticate(&self, request: &Parts) -> Result<Caller> {
+        let mut values = request.headers.get_all(IDENTITY_HEADER).iter();
         let value = values.next().ok_or_else(|| Error::unauthorized("missing identity header"))?;
         // The gateway sends exactly one; two means someone else added one.
         if values.next().is_some() {
             return Err(Error::unauthorized("more than one identity header"));
         }
-        let user_id = self.verify(value)?;
+        let user_id = self.verify(value, &request.method, received_path(&request.uri, &request.extensions))?;
         Ok(Caller { user_id })
     }
 }
@@ -206,12 +250,14 @@ mod tests {
         let signer = IdentitySigner::new(b"k");
         let authn = SignedIdentityAuthenticator::new(b"k");
         let user = Uuid::new_v4();
-        let value = signer.sign(user);
+        let (method, path) = (Method::GET, "/api/users/me");
+        let value = signer.sign(user, &method, path);
         let issued: i64 = value.to_str().unwrap().split('.').nth(1).unwrap().parse().unwrap();
-        assert_eq!(authn.verify_at(&value, issued + MAX_AGE_MS).unwrap(), user);
-        assert!(authn.verify_at(&value, issued + MAX_AGE_MS + 1).is_err());
-        assert_eq!(authn.verify_at(&value, issued - MAX_SKEW_MS).unwrap(), user);
-        assert!(authn.verify_at(&value, issued - MAX_SKEW_MS - 1).is_err());
+        let at = |now| authn.verify_at(&value, &method, path, now);
+        assert_eq!(at(issued + MAX_AGE_MS).unwrap(), user);
+        assert!(at(issued + MAX_AGE_MS + 1).is_err());
+        assert_eq!(at(issued - MAX_SKEW_MS).unwrap(), user);
+        assert!(at(issued - MAX_SKEW_MS - 1).is_err());
     }
 
     #[test]

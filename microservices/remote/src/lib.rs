@@ -9,6 +9,8 @@
 //! - [`transport`]: which of the two, and the tower stack every client call goes through
 //!   (timeout, concurrency limit; the place where retries and circuit breakers will go).
 //! - [`identity`]: how the gateway tells a service who the verified caller is.
+//! - [`service_credential`]: how a service proves an internal call comes from inside, and
+//!   how the callee refuses every call that does not.
 //! - [`broker`]: RabbitMQ — the outbox relay's publisher and the notifications consumer.
 //! - [`errors`]: the shared `Error` across gRPC status codes and back, unchanged.
 //! - [`clients`]: each service's upstreams, as `Arc<dyn Port>` on the chosen transport.
@@ -23,8 +25,10 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod relay;
+pub mod service_credential;
 pub mod transport;
 pub use clients::Upstreams;
 pub use host::Host;
 pub use relay::Relay;
+pub use service_credential::ServiceCredentials;
 pub use transport::{ClientConfig, Transport};

@@ -2,7 +2,9 @@
 //!
 //! Both transports are tower services wrapped in the same layers, so a later resilience
 //! layer (retry, circuit breaker, bulkhead) is added once, here, and applies to gRPC and
-//! HTTP alike.
+//! HTTP alike. Below these layers, next to the wire, every port client adds the calling
+//! process's service credential (`ServiceCredentials::sign_layer`, in
+//! microservices/remote/src/service_credential.rs).
 
 use clap::Args;
 use std::time::Duration;

@@ -10,8 +10,9 @@ use archlab_kernel::{Email, Error, ErrorKind, Faults, Money, Result};
 use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
 use archlab_proto::notifications::v1::{self as notifications_pb, notification_event::Kind};
 use archlab_proto::users::v1 as users_pb;
-use archlab_remote::ClientConfig;
 use archlab_remote::grpc::{GrpcAuthClient, GrpcNotificationsClient, GrpcServer, GrpcUsersClient};
+use archlab_remote::service_credential::Sign;
+use archlab_remote::{ClientConfig, ServiceCredentials};
 use archlab_users::{DisplayName, NewProfile, UserStatus, UsersApi, UsersService};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -52,6 +53,25 @@ impl Running {
     }
 }
 
+const SECRET: &[u8] = b"grpc-test-secret";
+
+/// The process the clients call from.
+fn caller() -> ServiceCredentials {
+    ServiceCredentials::new("payments-service", SECRET)
+}
+
+/// A server of the process `name`, as the clients name it.
+fn server_of(name: &'static str) -> GrpcServer {
+    GrpcServer::new(&ServiceCredentials::new(name, SECRET))
+}
+
+/// A raw channel to `url` that signs every call to `callee` as [`caller`], for the generated
+/// clients (which send what a crate client never would).
+async fn signed_channel(url: &str, callee: &'static str) -> Sign<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).unwrap().connect().await.unwrap();
+    tower::Layer::layer(&caller().sign_layer(callee), channel)
+}
+
 async fn users_service() -> (UsersService, Faults) {
     let pool = archlab_testkit::fresh_pool("grpc").await;
     archlab_users::migrate(&pool).await.unwrap();
@@ -66,8 +86,8 @@ fn new_profile(user_id: Uuid, email: &str) -> NewProfile {
 #[tokio::test]
 async fn users_round_trip_against_the_real_service() {
     let (service, _faults) = users_service().await;
-    let server = Running::start(GrpcServer::new().users(Arc::new(service.clone()))).await;
-    let client = GrpcUsersClient::new(&server.url, &ClientConfig::default()).unwrap();
+    let server = Running::start(server_of("users-service").users(Arc::new(service.clone()))).await;
+    let client = GrpcUsersClient::new(&server.url, &ClientConfig::default(), &caller()).unwrap();
     let id = Uuid::new_v4();
 
     let created = client.create_profile(new_profile(id, "Ada@Example.com")).await.unwrap();
@@ -102,8 +122,8 @@ async fn users_round_trip_against_the_real_service() {
 #[tokio::test]
 async fn a_fault_in_the_service_arrives_as_the_same_error() {
     let (service, faults) = users_service().await;
-    let server = Running::start(GrpcServer::new().users(Arc::new(service.clone()))).await;
-    let client = GrpcUsersClient::new(&server.url, &ClientConfig::default()).unwrap();
+    let server = Running::start(server_of("users-service").users(Arc::new(service.clone()))).await;
+    let client = GrpcUsersClient::new(&server.url, &ClientConfig::default(), &caller()).unwrap();
     faults.enable(archlab_users::faults::CREATE_PROFILE);
 
     let remote = client.create_profile(new_profile(Uuid::new_v4(), "ada@example.com")).await.unwrap_err();
@@ -118,8 +138,8 @@ async fn a_fault_in_the_service_arrives_as_the_same_error() {
 #[tokio::test]
 async fn malformed_requests_are_invalid_arguments_not_panics() {
     let (service, _faults) = users_service().await;
-    let server = Running::start(GrpcServer::new().users(Arc::new(service))).await;
-    let mut raw = users_pb::users_client::UsersClient::connect(server.url.clone()).await.unwrap();
+    let server = Running::start(server_of("users-service").users(Arc::new(service))).await;
+    let mut raw = users_pb::users_client::UsersClient::new(signed_channel(&server.url, "users-service").await);
 
     let bad_uuid = raw.get_profile(users_pb::GetProfileRequest { user_id: "not-a-uuid".into() }).await.unwrap_err();
     assert_eq!(bad_uuid.code(), tonic::Code::InvalidArgument);
@@ -160,8 +180,8 @@ impl NotificationsApi for FakeNotifications {
 #[tokio::test]
 async fn notification_events_arrive_field_for_field() {
     let fake = Arc::new(FakeNotifications::default());
-    let server = Running::start(GrpcServer::new().notifications(fake.clone())).await;
-    let client = GrpcNotificationsClient::new(&server.url, &ClientConfig::default()).unwrap();
+    let server = Running::start(server_of("notifications-service").notifications(fake.clone())).await;
+    let client = GrpcNotificationsClient::new(&server.url, &ClientConfig::default(), &caller()).unwrap();
 
     let (user, payment) = (Uuid::new_v4(), Uuid::new_v4());
     let events = [
@@ -182,9 +202,10 @@ async fn notification_events_arrive_field_for_field() {
 #[tokio::test]
 async fn malformed_events_are_invalid_arguments_and_never_reach_the_port() {
     let fake = Arc::new(FakeNotifications::default());
-    let server = Running::start(GrpcServer::new().notifications(fake.clone())).await;
-    let mut raw =
-        notifications_pb::notifications_client::NotificationsClient::connect(server.url.clone()).await.unwrap();
+    let server = Running::start(server_of("notifications-service").notifications(fake.clone())).await;
+    let mut raw = notifications_pb::notifications_client::NotificationsClient::new(
+        signed_channel(&server.url, "notifications-service").await,
+    );
     let good = notifications_pb::NotificationEvent {
         event_id: Uuid::new_v4().to_string(),
         user_id: Uuid::new_v4().to_string(),
@@ -242,8 +263,8 @@ impl AuthApi for FakeAuth {
 async fn sessions_and_refusals_arrive_unchanged() {
     let expires_at = DateTime::<Utc>::from_timestamp_micros(1_900_000_000_654_321).unwrap();
     let session = Session { user_id: Uuid::new_v4(), expires_at };
-    let server = Running::start(GrpcServer::new().auth(Arc::new(FakeAuth { session }))).await;
-    let client = GrpcAuthClient::new(&server.url, &ClientConfig::default()).unwrap();
+    let server = Running::start(server_of("auth-service").auth(Arc::new(FakeAuth { session }))).await;
+    let client = GrpcAuthClient::new(&server.url, &ClientConfig::default(), &caller()).unwrap();
 
     let got = client.verify_session("good-token").await.unwrap();
     assert_eq!(got, session);
@@ -264,7 +285,7 @@ async fn a_dependency_that_is_not_running_is_unavailable_quickly() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let config = ClientConfig::default();
-    let client = GrpcUsersClient::new(&url, &config).unwrap(); // lazy: no connection yet
+    let client = GrpcUsersClient::new(&url, &config, &caller()).unwrap(); // lazy: no connection yet
 
     let started = Instant::now();
     let e = client.get_profile(Uuid::new_v4()).await.unwrap_err();
@@ -274,7 +295,7 @@ async fn a_dependency_that_is_not_running_is_unavailable_quickly() {
     assert!(e.message.starts_with("users-service unavailable"), "{}", e.message);
     assert!(took < Duration::from_millis(config.internal_timeout_ms / 3), "took {took:?}");
 
-    let e = GrpcNotificationsClient::new(&url, &config)
+    let e = GrpcNotificationsClient::new(&url, &config, &caller())
         .unwrap()
         .deliver(NotificationEvent::welcome(Uuid::new_v4(), "a@example.com", "A"))
         .await
@@ -284,7 +305,7 @@ async fn a_dependency_that_is_not_running_is_unavailable_quickly() {
 
 #[tokio::test]
 async fn a_bad_url_is_a_configuration_error() {
-    let e = GrpcAuthClient::new("not a url", &ClientConfig::default()).err().unwrap();
+    let e = GrpcAuthClient::new("not a url", &ClientConfig::default(), &caller()).err().unwrap();
     assert_eq!(e.code, "invalid_url");
 }
 
@@ -300,9 +321,9 @@ impl AuthApi for SilentAuth {
 
 #[tokio::test]
 async fn a_dependency_that_never_answers_times_out() {
-    let server = Running::start(GrpcServer::new().auth(Arc::new(SilentAuth))).await;
+    let server = Running::start(server_of("auth-service").auth(Arc::new(SilentAuth))).await;
     let config = ClientConfig { internal_timeout_ms: 200, ..ClientConfig::default() };
-    let client = GrpcAuthClient::new(&server.url, &config).unwrap();
+    let client = GrpcAuthClient::new(&server.url, &config, &caller()).unwrap();
 
     let started = Instant::now();
     let e = client.verify_session("any").await.unwrap_err();
@@ -317,7 +338,8 @@ async fn a_dependency_that_never_answers_times_out() {
 async fn health_reports_each_hosted_service_serving() {
     let fake = Arc::new(FakeNotifications::default());
     let session = Session { user_id: Uuid::nil(), expires_at: Utc::now() };
-    let server = Running::start(GrpcServer::new().auth(Arc::new(FakeAuth { session })).notifications(fake)).await;
+    let server =
+        Running::start(server_of("auth-service").auth(Arc::new(FakeAuth { session })).notifications(fake)).await;
     let channel = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel);
 

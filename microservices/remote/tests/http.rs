@@ -11,7 +11,8 @@ use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
 use archlab_remote::http::{
     HttpAuthClient, HttpNotificationsClient, HttpUsersClient, auth_routes, notifications_routes, users_routes,
 };
-use archlab_remote::{ClientConfig, Transport};
+use archlab_remote::service_credential::SERVICE_CREDENTIAL_HEADER;
+use archlab_remote::{ClientConfig, ServiceCredentials, Transport};
 use archlab_users::{DisplayName, NewProfile, UserStatus, UsersApi, UsersService};
 use async_trait::async_trait;
 use axum::Router;
@@ -31,13 +32,25 @@ fn config() -> ClientConfig {
     ClientConfig { transport: Transport::Http, internal_timeout_ms: 3000, internal_concurrency: 16 }
 }
 
+const SECRET: &[u8] = b"http-test-secret";
+
+/// The process the clients call from.
+fn caller() -> ServiceCredentials {
+    ServiceCredentials::new("payments-service", SECRET)
+}
+
+/// The process serving routes, as the clients name it.
+fn host(name: &'static str) -> ServiceCredentials {
+    ServiceCredentials::new(name, SECRET)
+}
+
 /// A users-service's internal routes over a fresh, migrated database, and its fault points.
 async fn users_server() -> (String, Faults) {
     let pool = archlab_testkit::fresh_pool("http").await;
     archlab_users::migrate(&pool).await.expect("migrate users");
     let faults = Faults::default();
     let service: Arc<dyn UsersApi> = Arc::new(UsersService::new(pool, faults.clone()));
-    (serve(users_routes(service)).await, faults)
+    (serve(users_routes(service, &host("users-service"))).await, faults)
 }
 
 fn new_profile(user_id: Uuid, email: &str, name: &str) -> NewProfile {
@@ -51,7 +64,7 @@ fn new_profile(user_id: Uuid, email: &str, name: &str) -> NewProfile {
 #[tokio::test]
 async fn users_round_trip_create_get_delete() {
     let (url, _) = users_server().await;
-    let users = HttpUsersClient::new(&url, &config()).expect("client");
+    let users = HttpUsersClient::new(&url, &config(), &caller()).expect("client");
     let id = Uuid::new_v4();
 
     let created = users.create_profile(new_profile(id, " Ada@Example.com ", "  Ada Lovelace ")).await.expect("create");
@@ -73,7 +86,7 @@ async fn users_round_trip_create_get_delete() {
 #[tokio::test]
 async fn users_unknown_profile_is_the_exact_not_found() {
     let (url, _) = users_server().await;
-    let users = HttpUsersClient::new(&url, &config()).expect("client");
+    let users = HttpUsersClient::new(&url, &config(), &caller()).expect("client");
     let err = users.get_profile(Uuid::new_v4()).await.expect_err("no such profile");
     assert_eq!(
         (err.kind, err.code.as_ref(), err.message.as_str()),
@@ -84,7 +97,7 @@ async fn users_unknown_profile_is_the_exact_not_found() {
 #[tokio::test]
 async fn users_conflict_arrives_as_profile_exists() {
     let (url, _) = users_server().await;
-    let users = HttpUsersClient::new(&url, &config()).expect("client");
+    let users = HttpUsersClient::new(&url, &config(), &caller()).expect("client");
     let id = Uuid::new_v4();
     users.create_profile(new_profile(id, "first@example.com", "First")).await.expect("create");
     let err = users.create_profile(new_profile(id, "second@example.com", "Second")).await.expect_err("conflict");
@@ -94,7 +107,7 @@ async fn users_conflict_arrives_as_profile_exists() {
 #[tokio::test]
 async fn users_fault_arrives_as_the_same_unavailable_and_leaves_nothing() {
     let (url, faults) = users_server().await;
-    let users = HttpUsersClient::new(&url, &config()).expect("client");
+    let users = HttpUsersClient::new(&url, &config(), &caller()).expect("client");
     faults.enable(archlab_users::faults::CREATE_PROFILE);
     let id = Uuid::new_v4();
     let err = users.create_profile(new_profile(id, "ada@example.com", "Ada")).await.expect_err("injected fault");
@@ -122,8 +135,8 @@ impl NotificationsApi for RecordingNotifications {
 #[tokio::test]
 async fn notifications_receive_the_event_field_for_field() {
     let fake = Arc::new(RecordingNotifications { answer: Uuid::new_v4(), ..Default::default() });
-    let url = serve(notifications_routes(fake.clone())).await;
-    let client = HttpNotificationsClient::new(&url, &config()).expect("client");
+    let url = serve(notifications_routes(fake.clone(), &host("notifications-service"))).await;
+    let client = HttpNotificationsClient::new(&url, &config(), &caller()).expect("client");
 
     let receipt = NotificationEvent::receipt(
         Uuid::new_v4(),
@@ -157,8 +170,8 @@ impl AuthApi for OneTokenAuth {
 #[tokio::test]
 async fn auth_session_and_unauthorized_arrive_intact() {
     let session = Session { user_id: Uuid::new_v4(), expires_at: chrono::Utc::now() + chrono::Duration::hours(1) };
-    let url = serve(auth_routes(Arc::new(OneTokenAuth { token: "good", session }))).await;
-    let auth = HttpAuthClient::new(&url, &config()).expect("client");
+    let url = serve(auth_routes(Arc::new(OneTokenAuth { token: "good", session }), &host("auth-service"))).await;
+    let auth = HttpAuthClient::new(&url, &config(), &caller()).expect("client");
     assert_eq!(auth.verify_session("good").await, Ok(session));
     let err = auth.verify_session("bad").await.expect_err("unknown token");
     assert_eq!(err, Error::unauthorized("session expired or revoked"));
@@ -170,7 +183,7 @@ async fn server_not_running_is_unavailable_quickly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let users = HttpUsersClient::new(&format!("http://{addr}"), &config()).expect("client");
+    let users = HttpUsersClient::new(&format!("http://{addr}"), &config(), &caller()).expect("client");
     let started = Instant::now();
     let err = users.get_profile(Uuid::new_v4()).await.expect_err("nobody listens");
     assert_eq!(err.kind, ErrorKind::Unavailable);
@@ -191,9 +204,9 @@ impl AuthApi for SilentAuth {
 
 #[tokio::test]
 async fn a_silent_server_is_unavailable_after_the_timeout() {
-    let url = serve(auth_routes(Arc::new(SilentAuth))).await;
+    let url = serve(auth_routes(Arc::new(SilentAuth), &host("auth-service"))).await;
     let config = ClientConfig { internal_timeout_ms: 200, ..config() };
-    let auth = HttpAuthClient::new(&url, &config).expect("client");
+    let auth = HttpAuthClient::new(&url, &config, &caller()).expect("client");
     let started = Instant::now();
     let err = auth.verify_session("any").await.expect_err("no answer");
     let took = started.elapsed();
@@ -210,7 +223,7 @@ async fn a_5xx_without_an_error_body_is_unavailable() {
         "/internal/users/profiles/{id}",
         axum::routing::get(|| async { (http::StatusCode::BAD_GATEWAY, "upstream proxy says no") }),
     );
-    let users = HttpUsersClient::new(&serve(router).await, &config()).expect("client");
+    let users = HttpUsersClient::new(&serve(router).await, &config(), &caller()).expect("client");
     let err = users.get_profile(Uuid::new_v4()).await.expect_err("502 text");
     assert_eq!(err, Error::unavailable("users-service", "answered 502 Bad Gateway"));
 }
@@ -218,10 +231,14 @@ async fn a_5xx_without_an_error_body_is_unavailable() {
 #[tokio::test]
 async fn bad_input_to_internal_routes_is_a_clean_4xx() {
     let (url, _) = users_server().await;
-    let http = reqwest::Client::new();
+    let client = reqwest::Client::new();
+    // Signed, so that what is refused is the input and not the caller.
+    let signed = |method: http::Method, path: &str| {
+        let credential = caller().sign("users-service", &method, path);
+        client.request(method, format!("{url}{path}")).header(SERVICE_CREDENTIAL_HEADER, credential)
+    };
 
-    let res = http
-        .post(format!("{url}/internal/users/profiles"))
+    let res = signed(http::Method::POST, "/internal/users/profiles")
         .header("content-type", "application/json")
         .body("{\"user_id\": ")
         .send()
@@ -231,8 +248,7 @@ async fn bad_input_to_internal_routes_is_a_clean_4xx() {
     let body: serde_json::Value = res.json().await.expect("JSON error body");
     assert_eq!(body, serde_json::json!({"error": {"code": "malformed_json", "message": "the body is not valid JSON"}}));
 
-    let res = http
-        .post(format!("{url}/internal/users/profiles"))
+    let res = signed(http::Method::POST, "/internal/users/profiles")
         .header("content-type", "application/json")
         .body(serde_json::json!({"user_id": Uuid::new_v4(), "email": "not-an-email", "name": "Ada"}).to_string())
         .send()
@@ -242,7 +258,7 @@ async fn bad_input_to_internal_routes_is_a_clean_4xx() {
     let body: serde_json::Value = res.json().await.expect("JSON error body");
     assert_eq!(body["error"]["code"], "validation_failed", "{body}");
 
-    let res = http.get(format!("{url}/internal/users/profiles/not-a-uuid")).send().await.expect("send");
+    let res = signed(http::Method::GET, "/internal/users/profiles/not-a-uuid").send().await.expect("send");
     assert_eq!(res.status(), 422);
     let body: serde_json::Value = res.json().await.expect("JSON error body");
     assert_eq!(body["error"]["code"], "validation_failed", "{body}");
@@ -250,7 +266,7 @@ async fn bad_input_to_internal_routes_is_a_clean_4xx() {
 
 #[test]
 fn a_bad_base_url_is_refused_at_construction() {
-    let err = HttpUsersClient::new("not a url", &config()).expect_err("bad URL");
+    let err = HttpUsersClient::new("not a url", &config(), &caller()).expect_err("bad URL");
     assert_eq!(err.code, "bad_config");
     assert!(err.message.contains("users-service"), "{err}");
 }

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const SECRET: &str = "system-tests-secret";
+/// The `INTERNAL_SECRET` every process of a stack shares.
+pub const SECRET: &str = "system-tests-secret";
 
 /// How to start a stack.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,16 @@ enum Service {
 }
 
 impl Service {
+    fn addrs(&self) -> &Addrs {
+        match self {
+            Service::Auth(r) => &r.addrs,
+            Service::Users(r) => &r.addrs,
+            Service::Payments(r) => &r.addrs,
+            Service::Notifications(r) => &r.addrs,
+            Service::Gateway(r) => &r.addrs,
+        }
+    }
+
     async fn stop(self) -> anyhow::Result<()> {
         match self {
             Service::Auth(r) => r.stop().await,
@@ -212,6 +223,11 @@ impl Stack {
                 (archlab_kernel::processes::GATEWAY.name, Service::Gateway(gateway)),
             ]),
         }
+    }
+
+    /// Where the running process `name` listens (to call a service directly, past the gateway).
+    pub fn addrs(&self, name: &str) -> Addrs {
+        *self.services.get(name).unwrap_or_else(|| panic!("no running service {name}")).addrs()
     }
 
     /// Stop one service (as if its process died) and wait until it no longer serves.

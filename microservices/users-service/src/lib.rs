@@ -66,13 +66,14 @@ impl Server for App {
         let faults = config.common.behaviour.faults();
         let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
 
+        let me = config.common.identity.service_credentials(Self::NAME);
         let router = host::service_router(
             archlab_users::http::router(users.clone()),
-            archlab_remote::http::users_routes(users.clone()),
+            archlab_remote::http::users_routes(users.clone(), &me),
             &config.common.identity,
             &pool,
         );
-        let grpc = GrpcServer::new().users(users);
+        let grpc = GrpcServer::new(&me).users(users);
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         Ok(Self { host, router, grpc, handle: Handle { pool, faults } })
     }

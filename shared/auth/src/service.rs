@@ -242,8 +242,8 @@ pub struct SessionAuthenticator(pub Arc<dyn AuthApi>);
 
 #[async_trait]
 impl Authenticator for SessionAuthenticator {
-    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller> {
-        let BearerToken(token) = BearerToken::from_headers(headers)?;
+    async fn authenticate(&self, request: &http::request::Parts) -> Result<Caller> {
+        let BearerToken(token) = BearerToken::from_headers(&request.headers)?;
         let session = self.0.verify_session(&token).await?;
         Ok(Caller { user_id: session.user_id })
     }

@@ -124,15 +124,16 @@ pub struct Caller {
     pub user_id: Uuid,
 }
 
-/// Turns a request's headers into a [`Caller`].
+/// Turns a request (its method, path and headers; never its body) into a [`Caller`].
 ///
-/// The monolith binds this to the in-process session check; behind the microservices
-/// gateway, services bind it to the gateway's signed identity header. Routes only see
-/// [`Caller`], so they are the same code in both builds.
+/// The monolith binds this to the in-process session check, which reads only the headers;
+/// behind the microservices gateway, services bind it to the gateway's signed identity
+/// header, which is valid for one method and path only. Routes only see [`Caller`], so they
+/// are the same code in both builds.
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
     /// Who is calling, or 401.
-    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller>;
+    async fn authenticate(&self, request: &Parts) -> Result<Caller>;
 }
 
 /// The authenticator routes find in request extensions (see [`with_authenticator`]).
@@ -147,7 +148,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<SharedAuthenticator>()
             .cloned()
             .ok_or_else(|| Error::internal("no Authenticator installed on this router"))?;
-        authn.authenticate(&parts.headers).await
+        authn.authenticate(parts).await
     }
 }
 

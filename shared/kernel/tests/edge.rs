@@ -12,7 +12,7 @@ use archlab_kernel::{Error, ErrorKind, Faults};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -272,8 +272,8 @@ struct OneUser {
 
 #[async_trait]
 impl Authenticator for OneUser {
-    async fn authenticate(&self, headers: &HeaderMap) -> archlab_kernel::Result<Caller> {
-        let BearerToken(token) = BearerToken::from_headers(headers)?;
+    async fn authenticate(&self, request: &axum::http::request::Parts) -> archlab_kernel::Result<Caller> {
+        let BearerToken(token) = BearerToken::from_headers(&request.headers)?;
         if token != self.token {
             return Err(Error::unauthorized("unknown token"));
         }

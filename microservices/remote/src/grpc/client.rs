@@ -3,13 +3,15 @@
 //!
 //! The channel connects lazily, so a service may start before its dependencies, and every
 //! call goes through [`ClientConfig::layers`] (timeout, concurrency limit, and whatever
-//! resilience layer is added there later). Failures come back as the shared `Error`: the
+//! resilience layer is added there later) and, innermost, the calling process's service
+//! credential for this callee and RPC (see `crate::service_credential`). Failures come back as the shared `Error`: the
 //! service's own error unchanged, or `Unavailable` naming the dependency when the call did
 //! not get an answer (refused, timed out, broken connection).
 
 use super::convert;
 use crate::ClientConfig;
 use crate::errors::from_status;
+use crate::service_credential::ServiceCredentials;
 use archlab_auth::{AuthApi, Session};
 use archlab_kernel::{Error, ErrorKind, Result, processes};
 use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
@@ -48,7 +50,12 @@ struct Link {
 }
 
 impl Link {
-    fn open(url: &str, config: &ClientConfig, dependency: &'static str) -> Result<(Self, Stack)> {
+    fn open(
+        url: &str,
+        config: &ClientConfig,
+        from: &ServiceCredentials,
+        dependency: &'static str,
+    ) -> Result<(Self, Stack)> {
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
@@ -58,7 +65,12 @@ impl Link {
         })?;
         let timeout = Duration::from_millis(config.internal_timeout_ms);
         let channel = endpoint.connect_timeout(timeout).connect_lazy();
-        let stack = config.layers().service(channel).map_err(Status::from_error as fn(BoxError) -> Status);
+        // Signed innermost, after any queueing or retry above, so the credential is fresh.
+        let stack = config
+            .layers()
+            .layer(from.sign_layer(dependency))
+            .service(channel)
+            .map_err(Status::from_error as fn(BoxError) -> Status);
         let stack = BoxCloneSyncService::new(stack);
         Ok((Self { dependency, timeout_ms: config.internal_timeout_ms }, stack))
     }
@@ -90,9 +102,10 @@ pub struct GrpcAuthClient {
 }
 
 impl GrpcAuthClient {
-    /// A client for the auth service at `url` (e.g. `http://127.0.0.1:9001`); connects lazily.
-    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
-        let (link, stack) = Link::open(url, config, AUTH_SERVICE)?;
+    /// A client for the auth service at `url` (e.g. `http://127.0.0.1:9001`); connects lazily;
+    /// every call is signed as `from`.
+    pub fn new(url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, from, AUTH_SERVICE)?;
         Ok(Self { link, client: AuthClient::new(stack) })
     }
 }
@@ -115,9 +128,10 @@ pub struct GrpcUsersClient {
 }
 
 impl GrpcUsersClient {
-    /// A client for the users service at `url` (e.g. `http://127.0.0.1:9002`); connects lazily.
-    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
-        let (link, stack) = Link::open(url, config, USERS_SERVICE)?;
+    /// A client for the users service at `url` (e.g. `http://127.0.0.1:9002`); connects lazily;
+    /// every call is signed as `from`.
+    pub fn new(url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, from, USERS_SERVICE)?;
         Ok(Self { link, client: UsersClient::new(stack) })
     }
 }
@@ -155,9 +169,9 @@ pub struct GrpcNotificationsClient {
 
 impl GrpcNotificationsClient {
     /// A client for the notifications service at `url` (e.g. `http://127.0.0.1:9004`);
-    /// connects lazily.
-    pub fn new(url: &str, config: &ClientConfig) -> Result<Self> {
-        let (link, stack) = Link::open(url, config, NOTIFICATIONS_SERVICE)?;
+    /// connects lazily; every call is signed as `from`.
+    pub fn new(url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self> {
+        let (link, stack) = Link::open(url, config, from, NOTIFICATIONS_SERVICE)?;
         Ok(Self { link, client: NotificationsClient::new(stack) })
     }
 }

@@ -7,9 +7,11 @@
 //! call can also fail as `Unavailable` (the dependency is down, or too slow).
 //!
 //! # Layout
-//! - [`GrpcServer`] hosts any subset of the three ports plus `grpc.health.v1`.
+//! - [`GrpcServer`] hosts any subset of the three ports, each refusing calls without a valid
+//!   service credential (see [`crate::service_credential`]), plus `grpc.health.v1`.
 //! - [`GrpcAuthClient`], [`GrpcUsersClient`], [`GrpcNotificationsClient`]: the ports as
-//!   clients; every call goes through [`ClientConfig::layers`](crate::ClientConfig::layers).
+//!   clients; every call goes through [`ClientConfig::layers`](crate::ClientConfig::layers)
+//!   and carries the calling process's service credential.
 //! - `convert`: proto ⇄ domain types, validating whatever arrives.
 //!
 //! [`Error`]: archlab_kernel::Error

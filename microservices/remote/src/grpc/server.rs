@@ -3,9 +3,15 @@
 //! Each server is a thin adapter: decode and validate the request, call the port, encode the
 //! answer, turn an error into a status with [`to_status`]. Spans belong to the services
 //! behind the ports (`users.get_profile`, …), which name them the same way in both builds.
+//!
+//! Each hosted port sits behind the host's [`ServiceCredentials::require_layer`]: a call
+//! without a valid service credential for this process and this RPC is answered
+//! `Unauthenticated` (carrying the `unauthorized` error) before it is decoded. The health
+//! service stays open, for probes that hold no secret.
 
 use super::convert;
 use crate::errors::to_status;
+use crate::service_credential::{RequireLayer, ServiceCredentials};
 use archlab_auth::AuthApi;
 use archlab_notifications::NotificationsApi;
 use archlab_proto::auth::v1::{self as auth_pb, auth_server};
@@ -20,19 +26,26 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::{HealthReporter, HealthService};
+use tower::Layer;
 
 /// Hosts any subset of the three ports, plus `grpc.health.v1.Health` reporting each SERVING.
-#[derive(Default)]
 pub struct GrpcServer {
+    guard: RequireLayer<http::Response<tonic::body::Body>>,
     auth: Option<Arc<dyn AuthApi>>,
     users: Option<Arc<dyn UsersApi>>,
     notifications: Option<Arc<dyn NotificationsApi>>,
 }
 
+/// A refused call as the gRPC answer a client reads back as the same `Error`.
+fn refuse(error: archlab_kernel::Error) -> http::Response<tonic::body::Body> {
+    to_status(error).into_http()
+}
+
 impl GrpcServer {
-    /// A server hosting nothing but the health service yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A server of the process `host` (whose service credentials every call to a hosted port
+    /// must carry), hosting nothing but the health service yet.
+    pub fn new(host: &ServiceCredentials) -> Self {
+        Self { guard: host.require_layer(refuse), auth: None, users: None, notifications: None }
     }
 
     /// Host `archlab.auth.v1.Auth` over `api`.
@@ -60,15 +73,16 @@ impl GrpcServer {
         let mut routes = Routes::builder();
         if let Some(api) = self.auth {
             health.set_service_status(auth_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes.add_service(auth_server::AuthServer::new(AuthGrpc(api)));
+            routes.add_service(self.guard.layer(auth_server::AuthServer::new(AuthGrpc(api))));
         }
         if let Some(api) = self.users {
             health.set_service_status(users_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes.add_service(users_server::UsersServer::new(UsersGrpc(api)));
+            routes.add_service(self.guard.layer(users_server::UsersServer::new(UsersGrpc(api))));
         }
         if let Some(api) = self.notifications {
             health.set_service_status(notifications_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes.add_service(notifications_server::NotificationsServer::new(NotificationsGrpc(api)));
+            routes
+                .add_service(self.guard.layer(notifications_server::NotificationsServer::new(NotificationsGrpc(api))));
         }
         routes.add_service(tonic_health::pb::health_server::HealthServer::new(HealthService::from_health_reporter(
             health,

@@ -4,6 +4,7 @@
 use super::server::VerifySessionRequest;
 use super::{AUTH_SERVICE, DELIVER, HttpUpstream, NOTIFICATIONS_SERVICE, PROFILES, USERS_SERVICE, VERIFY_SESSION};
 use crate::ClientConfig;
+use crate::service_credential::ServiceCredentials;
 use archlab_auth::{AuthApi, Session};
 use archlab_kernel::{Error, Result};
 use archlab_notifications::{Delivery, NotificationEvent, NotificationsApi};
@@ -22,9 +23,9 @@ pub struct HttpAuthClient {
 }
 
 impl HttpAuthClient {
-    /// A client of the auth-service at `base_url` (e.g. `http://127.0.0.1:8001`).
-    pub fn new(base_url: &str, config: &ClientConfig) -> Result<Self, Error> {
-        Ok(Self { upstream: HttpUpstream::new(AUTH_SERVICE, base_url, config)? })
+    /// A client of the auth-service at `base_url` (e.g. `http://127.0.0.1:8001`), signing every call as `from`.
+    pub fn new(base_url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self, Error> {
+        Ok(Self { upstream: HttpUpstream::signed(AUTH_SERVICE, base_url, config, from)? })
     }
 }
 
@@ -43,9 +44,9 @@ pub struct HttpUsersClient {
 }
 
 impl HttpUsersClient {
-    /// A client of the users-service at `base_url` (e.g. `http://127.0.0.1:8002`).
-    pub fn new(base_url: &str, config: &ClientConfig) -> Result<Self, Error> {
-        Ok(Self { upstream: HttpUpstream::new(USERS_SERVICE, base_url, config)? })
+    /// A client of the users-service at `base_url` (e.g. `http://127.0.0.1:8002`), signing every call as `from`.
+    pub fn new(base_url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self, Error> {
+        Ok(Self { upstream: HttpUpstream::signed(USERS_SERVICE, base_url, config, from)? })
     }
 }
 
@@ -75,9 +76,9 @@ pub struct HttpNotificationsClient {
 }
 
 impl HttpNotificationsClient {
-    /// A client of the notifications-service at `base_url` (e.g. `http://127.0.0.1:8004`).
-    pub fn new(base_url: &str, config: &ClientConfig) -> Result<Self, Error> {
-        Ok(Self { upstream: HttpUpstream::new(NOTIFICATIONS_SERVICE, base_url, config)? })
+    /// A client of the notifications-service at `base_url` (e.g. `http://127.0.0.1:8004`), signing every call as `from`.
+    pub fn new(base_url: &str, config: &ClientConfig, from: &ServiceCredentials) -> Result<Self, Error> {
+        Ok(Self { upstream: HttpUpstream::signed(NOTIFICATIONS_SERVICE, base_url, config, from)? })
     }
 }
 

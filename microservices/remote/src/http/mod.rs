@@ -13,6 +13,9 @@
 //! | `UsersApi::delete_profile` | `DELETE /internal/users/profiles/{id}` | 204 |
 //! | `NotificationsApi::deliver` | `POST /internal/notifications/deliver` `NotificationEvent` | 200 `Delivery` |
 //!
+//! Every route answers only calls carrying a valid service credential for its service, method
+//! and path (see [`crate::service_credential`]); the clients add it to every call.
+//!
 //! Errors travel as the public API's own `{"error": {"code", "message"}}` body with the
 //! status of their kind, so the client rebuilds the very `Error` the service returned.
 //! Failing to get an answer at all becomes 503 `dependency_unavailable` naming the service.

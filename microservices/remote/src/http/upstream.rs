@@ -3,9 +3,12 @@
 //!
 //! Both the internal port clients and the gateway's forwarding use it, so a resilience layer
 //! added to `ClientConfig::layers` reaches every HTTP hop of the microservices build, exactly
-//! as it reaches every gRPC hop.
+//! as it reaches every gRPC hop. The port clients' upstreams ([`HttpUpstream::signed`]) also
+//! sign every request with the calling process's service credential, innermost; the
+//! gateway's forwarding to public routes carries the caller's identity instead.
 
 use crate::ClientConfig;
+use crate::service_credential::ServiceCredentials;
 use archlab_kernel::http::require_canonical_path;
 use archlab_kernel::{Error, ErrorBody, ErrorKind, Result};
 use axum::body::Bytes;
@@ -49,6 +52,26 @@ impl std::fmt::Debug for HttpUpstream {
 impl HttpUpstream {
     /// An upstream called `name` (as errors name it, e.g. "users-service") at `base_url`.
     pub fn new(name: &'static str, base_url: &str, config: &ClientConfig) -> Result<Self> {
+        Self::build(name, base_url, config, None)
+    }
+
+    /// [`HttpUpstream::new`] for an internal port: every request carries a service credential
+    /// from `from` to `name`, for its method and path.
+    pub fn signed(
+        name: &'static str,
+        base_url: &str,
+        config: &ClientConfig,
+        from: &ServiceCredentials,
+    ) -> Result<Self> {
+        Self::build(name, base_url, config, Some(from))
+    }
+
+    fn build(
+        name: &'static str,
+        base_url: &str,
+        config: &ClientConfig,
+        from: Option<&ServiceCredentials>,
+    ) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_owned();
         let url = reqwest::Url::parse(&base).map_err(|e| bad_config(name, format!("invalid URL {base_url:?}: {e}")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
@@ -61,8 +84,11 @@ impl HttpUpstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| bad_config(name, format!("cannot build the HTTP client: {e}")))?;
-        let stack =
-            config.layers().service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
+        // Signed innermost, after any queueing or retry above, so the credential is fresh.
+        let stack = config
+            .layers()
+            .option_layer(from.map(|from| from.sign_layer(name)))
+            .service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Self {
             name,
