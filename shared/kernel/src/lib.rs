@@ -12,7 +12,8 @@
 //! - `codes`: the generic error codes, and [`error_codes!`] that every domain declares its own with.
 //! - `wire`: the wire names of kinds and statuses, read from their serde derive.
 //! - `values`: validated newtypes parsed once at the edge.
-//! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
+//! - `http`: extractors and fallbacks that give every bad request the same JSON error shape
+//!   (`strict_json` reads a body's objects as objects only).
 //! - `db`: create-if-missing and connect, per-domain migrations.
 //! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
 //!   claim with `FOR UPDATE SKIP LOCKED`.
@@ -26,6 +27,7 @@
 mod backoff;
 mod error;
 mod faults;
+mod strict_json;
 mod values;
 
 pub mod codes;
@@ -43,4 +45,4 @@ pub use config::{NotificationMode, Transport};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use faults::Faults;
 pub use server::{Addrs, Server};
-pub use values::{Currency, Email, Money};
+pub use values::{Currency, Email, Money, whole_number};

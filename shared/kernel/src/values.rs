@@ -116,9 +116,52 @@ impl fmt::Display for Money {
     }
 }
 
+/// Read an `i64` from any JSON number without a fractional part, as JSON Schema's `integer`
+/// allows: `616.0` is 616, `616.5` is refused. For `#[serde(deserialize_with = ...)]` on a
+/// request field whose schema says `integer`, so a client the contract allows is not refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::{Unexpected, Visitor};
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            // Every f64 in this range with no fraction converts exactly.
+            let in_range = (-9.007_199_254_740_992e15..=9.007_199_254_740_992e15).contains(&v);
+            if v.fract() == 0.0 && in_range { Ok(v as i64) } else { Err(E::invalid_value(Unexpected::Float(v), &self)) }
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_number_may_be_written_as_a_float_but_not_have_a_fraction() {
+        #[derive(Deserialize)]
+        struct N {
+            #[serde(deserialize_with = "whole_number")]
+            n: i64,
+        }
+        let read = |json: &str| serde_json::from_str::<N>(json).map(|v| v.n);
+        assert_eq!(read(r#"{"n": 616}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": 616.0}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": 6.16e2}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": -3}"#).unwrap(), -3);
+        for refused in [r#"{"n": 616.5}"#, r#"{"n": "616"}"#, r#"{"n": 1e300}"#, r#"{"n": 18446744073709551615}"#] {
+            assert!(read(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn email_is_normalised() {

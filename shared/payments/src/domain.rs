@@ -12,6 +12,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// Minor units.
+    #[serde(deserialize_with = "archlab_kernel::whole_number")]
     pub amount_cents: i64,
     /// ISO code.
     pub currency: String,
