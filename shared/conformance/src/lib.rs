@@ -47,9 +47,12 @@
 //! - [`api`]: [`Api`], a reqwest wrapper that speaks both well-formed and malformed HTTP and
 //!   returns a [`Resp`] with assertion helpers (`expect_json`, `expect_error`).
 //! - [`shape`]: exact-shape checks for profiles, payments and notifications.
+//! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves
+//!   (`monolith/tests/contract.rs`).
 
 pub mod api;
 pub mod cases;
+pub mod contract;
 pub mod shape;
 
 pub use api::{Api, Resp, User, unique_email, unique_key};

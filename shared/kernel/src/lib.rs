@@ -20,6 +20,7 @@
 //! - `backoff`: exponential back-off, for the outbox and the broker consumer alike.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
+//! - `openapi`: how a route declares the errors it answers in the OpenAPI document.
 //! - `config`: the configuration groups both builds read, with the same variable names.
 //! - `processes`: every process's name, variables, default addresses and database.
 //! - `server`: [`Server`], the one shape every process has (build → handle → run).
@@ -35,6 +36,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod openapi;
 pub mod outbox;
 pub mod processes;
 pub mod server;
@@ -42,7 +44,7 @@ pub mod wire;
 
 pub use backoff::{Backoff, Retries};
 pub use config::{NotificationMode, Transport};
-pub use error::{Error, ErrorBody, ErrorKind, Result};
+pub use error::{Error, ErrorBody, ErrorDetail, ErrorKind, Result};
 pub use faults::Faults;
 pub use server::{Addrs, Server};
 pub use values::{Currency, Email, Money, whole_number};

@@ -10,6 +10,18 @@ use std::fmt;
 pub struct Email(String);
 
 impl Email {
+    /// Longest accepted address, in characters.
+    pub const MAX_CHARS: usize = 254;
+
+    /// Its OpenAPI schema: the length rule; the shape rules are in docs/api.md.
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(Self::MAX_CHARS))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+            .build()
+    }
+
     /// Trim, lower-case and check the shape of an address.
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let s = raw.trim().to_lowercase();
@@ -17,8 +29,8 @@ impl Email {
         if s.is_empty() {
             return bad("must not be empty");
         }
-        if s.chars().count() > 254 {
-            return bad("must be at most 254 characters");
+        if s.chars().count() > Self::MAX_CHARS {
+            return bad(&format!("must be at most {} characters", Self::MAX_CHARS));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("must not contain spaces or control characters");
@@ -68,14 +80,23 @@ pub enum Currency {
 }
 
 impl Currency {
+    /// Every supported currency.
+    pub const ALL: [Currency; 3] = [Currency::USD, Currency::EUR, Currency::GBP];
+
+    /// Its OpenAPI schema: one of the ISO codes of [`Currency::ALL`].
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Self::ALL.map(Currency::code)))
+            .build()
+    }
+
     /// Parse an exact upper-case ISO code from the supported list.
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        match raw {
-            "USD" => Ok(Currency::USD),
-            "EUR" => Ok(Currency::EUR),
-            "GBP" => Ok(Currency::GBP),
-            _ => Err(Error::validation("currency must be one of USD, EUR, GBP")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == raw)
+            .ok_or_else(|| Error::validation("currency must be one of USD, EUR, GBP"))
     }
 
     /// The ISO code.
@@ -100,6 +121,16 @@ pub struct Money {
 impl Money {
     /// One million in major units: the largest single purchase.
     pub const MAX_CENTS: i64 = 100_000_000;
+
+    /// The OpenAPI schema of an amount in minor units: 1 to [`Money::MAX_CENTS`].
+    pub fn amount_schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(Self::MAX_CENTS))
+            .build()
+    }
 
     /// Check the amount's range and the currency.
     pub fn parse(amount_cents: i64, currency: &str) -> Result<Self, Error> {

@@ -20,6 +20,25 @@ impl DisplayName {
     /// Longest accepted name, in characters.
     pub const MAX_CHARS: usize = 100;
 
+    /// What [`DisplayName::parse`] accepts, as a JSON Schema pattern: no control character
+    /// (Unicode `Cc`, as `char::is_control`), and something besides white space.
+    pub const PATTERN: &str =
+        r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+    fn schema_builder() -> utoipa::openapi::ObjectBuilder {
+        archlab_kernel::openapi::text(1, Self::MAX_CHARS).pattern(Some(Self::PATTERN))
+    }
+
+    /// Its OpenAPI schema: the length and character rules.
+    pub fn schema() -> utoipa::openapi::Object {
+        Self::schema_builder().build()
+    }
+
+    /// [`DisplayName::schema`] or `null`, for a field that may be left out.
+    pub fn optional_schema() -> utoipa::openapi::Object {
+        archlab_kernel::openapi::nullable(Self::schema_builder())
+    }
+
     /// Trim and check a name.
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let s = raw.trim();
@@ -42,7 +61,7 @@ impl DisplayName {
 }
 
 /// Whether a user may buy; stored in `users.profiles.status` under its serde name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     /// May use everything.
@@ -64,7 +83,7 @@ impl UserStatus {
 }
 
 /// What a user wants to receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Preferences {
     /// Email a receipt for each purchase (default on).
     pub email_receipts: bool,
@@ -73,7 +92,7 @@ pub struct Preferences {
 }
 
 /// A user's profile as every caller sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     /// Same id as the user's credentials.
     pub user_id: Uuid,
@@ -125,17 +144,18 @@ pub struct NewProfile {
 }
 
 /// A partial update of one's own profile (`PATCH /api/users/me`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
-    /// New display name.
+    /// New display name (same rules as at signup).
+    #[schema(schema_with = DisplayName::optional_schema)]
     pub name: Option<String>,
     /// Preferences to change.
     pub preferences: Option<PreferencesPatch>,
 }
 
 /// Preferences to change; absent fields stay as they are.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     /// See [`Preferences::email_receipts`].
