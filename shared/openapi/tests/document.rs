@@ -80,7 +80,7 @@ fn the_value_rules_are_the_domain_constants() {
     let signup = &doc["components"]["schemas"]["SignupRequest"]["properties"];
     assert_eq!(signup["password"]["minLength"], archlab_auth::Password::MIN_CHARS);
     assert_eq!(signup["password"]["maxLength"], archlab_auth::Password::MAX_CHARS);
-    assert_eq!(signup["name"]["maxLength"], archlab_users::DisplayName::MAX_CHARS);
+    assert_eq!(signup["name"]["pattern"], archlab_users::DisplayName::PATTERN, "the name's length counts trimmed");
     assert_eq!(signup["email"]["maxLength"], archlab_kernel::Email::MAX_CHARS);
     let purchase = &doc["components"]["schemas"]["PurchaseRequest"];
     assert_eq!(purchase["properties"]["amount_cents"]["maximum"], archlab_kernel::Money::MAX_CENTS);

@@ -20,16 +20,27 @@ impl DisplayName {
     /// Longest accepted name, in characters.
     pub const MAX_CHARS: usize = 100;
 
-    /// What [`DisplayName::parse`] accepts, as a JSON Schema pattern: no control character
-    /// (Unicode `Cc`, as `char::is_control`), and something besides white space.
-    pub const PATTERN: &str =
-        r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+    /// Exactly what [`DisplayName::parse`] accepts, as a JSON Schema pattern (so no
+    /// `maxLength`: the limit counts the trimmed name). Optional white space (Rust's
+    /// `char::is_whitespace`, spelled out: regex engines' `\s` differ), then 1 to 100
+    /// characters without a control character (`char::is_control`) that neither begin nor end
+    /// with white space, then optional white space.
+    pub const PATTERN: &str = concat!(
+        r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+        r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]",
+        r"(?:[^\u0000-\u001f\u007f-\u009f]{0,98}",
+        r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?",
+        r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+    );
 
     fn schema_builder() -> utoipa::openapi::ObjectBuilder {
-        archlab_kernel::openapi::text(1, Self::MAX_CHARS).pattern(Some(Self::PATTERN))
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .pattern(Some(Self::PATTERN))
     }
 
-    /// Its OpenAPI schema: the length and character rules.
+    /// Its OpenAPI schema: the length and character rules, as [`DisplayName::PATTERN`].
     pub fn schema() -> utoipa::openapi::Object {
         Self::schema_builder().build()
     }
@@ -167,6 +178,34 @@ pub struct PreferencesPatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_pattern_accepts_exactly_what_parse_accepts() {
+        let pattern = regex::Regex::new(DisplayName::PATTERN).expect("the pattern compiles");
+        let max = DisplayName::MAX_CHARS;
+        let mut samples: Vec<String> = ["Ada", "  Ada  ", "\tAda\n", "Ada Lovelace", "名前", "\u{85}Ada\u{3000}", ""]
+            .into_iter()
+            .chain(["   ", "\t", "Ada\u{7}", "\u{1c}Ada", "A\u{85}B", "\u{0}", "Ada\u{9f}"])
+            .map(str::to_owned)
+            .chain([format!(" {} ", "a".repeat(max)), "a".repeat(max + 1), format!("a{}a", " ".repeat(max - 2))])
+            .collect();
+        // And random ones, over an alphabet of the characters the rules tell apart.
+        let alphabet = ['a', 'é', ' ', '\t', '\n', '\u{1c}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}'];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let len = [next(4), max - 2 + next(5)][next(2)];
+            samples.push((0..len).map(|_| alphabet[next(alphabet.len())]).collect());
+        }
+        for s in samples {
+            assert_eq!(pattern.is_match(&s), DisplayName::parse(&s).is_ok(), "{s:?}");
+        }
+    }
 
     #[test]
     fn stored_statuses_match_the_migration() {
