@@ -47,8 +47,9 @@
 //! - [`api`]: [`Api`], a reqwest wrapper that speaks both well-formed and malformed HTTP and
 //!   returns a [`Resp`] with assertion helpers (`expect_json`, `expect_error`).
 //! - [`shape`]: exact-shape checks for profiles, payments and notifications.
-//! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves
-//!   (`monolith/tests/contract.rs`).
+//! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves, and
+//!   schemathesis fuzzing the deployment against it; each build's tests call it once
+//!   (`monolith/tests/contract.rs`, `microservices/system-tests/tests/contract.rs`).
 
 pub mod api;
 pub mod cases;
