@@ -5,13 +5,16 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services build run-monolith run-micro test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro test lint fmt clean-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 services: ## Make sure PostgreSQL, Redis and RabbitMQ are up (starts them if installed)
 	@deploy/local/ensure-services.sh
+
+tools: ## Install the pinned test tools Cargo does not bring (schemathesis, from PyPI)
+	@deploy/local/ensure-tools.sh
 
 build: ## Release build of every binary
 	$(CARGO) build --release --workspace --bins
@@ -24,7 +27,7 @@ run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C sto
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab up micro
 
-test: services clean-dbs ## Every test against the real services, and the containers path compiled
+test: services tools clean-dbs ## Every test against the real services (schemathesis included), and the containers path compiled
 	$(CARGO) build --workspace --bins
 	@# Each test creates a fresh database (~8 MB); drop them afterwards, pass or fail, so
 	@# repeated runs do not fill the disk.

@@ -92,7 +92,10 @@ impl Server for App {
             .merge(archlab_payments::http::router(purchases))
             .merge(archlab_notifications::http::router(notifications.clone()));
         let api = with_authenticator(api, Arc::new(SessionAuthenticator(auth)));
-        let router = edge(api.merge(archlab_kernel::health::router(archlab_kernel::health::postgres(&pool))));
+        let router = edge(
+            api.merge(archlab_kernel::health::router(archlab_kernel::health::postgres(&pool)))
+                .merge(archlab_openapi::router()),
+        );
 
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let events = EventWorkers::new(&pool, notifications);

@@ -7,7 +7,9 @@
 //! verified caller as a signed `x-archlab-identity` header valid for that one method and path
 //! (see `archlab_remote::identity`) and forwards to the owning service's public HTTP routes.
 //! Unknown routes, wrong methods and oversized bodies are answered here, in the lab's JSON
-//! error shape, without bothering any service.
+//! error shape, without bothering any service; so are `/health`, `/ready` and
+//! `/openapi.json` (the document `archlab-openapi` generates from the domain crates' handlers,
+//! byte for byte the monolith's).
 //!
 //! # Layout
 //! - `config`: [`Config`], the environment variables.
@@ -41,7 +43,9 @@ use ready::UpstreamHealth;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The whole public router: route table, `/health`, `/ready`, wrapped in the lab-wide edge.
+/// The whole public router: route table, `/health`, `/ready` and `/openapi.json` (the
+/// monolith's very document: the gateway has no handlers to describe), wrapped in the
+/// lab-wide edge.
 pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
     let forwarding = config.forwarding();
     let upstreams = Service::ALL
@@ -55,7 +59,7 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
         upstreams.iter().map(|u| Arc::new(UpstreamHealth(u.clone())) as Arc<dyn ReadyCheck>).collect();
     let signer = IdentitySigner::new(config.identity.internal_secret.as_bytes());
     let forwarder = Arc::new(Forwarder::new(upstreams, auth, signer));
-    Ok(edge(routes::router(forwarder).merge(archlab_kernel::health::router(checks))))
+    Ok(edge(routes::router(forwarder).merge(archlab_kernel::health::router(checks)).merge(archlab_openapi::router())))
 }
 
 /// A built gateway: bound, wired, ready to serve.

@@ -634,8 +634,21 @@ fn the_route_table_mirrors_docs_api_md() {
     let mut table: Vec<(String, String, bool)> = ROUTES
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.access == Access::Bearer))
-        .chain([("GET".to_owned(), "/health".to_owned(), false), ("GET".to_owned(), "/ready".to_owned(), false)])
+        .chain(["/health", "/ready", "/openapi.json"].map(|path| ("GET".to_owned(), path.to_owned(), false)))
         .collect();
     table.sort();
-    assert_eq!(table, documented, "ROUTES (plus /health and /ready) must be exactly docs/api.md's endpoints");
+    assert_eq!(
+        table, documented,
+        "ROUTES (plus /health, /ready and /openapi.json) must be exactly docs/api.md's endpoints"
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_answers_the_openapi_document_itself() {
+    let gw = spawn().await;
+    let res = gw.req(Method::GET, "/openapi.json").send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    archlab_conformance::contract::assert_is_docs_openapi(&res.text().await.expect("body"), "the gateway");
+    assert_eq!(gw.total_calls(), 0, "no service is asked for it");
 }

@@ -31,6 +31,11 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Its OpenAPI schema: the length rules.
+    pub fn schema() -> utoipa::openapi::Object {
+        archlab_kernel::openapi::text(Self::MIN_CHARS, Self::MAX_CHARS).build()
+    }
+
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
@@ -43,14 +48,17 @@ impl std::fmt::Debug for Password {
 }
 
 /// The body of `POST /api/auth/signup`, as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    /// Address to log in with.
+    /// Address to log in with: trimmed and lower-cased; one `@`, a domain with a dot.
+    #[schema(schema_with = Email::schema)]
     pub email: String,
     /// Plain password (hashed before it is stored).
+    #[schema(schema_with = Password::schema)]
     pub password: String,
-    /// Display name for the profile.
+    /// Display name for the profile: trimmed, no control characters.
+    #[schema(schema_with = DisplayName::schema)]
     pub name: String,
 }
 
@@ -77,7 +85,7 @@ impl Signup {
 }
 
 /// The answer to a successful signup.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedUp {
     /// The new user's id.
     pub user_id: Uuid,
@@ -86,7 +94,7 @@ pub struct SignedUp {
 }
 
 /// A new session's token, shown to the client once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     /// Bearer token.
     pub token: String,

@@ -50,9 +50,13 @@
 //! - [`raw`]: requests written byte for byte on TCP ([`raw::send_raw`]), for the spellings
 //!   reqwest would normalise, and the table of non-canonical path spellings
 //!   ([`raw::SPELLINGS`]) over every route docs/api.md lists.
+//! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves, and
+//!   schemathesis fuzzing the deployment against it; each build's tests call it once
+//!   (`monolith/tests/contract.rs`, `microservices/system-tests/tests/contract.rs`).
 
 pub mod api;
 pub mod cases;
+pub mod contract;
 pub mod raw;
 pub mod shape;
 

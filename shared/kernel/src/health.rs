@@ -2,12 +2,14 @@
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::State;
 use http::StatusCode;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// One dependency that must answer for the process to be ready.
 #[async_trait]
@@ -46,19 +48,62 @@ pub fn postgres(pool: &sqlx::PgPool) -> Vec<Arc<dyn ReadyCheck>> {
     vec![Arc::new(PgCheck { name: "postgres".into(), pool: pool.clone() })]
 }
 
-/// Routes `/health` and `/ready` over the given checks (run concurrently, 2 s each).
-pub fn router(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
-    let checks = Arc::new(checks);
-    Router::new().route("/health", get(|| async { axum::Json(json!({"status": "ok"})) })).route(
-        "/ready",
-        get(move || {
-            let checks = checks.clone();
-            async move { ready(&checks).await }
-        }),
-    )
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(value_type = String, pattern = "^ok$")]
+    pub status: String,
 }
 
-async fn ready(checks: &[Arc<dyn ReadyCheck>]) -> axum::response::Response {
+/// The body of `GET /ready`, whether ready (200) or not (503).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every check passed, `not_ready` otherwise.
+    pub status: ReadyStatus,
+    /// Each check's result: `ok`, or a short reason that never names hosts or credentials.
+    pub checks: BTreeMap<String, String>,
+}
+
+/// Whether a process is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// Every check passed.
+    Ready,
+    /// At least one check failed.
+    NotReady,
+}
+
+type Checks = Arc<Vec<Arc<dyn ReadyCheck>>>;
+
+fn routes() -> OpenApiRouter<Checks> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready))
+}
+
+/// Routes `/health` and `/ready` over the given checks (run concurrently, 2 s each).
+pub fn router(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
+    routes().split_for_parts().0.with_state(Arc::new(checks))
+}
+
+/// The OpenAPI description of [`router`]'s routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// Liveness: the process runs.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "health",
+    responses((status = 200, description = "The process runs", body = Health)))]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok".into() })
+}
+
+/// Readiness: its databases and required dependencies answer.
+#[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "health", responses(
+    (status = 200, description = "Every dependency answers", body = Readiness),
+    (status = 503, description = "A dependency does not answer; `checks` says which", body = Readiness),
+))]
+async fn ready(State(checks): State<Checks>) -> (StatusCode, axum::Json<Readiness>) {
     let results = futures::future::join_all(checks.iter().map(|c| async move {
         let r = tokio::time::timeout(std::time::Duration::from_secs(2), c.check())
             .await
@@ -67,8 +112,10 @@ async fn ready(checks: &[Arc<dyn ReadyCheck>]) -> axum::response::Response {
     }))
     .await;
     let ok = results.iter().all(|(_, r)| r.is_ok());
-    let body: BTreeMap<String, String> =
-        results.into_iter().map(|(n, r)| (n, r.err().unwrap_or_else(|| "ok".into()))).collect();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(json!({"status": if ok { "ready" } else { "not_ready" }, "checks": body}))).into_response()
+    let checks = results.into_iter().map(|(n, r)| (n, r.err().unwrap_or_else(|| "ok".into()))).collect();
+    if ok {
+        (StatusCode::OK, axum::Json(Readiness { status: ReadyStatus::Ready, checks }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Readiness { status: ReadyStatus::NotReady, checks }))
+    }
 }

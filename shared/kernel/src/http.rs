@@ -41,7 +41,8 @@ where
         // would also miss a field.
         let axum::Json(value) =
             axum::Json::<serde_json::Value>::from_request(req, state).await.map_err(json_rejection)?;
-        serde_json::from_value(value).map(Json).map_err(|e| Error::validation(e.to_string()))
+        // Shape through `strict_json`: a struct is read from an object only, never an array.
+        crate::strict_json::from_value(value).map(Json).map_err(|e| Error::validation(e.to_string()))
     }
 }
 

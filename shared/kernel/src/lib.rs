@@ -12,13 +12,15 @@
 //! - `codes`: the generic error codes, and [`error_codes!`] that every domain declares its own with.
 //! - `wire`: the wire names of kinds and statuses, read from their serde derive.
 //! - `values`: validated newtypes parsed once at the edge.
-//! - `http`: extractors and fallbacks that give every bad request the same JSON error shape.
+//! - `http`: extractors and fallbacks that give every bad request the same JSON error shape
+//!   (`strict_json` reads a body's objects as objects only).
 //! - `db`: create-if-missing and connect, per-domain migrations.
 //! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
 //!   claim with `FOR UPDATE SKIP LOCKED`.
 //! - `backoff`: exponential back-off, for the outbox and the broker consumer alike.
 //! - `faults`: named fault points that can be switched on at run time.
 //! - `health`: `/health` and `/ready`.
+//! - `openapi`: how a route declares the errors it answers in the OpenAPI document.
 //! - `config`: the configuration groups both builds read, with the same variable names.
 //! - `processes`: every process's name, variables, default addresses and database.
 //! - `server`: [`Server`], the one shape every process has (build → handle → run).
@@ -26,6 +28,7 @@
 mod backoff;
 mod error;
 mod faults;
+mod strict_json;
 mod values;
 
 pub mod codes;
@@ -33,6 +36,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod openapi;
 pub mod outbox;
 pub mod processes;
 pub mod server;
@@ -40,7 +44,7 @@ pub mod wire;
 
 pub use backoff::{Backoff, Retries};
 pub use config::{NotificationMode, Transport};
-pub use error::{Error, ErrorBody, ErrorKind, Result};
+pub use error::{Error, ErrorBody, ErrorDetail, ErrorKind, Result};
 pub use faults::Faults;
 pub use server::{Addrs, Server};
-pub use values::{Currency, Email, Money};
+pub use values::{Currency, Email, Money, whole_number};

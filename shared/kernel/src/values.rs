@@ -10,6 +10,18 @@ use std::fmt;
 pub struct Email(String);
 
 impl Email {
+    /// Longest accepted address, in characters.
+    pub const MAX_CHARS: usize = 254;
+
+    /// Its OpenAPI schema: the length rule; the shape rules are in docs/api.md.
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(Self::MAX_CHARS))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+            .build()
+    }
+
     /// Trim, lower-case and check the shape of an address.
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let s = raw.trim().to_lowercase();
@@ -17,8 +29,8 @@ impl Email {
         if s.is_empty() {
             return bad("must not be empty");
         }
-        if s.chars().count() > 254 {
-            return bad("must be at most 254 characters");
+        if s.chars().count() > Self::MAX_CHARS {
+            return bad(&format!("must be at most {} characters", Self::MAX_CHARS));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("must not contain spaces or control characters");
@@ -68,14 +80,23 @@ pub enum Currency {
 }
 
 impl Currency {
+    /// Every supported currency.
+    pub const ALL: [Currency; 3] = [Currency::USD, Currency::EUR, Currency::GBP];
+
+    /// Its OpenAPI schema: one of the ISO codes of [`Currency::ALL`].
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Self::ALL.map(Currency::code)))
+            .build()
+    }
+
     /// Parse an exact upper-case ISO code from the supported list.
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        match raw {
-            "USD" => Ok(Currency::USD),
-            "EUR" => Ok(Currency::EUR),
-            "GBP" => Ok(Currency::GBP),
-            _ => Err(Error::validation("currency must be one of USD, EUR, GBP")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == raw)
+            .ok_or_else(|| Error::validation("currency must be one of USD, EUR, GBP"))
     }
 
     /// The ISO code.
@@ -101,6 +122,16 @@ impl Money {
     /// One million in major units: the largest single purchase.
     pub const MAX_CENTS: i64 = 100_000_000;
 
+    /// The OpenAPI schema of an amount in minor units: 1 to [`Money::MAX_CENTS`].
+    pub fn amount_schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(Self::MAX_CENTS))
+            .build()
+    }
+
     /// Check the amount's range and the currency.
     pub fn parse(amount_cents: i64, currency: &str) -> Result<Self, Error> {
         if !(1..=Self::MAX_CENTS).contains(&amount_cents) {
@@ -116,9 +147,52 @@ impl fmt::Display for Money {
     }
 }
 
+/// Read an `i64` from any JSON number without a fractional part, as JSON Schema's `integer`
+/// allows: `616.0` is 616, `616.5` is refused. For `#[serde(deserialize_with = ...)]` on a
+/// request field whose schema says `integer`, so a client the contract allows is not refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::{Unexpected, Visitor};
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            // Every f64 in this range with no fraction converts exactly.
+            let in_range = (-9.007_199_254_740_992e15..=9.007_199_254_740_992e15).contains(&v);
+            if v.fract() == 0.0 && in_range { Ok(v as i64) } else { Err(E::invalid_value(Unexpected::Float(v), &self)) }
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_number_may_be_written_as_a_float_but_not_have_a_fraction() {
+        #[derive(Deserialize)]
+        struct N {
+            #[serde(deserialize_with = "whole_number")]
+            n: i64,
+        }
+        let read = |json: &str| serde_json::from_str::<N>(json).map(|v| v.n);
+        assert_eq!(read(r#"{"n": 616}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": 616.0}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": 6.16e2}"#).unwrap(), 616);
+        assert_eq!(read(r#"{"n": -3}"#).unwrap(), -3);
+        for refused in [r#"{"n": 616.5}"#, r#"{"n": "616"}"#, r#"{"n": 1e300}"#, r#"{"n": 18446744073709551615}"#] {
+            assert!(read(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn email_is_normalised() {

@@ -20,6 +20,17 @@ pub struct NotificationEvent {
     pub kind: EventKind,
 }
 
+/// Every [`NotificationEvent::kind_name`], as stored and shown.
+pub const KIND_NAMES: [&str; 2] = ["welcome", "receipt"];
+
+/// The OpenAPI schema of a notification's `kind`: one of [`KIND_NAMES`].
+pub(crate) fn kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(KIND_NAMES))
+        .build()
+}
+
 /// What a notification is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -60,11 +71,11 @@ impl NotificationEvent {
         }
     }
 
-    /// `welcome` or `receipt`.
+    /// `welcome` or `receipt`: one of [`KIND_NAMES`].
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
-            EventKind::Welcome { .. } => "welcome",
-            EventKind::Receipt { .. } => "receipt",
+            EventKind::Welcome { .. } => KIND_NAMES[0],
+            EventKind::Receipt { .. } => KIND_NAMES[1],
         }
     }
 

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// A notification as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Notification {
     /// Its id.
     pub notification_id: Uuid,
     /// `welcome` or `receipt`.
+    #[schema(schema_with = crate::event::kind_schema)]
     pub kind: String,
     /// Subject line.
     pub subject: String,

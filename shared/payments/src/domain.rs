@@ -1,19 +1,24 @@
 //! Payments' values and rules.
 
 use crate::codes;
-use archlab_kernel::{Error, ErrorKind, Money};
+use archlab_kernel::{Currency, Error, ErrorKind, Money};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use uuid::Uuid;
 
 /// The body of `POST /api/payments`, as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// Minor units.
+    #[schema(schema_with = Money::amount_schema)]
+    #[serde(deserialize_with = "archlab_kernel::whole_number")]
     pub amount_cents: i64,
     /// ISO code.
+    #[schema(schema_with = Currency::schema)]
     pub currency: String,
 }
 
@@ -59,8 +64,27 @@ impl IdempotencyKey {
     }
 }
 
+/// The header as an OpenAPI parameter, for `#[utoipa::path(params(IdempotencyKey))]`.
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = archlab_kernel::openapi::text(1, Self::MAX_LEN).pattern(Some("^[!-~]+$"));
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(
+                    "Names this purchase: the same key and body again answer the same payment, never a second \
+                     charge. Visible ASCII, no spaces; scoped to the caller.",
+                ))
+                .schema(Some(schema))
+                .build(),
+        ]
+    }
+}
+
 /// Where a payment stands; stored in `payments.payments.status` under its serde name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Written before the charge; the provider may or may not have charged yet.
@@ -85,15 +109,17 @@ impl TryFrom<String> for PaymentStatus {
 }
 
 /// A payment as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     /// Its id (also the provider's idempotency key for the charge).
     pub payment_id: Uuid,
     /// `pending` until the provider charged, then `succeeded`.
     pub status: PaymentStatus,
     /// Minor units.
+    #[schema(schema_with = Money::amount_schema)]
     pub amount_cents: i64,
     /// ISO code.
+    #[schema(schema_with = Currency::schema)]
     pub currency: String,
     /// When it was first requested.
     pub created_at: DateTime<Utc>,

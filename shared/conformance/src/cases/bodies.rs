@@ -1,4 +1,4 @@
-//! Request bodies on every JSON endpoint: the `Content-Type` and malformed-JSON rules that
+//! Request bodies on every JSON endpoint: the `Content-Type`, malformed-JSON and object rules that
 //! docs/api.md states once for all of them.
 
 use serde_json::{Value, json};
@@ -73,4 +73,37 @@ pub async fn malformed_json_body_is_400<T: Target>(t: &T) {
             );
         }
     }
+}
+
+/// A JSON array where the body (or a field) is an object answers 422 `validation_failed`, on
+/// every JSON endpoint, though serde alone would read `[a, b]` as the struct's fields in order.
+pub async fn json_array_for_an_object_is_422<T: Target>(t: &T) {
+    let api = Api::new(t);
+    let user = api.new_user().await;
+    let auth = format!("Bearer {}", user.token);
+    let key = unique_key();
+    let endpoints: [(Method, &str, Value, bool); 5] = [
+        (Method::POST, "/api/auth/signup", json!([unique_email(), PASSWORD, "Ada"]), false),
+        (Method::POST, "/api/auth/login", json!([user.email, PASSWORD]), false),
+        (Method::PATCH, "/api/users/me", json!(["Grace", null]), true),
+        (Method::PATCH, "/api/users/me", json!({ "preferences": [true, true] }), true),
+        (Method::POST, "/api/payments", json!([100, "USD"]), true),
+    ];
+    for (method, path, body, authed) in endpoints {
+        let mut headers: Vec<(&str, &[u8])> =
+            vec![("content-type", b"application/json"), ("idempotency-key", key.as_bytes())];
+        if authed {
+            headers.push(("authorization", auth.as_bytes()));
+        }
+        let bytes = serde_json::to_vec(&body).expect("serialize");
+        api.send(method.clone(), path, &headers, Some(bytes)).await.expect_error(
+            422,
+            "validation_failed",
+            &format!("{method} {path} with body {body}"),
+        );
+    }
+    // Nothing above took effect.
+    assert_eq!(api.payment_list(&user.token).await, Vec::<Value>::new());
+    let me = api.get_me(&user.token).await.expect_json(200, "profile after the 422s");
+    assert_eq!((&me["name"], &me["preferences"]["marketing_emails"]), (&json!(user.name), &json!(false)), "{me}");
 }

@@ -13,7 +13,7 @@
 //!
 //! The sections, in the order the macro lists their cases:
 //! - `signup`: `POST /api/auth/signup`, and the welcome notification it causes.
-//! - `bodies`: the `Content-Type` and malformed-JSON rules of every JSON endpoint.
+//! - `bodies`: the `Content-Type`, malformed-JSON and object-shape rules of every JSON endpoint.
 //! - `login`: `POST /api/auth/login` and `POST /api/auth/logout`.
 //! - `authentication`: 401 on every protected route without a valid bearer token.
 //! - `users`: `GET`/`PATCH /api/users/me`, `GET /api/users/{id}`.
@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             signup_sends_exactly_one_welcome_notification,
             json_body_without_json_content_type_is_415,
             malformed_json_body_is_400,
+            json_array_for_an_object_is_422,
             login_returns_token_and_future_expiry,
             login_wrong_password_is_401,
             login_unknown_email_is_401,

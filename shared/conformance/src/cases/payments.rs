@@ -41,7 +41,8 @@ pub async fn purchase_returns_201_payment<T: Target>(t: &T) {
     assert_charged_once(&api, pid, "a single purchase").await;
 }
 
-/// Every currency and both amount bounds are accepted and echoed back.
+/// Every currency and both amount bounds are accepted and echoed back; an amount written
+/// `500.0` is the integer 500, as JSON Schema's `integer` has it.
 pub async fn purchase_accepts_each_currency_and_amount_bounds<T: Target>(t: &T) {
     let api = Api::new(t);
     let user = api.new_user().await;
@@ -54,6 +55,10 @@ pub async fn purchase_accepts_each_currency_and_amount_bounds<T: Target>(t: &T) 
             "purchase of {amount} {currency}: {payment}"
         );
     }
+    let body = json!({ "amount_cents": 500.0, "currency": "USD" });
+    let payment =
+        api.purchase(Some(&user.token), Some(&unique_key()), &body).await.expect_json(201, "amount_cents 500.0");
+    assert_eq!(payment["amount_cents"], 500, "{payment}");
 }
 
 /// A purchase with no or an empty `Idempotency-Key` answers 400 `missing_idempotency_key`.
