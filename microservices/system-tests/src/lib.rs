@@ -89,6 +89,8 @@ pub struct Stack {
     pub payments_relay: Relay,
     /// The signup saga, to drive its recovery.
     pub saga: std::sync::Arc<archlab_auth_service::signup_saga::SignupSaga>,
+    /// auth-service's cap on concurrent password hashes.
+    pub auth_hashes: archlab_auth::HashGate,
     /// notifications-service's consumer progress.
     pub consumer: ConsumerHandle,
     /// The broker settings the services share (unique exchange and queue per stack).
@@ -202,6 +204,7 @@ impl Stack {
             auth_relay: a.relay.clone(),
             payments_relay: p.relay.clone(),
             saga: a.saga.clone(),
+            auth_hashes: a.hashes.clone(),
             consumer: n.consumer.clone(),
             broker: broker_config,
             services: HashMap::from([

@@ -19,11 +19,16 @@ pub struct AuthRoutes {
     pub signup: Arc<dyn SignupFlow>,
 }
 
+/// Where signup is served (also what [`crate::AddressLimit`] counts).
+pub const SIGNUP_PATH: &str = "/api/auth/signup";
+/// Where login is served (also what [`crate::AddressLimit`] counts).
+pub const LOGIN_PATH: &str = "/api/auth/login";
+
 /// `POST /api/auth/signup`, `/login`, `/logout`.
 pub fn router(state: AuthRoutes) -> Router {
     Router::new()
-        .route("/api/auth/signup", post(signup))
-        .route("/api/auth/login", post(login))
+        .route(SIGNUP_PATH, post(signup))
+        .route(LOGIN_PATH, post(login))
         .route("/api/auth/logout", post(logout))
         .with_state(state)
 }
@@ -33,6 +38,7 @@ async fn signup(
     Json(req): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<SignedUp>)> {
     let signup = Signup::parse(req)?;
+    s.auth.count_attempt(signup.email.as_str())?;
     let done = s.signup.signup(signup).await?;
     Ok((StatusCode::CREATED, axum::Json(done)))
 }

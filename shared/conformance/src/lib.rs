@@ -47,9 +47,12 @@
 //! - [`api`]: [`Api`], a reqwest wrapper that speaks both well-formed and malformed HTTP and
 //!   returns a [`Resp`] with assertion helpers (`expect_json`, `expect_error`).
 //! - [`shape`]: exact-shape checks for profiles, payments and notifications.
+//! - [`limits`]: the signup and login limits, also for both builds but outside the macro:
+//!   each check spends a budget on purpose and needs a deployment of its own.
 
 pub mod api;
 pub mod cases;
+pub mod limits;
 pub mod shape;
 
 pub use api::{Api, Resp, User, unique_email, unique_key};
