@@ -13,6 +13,7 @@
 
 mod cache;
 pub mod domain;
+mod hashing;
 pub mod http;
 pub mod limits;
 mod service;

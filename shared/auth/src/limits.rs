@@ -8,13 +8,15 @@
 //! - [`AccountLimit`]: signup and login attempts per e-mail address, checked inside
 //!   [`AuthService`](crate::AuthService) before any password is hashed, so both builds run
 //!   the very same check wherever the auth domain runs.
-//! - [`HashGate`]: how many argon2id hashes (19 MiB each) run at once. A flood queues for a
-//!   bounded time, then is shed with 503, instead of holding one hash's memory per request.
+//! - [`HashGate`]: how many argon2id hashes (19 MiB each) run at once, each in its slot's
+//!   own reused buffer. A flood queues for a bounded time, then is shed with 503, instead of
+//!   holding one hash's memory per request.
 //!
 //! The rate limits are `governor`'s keyed GCRA limiters: a burst of N, then one more every
 //! period / N. A refused request says how long to wait (`Retry-After`).
 
 use crate::codes;
+use crate::hashing::Memory;
 use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::{Error, ErrorKind, Result};
 use axum::Router;
@@ -26,8 +28,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -162,12 +164,17 @@ fn address_key(ip: IpAddr) -> IpAddr {
 
 /// A cap on concurrent password hashes, with a bounded wait for a slot.
 ///
-/// Each argon2id hash or verification holds 19 MiB for tens of milliseconds on a blocking
+/// Each argon2id hash or verification needs 19 MiB for tens of milliseconds on a blocking
 /// thread; without a cap a flood holds as many as there are requests in flight. The slot is
 /// held by the blocking work itself, so a client that hangs up mid-hash frees nothing early.
+/// Each slot's working memory is allocated once and reused (see `hashing`), so hashing
+/// memory stays at most slots × 19 MiB however many hashes run over time.
 #[derive(Clone)]
 pub struct HashGate {
     slots: Option<Arc<Semaphore>>,
+    /// Working memory not in use: at most one buffer per slot (without a cap, one per hash
+    /// that ever ran at the same time as others).
+    buffers: Arc<Mutex<Vec<Memory>>>,
     capacity: u32,
     wait: Duration,
     waiting: Arc<AtomicUsize>,
@@ -184,7 +191,7 @@ impl HashGate {
     /// `capacity` 0 means no cap.
     pub fn new(capacity: u32, wait: Duration) -> Self {
         let slots = (capacity > 0).then(|| Arc::new(Semaphore::new(capacity as usize)));
-        Self { slots, capacity, wait, waiting: Arc::default(), admitted: Arc::default() }
+        Self { slots, buffers: Arc::default(), capacity, wait, waiting: Arc::default(), admitted: Arc::default() }
     }
 
     /// The cap `PASSWORD_HASH_CONCURRENCY` and `PASSWORD_HASH_WAIT_MS` ask for.
@@ -192,17 +199,26 @@ impl HashGate {
         Self::new(args.password_hash_concurrency, args.password_hash_wait())
     }
 
-    /// Run `work` (a hash or a verification) on a blocking thread once a slot is free; 503
-    /// `overloaded` with `Retry-After` if none frees within the wait.
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    /// Run `work` (a hash or a verification, given its slot's working memory) on a blocking
+    /// thread once a slot is free; 503 `overloaded` with `Retry-After` if none frees within
+    /// the wait.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> Result<T> {
         let permit = match &self.slots {
             None => None,
             Some(slots) => Some(self.acquire(slots.clone()).await?),
         };
         self.admitted.fetch_add(1, Ordering::Relaxed);
+        let buffers = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
-            let _slot = permit;
-            work()
+            // At most one buffer per permit is out, so the pool never holds more than the cap.
+            let mut memory = buffers.lock().expect("the buffer pool").pop().unwrap_or_default();
+            let done = work(&mut memory);
+            buffers.lock().expect("the buffer pool").push(memory);
+            drop(permit);
+            done
         })
         .await
         .map_err(Error::internal)
@@ -300,12 +316,12 @@ mod tests {
     async fn a_full_gate_sheds_with_503_and_retry_after_and_admits_once_released() {
         let gate = HashGate::new(1, Duration::ZERO);
         let held = gate.occupy().await;
-        let shed = gate.run(|| 1).await.expect_err("no slot, no wait");
+        let shed = gate.run(|_| 1).await.expect_err("no slot, no wait");
         assert_eq!((shed.kind, shed.code.as_ref()), (ErrorKind::Unavailable, codes::OVERLOADED));
         assert_eq!(shed.retry_after, Some(HASH_RETRY_AFTER));
         assert_eq!(gate.admitted(), 0, "nothing ran");
         drop(held);
-        assert_eq!(gate.run(|| 2).await.expect("a free slot"), 2);
+        assert_eq!(gate.run(|_| 2).await.expect("a free slot"), 2);
         assert_eq!(gate.admitted(), 1);
     }
 
@@ -315,7 +331,7 @@ mod tests {
         let held = gate.occupy().await;
         let queued = tokio::spawn({
             let gate = gate.clone();
-            async move { gate.run(|| "hashed").await }
+            async move { gate.run(|_| "hashed").await }
         });
         // Yield (never sleep) until the caller is in the queue, then free the slot.
         let mut turns = 0;
@@ -335,7 +351,8 @@ mod tests {
         let burst = (0..32).map(|_| {
             let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
             tokio::spawn(async move {
-                gate.run(move || {
+                gate.run(move |memory| {
+                    memory.resize(16, argon2::Block::default());
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     // Some real work, so runs overlap when nothing stops them.
@@ -354,5 +371,8 @@ mod tests {
         }
         assert!(peak.load(Ordering::SeqCst) <= 2, "more hashes at once than the cap: {}", peak.load(Ordering::SeqCst));
         assert_eq!(gate.admitted(), 32);
+        let buffers = gate.buffers.lock().unwrap();
+        assert!(buffers.len() <= 2, "{} working buffers for a cap of 2", buffers.len());
+        assert!(buffers.iter().all(|m| m.len() == 16), "each buffer went to a hash");
     }
 }

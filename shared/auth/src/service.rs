@@ -7,26 +7,12 @@ use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::http::{Authenticator, BearerToken, Caller};
 use archlab_kernel::{Email, Error, Faults, Result};
 use archlab_notifications::{NotificationEvent, TOPIC};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// argon2id with OWASP's minimum: m = 19 MiB, t = 2, p = 1.
-fn hasher() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"))
-}
-
-/// A real hash of a throwaway password, verified against when the email is unknown so that
-/// "no such user" and "wrong password" take the same time.
-static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16-byte salt");
-    hasher().hash_password(b"decoy-password", &salt).expect("hashing a constant").to_string()
-});
 
 /// Credentials and sessions over the `auth` schema.
 #[derive(Clone)]
@@ -85,15 +71,7 @@ impl AuthService {
     #[tracing::instrument(name = "auth.hash_password", skip_all, err)]
     pub async fn hash_password(&self, password: &Password) -> Result<String> {
         let password = password.clone();
-        self.hashes
-            .run(move || {
-                let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(Error::internal)?;
-                hasher()
-                    .hash_password(password.expose().as_bytes(), &salt)
-                    .map(|h| h.to_string())
-                    .map_err(Error::internal)
-            })
-            .await?
+        self.hashes.run(move |memory| crate::hashing::hash(memory, password.expose())).await?
     }
 
     /// Write credentials on the caller's connection; 409 `email_taken` if the email is used.
@@ -217,13 +195,8 @@ impl AuthService {
         let password = password.to_owned();
         let matches = self
             .hashes
-            .run(move || {
-                // The decoy is read here, inside the cap, since its first use computes it.
-                let stored = stored.as_deref().unwrap_or(&DECOY_HASH);
-                PasswordHash::new(stored)
-                    .map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-                    .unwrap_or(false)
-            })
+            // An unknown account is checked against a decoy, inside the cap like any other.
+            .run(move |memory| crate::hashing::verify(memory, stored.as_deref(), &password))
             .await?;
         let user_id = user_id.filter(|_| matches).ok_or_else(invalid)?;
         let mut conn = self.pool.acquire().await?;
