@@ -9,7 +9,7 @@ use crate::events::EventWorkers;
 use crate::signup_tx::OneTransactionSignup;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
-use archlab_auth::{AuthApi, AuthService, SessionAuthenticator, SessionCache};
+use archlab_auth::{AddressLimit, AuthApi, AuthService, HashGate, SessionAuthenticator, SessionCache};
 use archlab_kernel::http::{edge, with_authenticator};
 use archlab_kernel::processes::MONOLITH;
 use archlab_kernel::{Addrs, Faults, Server};
@@ -18,6 +18,7 @@ use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
 use archlab_users::{UsersApi, UsersService};
 use axum::Router;
 use sqlx::PgPool;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -40,6 +41,8 @@ pub struct Handle {
     pub faults: Faults,
     /// The outbox workers.
     pub events: EventWorkers,
+    /// The cap on concurrent password hashes.
+    pub hashes: HashGate,
 }
 
 impl Handle {
@@ -71,7 +74,9 @@ impl Server for App {
 
         // The services, and the ports bound to them in-process.
         let session_ttl = Duration::from_secs(config.sessions.session_ttl_secs);
-        let auth = Arc::new(AuthService::new(pool.clone(), cache, session_ttl, faults.clone()));
+        let auth =
+            Arc::new(AuthService::new(pool.clone(), cache, session_ttl, faults.clone()).with_limits(&config.limits));
+        let hashes = auth.hash_gate().clone();
         let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
         let email = Arc::new(ExtsimEmail::new(&config.external.extsim_url, config.external.timeout()));
         let notifications = Arc::new(NotificationsService::new(pool.clone(), email, faults.clone()));
@@ -92,6 +97,8 @@ impl Server for App {
             .merge(archlab_payments::http::router(purchases))
             .merge(archlab_notifications::http::router(notifications.clone()));
         let api = with_authenticator(api, Arc::new(SessionAuthenticator(auth)));
+        // The client's address is known here, at the public edge (as at the gateway).
+        let api = AddressLimit::from_args(&config.limits).apply(api);
         let router = edge(
             api.merge(archlab_kernel::health::router(archlab_kernel::health::postgres(&pool)))
                 .merge(archlab_openapi::router()),
@@ -103,7 +110,7 @@ impl Server for App {
         Ok(Self {
             listener,
             router,
-            handle: Handle { pool, faults, events },
+            handle: Handle { pool, faults, events, hashes },
             poll: Duration::from_millis(config.behaviour.outbox_poll_ms),
         })
     }
@@ -121,7 +128,8 @@ impl Server for App {
         let stop = CancellationToken::new();
         let workers = self.handle.events.spawn(self.poll, stop.clone());
         let serve_stop = stop.clone();
-        let served = axum::serve(self.listener, self.router)
+        let router = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = shutdown => {},

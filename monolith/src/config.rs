@@ -1,6 +1,6 @@
 //! The monolith's configuration: the shared groups plus its own address and database.
 
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
 use archlab_kernel::processes::MONOLITH;
 use clap::Parser;
 use std::net::SocketAddr;
@@ -29,4 +29,8 @@ pub struct Config {
     /// Notification mode, fault points.
     #[command(flatten)]
     pub behaviour: BehaviourArgs,
+    /// Signup and login limits, all three applied here: per address at this edge, per
+    /// account and the hashing cap in the auth module.
+    #[command(flatten)]
+    pub limits: AbuseArgs,
 }

@@ -9,8 +9,8 @@ pub mod signup_saga;
 
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
-use archlab_auth::{AuthService, SessionCache};
-use archlab_kernel::config::SessionArgs;
+use archlab_auth::{AuthService, HashGate, SessionCache};
+use archlab_kernel::config::{AbuseArgs, SessionArgs};
 use archlab_kernel::processes::AUTH_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_remote::Relay;
@@ -53,6 +53,10 @@ pub struct Config {
     /// How it calls the other services.
     #[command(flatten)]
     pub peers: Peers,
+    /// Signup and login limits: auth-service applies the per-account one and the hashing
+    /// cap; the per-address one is the gateway's, which sees the client's address.
+    #[command(flatten)]
+    pub limits: AbuseArgs,
 }
 
 /// A built auth-service.
@@ -75,6 +79,8 @@ pub struct Handle {
     pub relay: Relay,
     /// The signup saga (drive its recovery).
     pub saga: Arc<SignupSaga>,
+    /// The cap on concurrent password hashes.
+    pub hashes: HashGate,
 }
 
 impl Server for App {
@@ -90,7 +96,8 @@ impl Server for App {
         let faults = config.common.behaviour.faults();
         let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
         let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
-        let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()));
+        let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()).with_limits(&config.limits));
+        let hashes = auth.hash_gate().clone();
         let me = config.common.identity.service_credentials(Self::NAME);
         let users = config.peers.upstreams.users(&config.peers.client, &me)?;
         let saga = Arc::new(SignupSaga { auth: auth.clone(), users });
@@ -105,7 +112,7 @@ impl Server for App {
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
-        Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay, saga } })
+        Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay, saga, hashes } })
     }
 
     fn addrs(&self) -> Addrs {

@@ -1,6 +1,7 @@
 //! The gateway's configuration: its address, where each service's public HTTP listens, and
 //! the shared client and identity groups the services read too.
 
+use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::processes::GATEWAY;
 use archlab_remote::identity::IdentityArgs;
 use archlab_remote::{ClientConfig, Upstreams};
@@ -31,6 +32,10 @@ pub struct Config {
     /// The secret identities are signed with.
     #[command(flatten)]
     pub identity: IdentityArgs,
+    /// Signup and login limits: the gateway applies the per-address one, since only it
+    /// sees the client's address; auth-service applies the others.
+    #[command(flatten)]
+    pub limits: AbuseArgs,
 }
 
 impl Config {

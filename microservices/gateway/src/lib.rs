@@ -30,7 +30,7 @@ pub use config::Config;
 pub use table::{Access, ROUTES, Route, Service};
 
 use anyhow::Context;
-use archlab_auth::AuthApi;
+use archlab_auth::{AddressLimit, AuthApi};
 use archlab_kernel::health::ReadyCheck;
 use archlab_kernel::http::edge;
 use archlab_kernel::processes::GATEWAY;
@@ -40,6 +40,7 @@ use archlab_remote::identity::IdentitySigner;
 use axum::Router;
 use forward::Forwarder;
 use ready::UpstreamHealth;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -59,7 +60,9 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
         upstreams.iter().map(|u| Arc::new(UpstreamHealth(u.clone())) as Arc<dyn ReadyCheck>).collect();
     let signer = IdentitySigner::new(config.identity.internal_secret.as_bytes());
     let forwarder = Arc::new(Forwarder::new(upstreams, auth, signer));
-    Ok(edge(routes::router(forwarder).merge(archlab_kernel::health::router(checks)).merge(archlab_openapi::router())))
+    // Behind this hop auth-service sees the gateway's address, so the per-address limit is here.
+    let api = AddressLimit::from_args(&config.limits).apply(routes::router(forwarder));
+    Ok(edge(api.merge(archlab_kernel::health::router(checks)).merge(archlab_openapi::router())))
 }
 
 /// A built gateway: bound, wired, ready to serve.
@@ -110,6 +113,7 @@ impl Server for App {
 
     /// Serve until `shutdown` completes, then finish the requests in flight.
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+        let router = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
     }
 }

@@ -8,6 +8,7 @@ use archlab_auth::{AuthApi, Session};
 use archlab_conformance::raw::{SPELLINGS, documented_routes, send_raw};
 use archlab_gateway::{Access, App, Config, ROUTES, Service};
 use archlab_kernel::Server;
+use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, Result};
 use archlab_remote::identity::{IDENTITY_HEADER, IdentityArgs, IdentitySigner, SignedIdentityAuthenticator};
@@ -157,6 +158,7 @@ fn config(urls: &HashMap<Service, String>, upstream_timeout_ms: u64) -> Config {
         upstream_timeout_ms,
         client: ClientConfig { transport: Transport::Http, internal_timeout_ms: 2000, internal_concurrency: 64 },
         identity: IdentityArgs { internal_secret: SECRET.into() },
+        limits: AbuseArgs::default(),
     }
 }
 

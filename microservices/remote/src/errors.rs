@@ -17,6 +17,8 @@ use tonic::{Code, Status};
 pub const KIND_KEY: &str = "x-archlab-kind";
 /// Metadata key carrying the exact error `code`.
 pub const CODE_KEY: &str = "x-archlab-code";
+/// Metadata key carrying an error's retry hint, in milliseconds.
+pub const RETRY_AFTER_KEY: &str = "x-archlab-retry-after-ms";
 
 /// The gRPC code a kind is reported as; the exact kind travels in metadata.
 pub fn grpc_code(kind: ErrorKind) -> Code {
@@ -26,7 +28,7 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::MethodNotAllowed => Code::Unimplemented,
         ErrorKind::Conflict => Code::AlreadyExists,
-        ErrorKind::PayloadTooLarge => Code::ResourceExhausted,
+        ErrorKind::PayloadTooLarge | ErrorKind::TooManyRequests => Code::ResourceExhausted,
         ErrorKind::BadGateway | ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Internal => Code::Internal,
     }
@@ -55,6 +57,9 @@ pub fn to_status(e: Error) -> Status {
         }
         Err(_) => tracing::warn!(code = %e.code, "error code is not valid gRPC metadata; sent without it"),
     }
+    if let Some(wait) = e.retry_after {
+        md.insert(RETRY_AFTER_KEY, MetadataValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)));
+    }
     status
 }
 
@@ -67,7 +72,12 @@ pub fn from_status(status: &Status, dependency: &str) -> Error {
     if let Some(kind) = kind {
         let code = md.get(CODE_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let code = code.unwrap_or_else(|| kind.as_str().to_owned());
-        return Error::new(kind, code, status.message());
+        let error = Error::new(kind, code, status.message());
+        let retry_after = md.get(RETRY_AFTER_KEY).and_then(|v| v.to_str().ok()?.parse().ok());
+        return match retry_after {
+            Some(ms) => error.with_retry_after(std::time::Duration::from_millis(ms)),
+            None => error,
+        };
     }
     // The details are for the operator; the caller learns which dependency failed and how.
     tracing::warn!(
@@ -78,4 +88,20 @@ pub fn from_status(status: &Status, dependency: &str) -> Error {
         "remote call failed"
     );
     Error::unavailable(dependency, format_args!("call failed ({:?})", status.code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_error_crosses_grpc_with_its_kind_code_and_retry_hint() {
+        let limited = Error::too_many_requests("rate_limited", "slow down", Duration::from_millis(1500));
+        let status = to_status(limited.clone());
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(from_status(&status, "auth-service"), limited);
+        let plain = Error::validation("no");
+        assert_eq!(from_status(&to_status(plain.clone()), "auth-service"), plain, "no hint stays no hint");
+    }
 }

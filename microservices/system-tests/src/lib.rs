@@ -31,11 +31,14 @@ pub struct Options {
     pub mode: NotificationMode,
     /// `INTERNAL_TRANSPORT` of every client.
     pub transport: Transport,
+    /// Switch the signup and login limits off (`AbuseArgs::OFF`), for a client that sends
+    /// far more signups and logins than a person would (the schemathesis run).
+    pub limits_off: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: NotificationMode::Async, transport: Transport::Grpc }
+        Self { mode: NotificationMode::Async, transport: Transport::Grpc, limits_off: false }
     }
 }
 
@@ -100,6 +103,8 @@ pub struct Stack {
     pub payments_relay: Relay,
     /// The signup saga, to drive its recovery.
     pub saga: std::sync::Arc<archlab_auth_service::signup_saga::SignupSaga>,
+    /// auth-service's cap on concurrent password hashes.
+    pub auth_hashes: archlab_auth::HashGate,
     /// notifications-service's consumer progress.
     pub consumer: ConsumerHandle,
     /// The broker settings the services share (unique exchange and queue per stack).
@@ -155,6 +160,14 @@ impl Stack {
         let secret = vec![("internal-secret", SECRET.to_owned())];
         let extsim_args = vec![("extsim-url", extsim.url.clone())];
 
+        let limits = match options.limits_off {
+            true => vec![
+                ("auth-limit-per-address-per-minute", "0".to_owned()),
+                ("auth-limit-per-account-per-hour", "0".to_owned()),
+                ("password-hash-concurrency", "0".to_owned()),
+            ],
+            false => Vec::new(),
+        };
         let users = spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat()).await;
         let notifications = spawn::<archlab_notifications_service::App>(
             &[common("notifications"), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
@@ -166,7 +179,8 @@ impl Stack {
         let users_urls = urls("users-grpc-url", "users-http-url", &users.addrs);
         let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
         let auth = spawn::<archlab_auth_service::App>(
-            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone()].concat(),
+            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone(), limits.clone()]
+                .concat(),
         )
         .await;
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
@@ -188,6 +202,7 @@ impl Stack {
         let gateway = spawn::<archlab_gateway::App>(
             &[
                 vec![("addr", "127.0.0.1:0".to_owned())],
+                limits,
                 auth_urls,
                 users_urls,
                 payments_url,
@@ -213,6 +228,7 @@ impl Stack {
             auth_relay: a.relay.clone(),
             payments_relay: p.relay.clone(),
             saga: a.saga.clone(),
+            auth_hashes: a.hashes.clone(),
             consumer: n.consumer.clone(),
             broker: broker_config,
             services: HashMap::from([

@@ -7,32 +7,48 @@ use archlab_system_tests::{Options, Stack};
 
 mod grpc_async {
     async fn setup() -> super::Stack {
-        super::Stack::start(super::Options { transport: super::Transport::Grpc, mode: super::NotificationMode::Async })
-            .await
+        super::Stack::start(super::Options {
+            transport: super::Transport::Grpc,
+            mode: super::NotificationMode::Async,
+            limits_off: false,
+        })
+        .await
     }
     archlab_conformance::conformance_tests!(setup);
 }
 
 mod http_async {
     async fn setup() -> super::Stack {
-        super::Stack::start(super::Options { transport: super::Transport::Http, mode: super::NotificationMode::Async })
-            .await
+        super::Stack::start(super::Options {
+            transport: super::Transport::Http,
+            mode: super::NotificationMode::Async,
+            limits_off: false,
+        })
+        .await
     }
     archlab_conformance::conformance_tests!(setup);
 }
 
 mod grpc_sync {
     async fn setup() -> super::Stack {
-        super::Stack::start(super::Options { transport: super::Transport::Grpc, mode: super::NotificationMode::Sync })
-            .await
+        super::Stack::start(super::Options {
+            transport: super::Transport::Grpc,
+            mode: super::NotificationMode::Sync,
+            limits_off: false,
+        })
+        .await
     }
     archlab_conformance::conformance_tests!(setup);
 }
 
 mod http_sync {
     async fn setup() -> super::Stack {
-        super::Stack::start(super::Options { transport: super::Transport::Http, mode: super::NotificationMode::Sync })
-            .await
+        super::Stack::start(super::Options {
+            transport: super::Transport::Http,
+            mode: super::NotificationMode::Sync,
+            limits_off: false,
+        })
+        .await
     }
     archlab_conformance::conformance_tests!(setup);
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this
 
 use archlab_kernel::NotificationMode;
-use archlab_kernel::config::{BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
 use archlab_kernel::server::{self, Running};
 use archlab_monolith::{App, Config, Handle};
 use archlab_testkit::Extsim;
@@ -27,6 +27,8 @@ pub struct Options {
     pub sync_mode: bool,
     /// Use the session cache at this Redis.
     pub redis_url: Option<String>,
+    /// Signup and login limits (the defaults unless a test says otherwise).
+    pub limits: AbuseArgs,
 }
 
 /// A monolith in `async` notification mode.
@@ -48,6 +50,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             outbox_poll_ms: 1_000,
             faults: String::new(),
         },
+        limits: options.limits,
     };
     let server = server::spawn::<App>(config).await.expect("build the monolith");
     TestApp { base_url: server.addrs.http_url(), extsim, handle: server.handle.clone(), _server: server }

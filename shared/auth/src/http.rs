@@ -25,6 +25,12 @@ pub struct AuthRoutes {
     pub signup: Arc<dyn SignupFlow>,
 }
 
+/// Where signup is served (also what [`crate::AddressLimit`] counts; a test keeps it equal
+/// to the handler's `#[utoipa::path]`).
+pub const SIGNUP_PATH: &str = "/api/auth/signup";
+/// Where login is served (also what [`crate::AddressLimit`] counts).
+pub const LOGIN_PATH: &str = "/api/auth/login";
+
 fn routes() -> OpenApiRouter<AuthRoutes> {
     OpenApiRouter::new().routes(routes!(signup)).routes(routes!(login)).routes(routes!(logout))
 }
@@ -43,7 +49,12 @@ const SIGNUP_CONFLICTS: &[Answer] = &[
     Answer::new(ErrorKind::Conflict, codes::EMAIL_TAKEN),
     Answer::new(ErrorKind::Conflict, archlab_users::codes::PROFILE_EXISTS),
 ];
-archlab_kernel::error_responses!(SignupErrors = [answers::EVERY, answers::JSON_BODY, SIGNUP_CONFLICTS]);
+/// What the limits answer on signup and login (docs/api.md, "Limits").
+const LIMITED: &[Answer] = &[
+    Answer::new(ErrorKind::TooManyRequests, codes::RATE_LIMITED),
+    Answer::new(ErrorKind::Unavailable, codes::OVERLOADED),
+];
+archlab_kernel::error_responses!(SignupErrors = [answers::EVERY, answers::JSON_BODY, SIGNUP_CONFLICTS, LIMITED]);
 
 /// Create an account and log it in.
 ///
@@ -57,6 +68,7 @@ async fn signup(
     Json(req): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<SignedUp>)> {
     let signup = Signup::parse(req)?;
+    s.auth.count_attempt(signup.email.as_str())?;
     let done = s.signup.signup(signup).await?;
     Ok((StatusCode::CREATED, axum::Json(done)))
 }
@@ -72,7 +84,7 @@ struct LoginRequest {
 }
 
 const BAD_CREDENTIALS: &[Answer] = &[Answer::new(ErrorKind::Unauthorized, codes::INVALID_CREDENTIALS)];
-archlab_kernel::error_responses!(LoginErrors = [answers::EVERY, answers::JSON_BODY, BAD_CREDENTIALS]);
+archlab_kernel::error_responses!(LoginErrors = [answers::EVERY, answers::JSON_BODY, BAD_CREDENTIALS, LIMITED]);
 
 /// Exchange email and password for a new session token.
 #[utoipa::path(post, path = "/api/auth/login", operation_id = "login", tag = "auth",
@@ -91,4 +103,17 @@ archlab_kernel::error_responses!(LogoutErrors = [answers::EVERY, answers::BEARER
 async fn logout(State(s): State<AuthRoutes>, BearerToken(token): BearerToken) -> Result<StatusCode> {
     s.auth.logout(&token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limited_paths_are_the_documented_signup_and_login() {
+        let doc = openapi();
+        for path in [SIGNUP_PATH, LOGIN_PATH] {
+            assert!(doc.paths.paths.contains_key(path), "{path} is not served");
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! Read top to bottom: [`domain`] (passwords, tokens, the validated [`Signup`]), the ports
 //! ([`AuthApi`] for other domains, [`SignupFlow`] for the signup route), [`AuthService`]
 //! (argon2id hashing, sessions stored hashed, an optional Redis cache-aside in [`SessionCache`]),
-//! [`SessionAuthenticator`] (bearer token → caller) and [`http::router`].
+//! [`SessionAuthenticator`] (bearer token → caller), [`http::router`], and [`limits`]: the
+//! per-account and per-address rate limits and the cap on concurrent password hashes.
 //!
 //! Signup spans two domains (credentials here, the profile in users). How the two writes are
 //! made one is the distribution concern, so it is not here: the monolith implements
@@ -12,11 +13,14 @@
 
 mod cache;
 pub mod domain;
+mod hashing;
 pub mod http;
+pub mod limits;
 mod service;
 
 pub use cache::SessionCache;
 pub use domain::{AuditAction, CredentialStatus, IssuedToken, Password, Session, SignedUp, Signup, SignupRequest};
+pub use limits::{AccountLimit, AddressLimit, HashGate};
 pub use service::{AuthService, SessionAuthenticator};
 
 use archlab_kernel::Result;
@@ -32,6 +36,10 @@ pub mod codes {
         EMAIL_TAKEN = "email_taken";
         /// 401: login with an unknown email or a wrong password.
         INVALID_CREDENTIALS = "invalid_credentials";
+        /// 429: too many signups or logins from one address or for one account (`Retry-After`).
+        RATE_LIMITED = "rate_limited";
+        /// 503: every password-hashing slot stayed busy for the whole wait (`Retry-After`).
+        OVERLOADED = "overloaded";
     }
 }
 

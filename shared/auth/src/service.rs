@@ -1,30 +1,18 @@
 //! The auth application service and its store (the only code that touches `auth.*`).
 
 use crate::domain::{is_token_shaped, new_token, token_digest};
+use crate::limits::{AccountLimit, HashGate};
 use crate::{AuditAction, AuthApi, CredentialStatus, IssuedToken, Password, Session, SessionCache, codes, faults};
+use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::http::{Authenticator, BearerToken, Caller};
 use archlab_kernel::{Email, Error, Faults, Result};
 use archlab_notifications::{NotificationEvent, TOPIC};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// argon2id with OWASP's minimum: m = 19 MiB, t = 2, p = 1.
-fn hasher() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"))
-}
-
-/// A real hash of a throwaway password, verified against when the email is unknown so that
-/// "no such user" and "wrong password" take the same time.
-static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16-byte salt");
-    hasher().hash_password(b"decoy-password", &salt).expect("hashing a constant").to_string()
-});
 
 /// Credentials and sessions over the `auth` schema.
 #[derive(Clone)]
@@ -33,12 +21,44 @@ pub struct AuthService {
     cache: Option<SessionCache>,
     session_ttl: Duration,
     faults: Faults,
+    accounts: AccountLimit,
+    hashes: HashGate,
 }
 
 impl AuthService {
     /// A service over `pool`; sessions live `session_ttl`; `cache` is the optional Redis.
+    /// The per-account limit and the hashing cap start at their defaults
+    /// ([`AbuseArgs::DEFAULT`]); binaries set what their configuration says with
+    /// [`AuthService::with_limits`].
     pub fn new(pool: PgPool, cache: Option<SessionCache>, session_ttl: Duration, faults: Faults) -> Self {
-        Self { pool, cache, session_ttl, faults }
+        Self {
+            pool,
+            cache,
+            session_ttl,
+            faults,
+            accounts: AccountLimit::per_hour(0),
+            hashes: HashGate::new(0, Duration::ZERO),
+        }
+        .with_limits(&AbuseArgs::DEFAULT)
+    }
+
+    /// The same service with the per-account limit and hashing cap of `limits` (the
+    /// per-address limit is the public edge's: see [`crate::AddressLimit`]).
+    pub fn with_limits(mut self, limits: &AbuseArgs) -> Self {
+        self.accounts = AccountLimit::per_hour(limits.auth_limit_per_account_per_hour);
+        self.hashes = HashGate::from_args(limits);
+        self
+    }
+
+    /// The cap on concurrent password hashes (tests and drills hold it full).
+    pub fn hash_gate(&self) -> &HashGate {
+        &self.hashes
+    }
+
+    /// Count one signup or login attempt for `email`; 429 `rate_limited` once the account's
+    /// budget is spent. Login counts its own; the signup route calls this before hashing.
+    pub fn count_attempt(&self, email: &str) -> Result<()> {
+        self.accounts.check(email)
     }
 
     /// The pool, for flows that write auth and other tables in one transaction.
@@ -46,16 +66,12 @@ impl AuthService {
         &self.pool
     }
 
-    /// Hash a password with argon2id, off the async threads (it takes tens of milliseconds).
+    /// Hash a password with argon2id, off the async threads (it takes tens of milliseconds)
+    /// and within the hashing cap (503 `overloaded` when no slot frees in time).
     #[tracing::instrument(name = "auth.hash_password", skip_all, err)]
     pub async fn hash_password(&self, password: &Password) -> Result<String> {
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(Error::internal)?;
-            hasher().hash_password(password.expose().as_bytes(), &salt).map(|h| h.to_string()).map_err(Error::internal)
-        })
-        .await
-        .map_err(Error::internal)?
+        self.hashes.run(move |memory| crate::hashing::hash(memory, password.expose())).await?
     }
 
     /// Write credentials on the caller's connection; 409 `email_taken` if the email is used.
@@ -153,7 +169,9 @@ impl AuthService {
         Ok(IssuedToken { token, expires_at })
     }
 
-    /// Exchange email and password for a new session.
+    /// Exchange email and password for a new session. The attempt is counted against the
+    /// account first (429 once its budget is spent, before any hashing), then the password
+    /// is checked within the hashing cap.
     #[tracing::instrument(name = "auth.login", skip_all, err)]
     pub async fn login(&self, email: &str, password: &str) -> Result<IssuedToken> {
         let invalid = || {
@@ -165,24 +183,21 @@ impl AuthService {
         };
         // A malformed email cannot match, but is checked like any other so timing tells nothing.
         let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+        // Unknown and malformed addresses (all counted as "") are limited like any account.
+        self.count_attempt(&email)?;
         let row: Option<(Uuid, String)> =
             sqlx::query_as("SELECT user_id, password_hash FROM auth.credentials WHERE email = $1 AND status = $2")
                 .bind(&email)
                 .bind(CredentialStatus::Active.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-        let (user_id, stored) = match row {
-            Some((id, hash)) => (Some(id), hash),
-            None => (None, DECOY_HASH.clone()),
-        };
+        let (user_id, stored) = row.unzip();
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(Error::internal)?;
+        let matches = self
+            .hashes
+            // An unknown account is checked against a decoy, inside the cap like any other.
+            .run(move |memory| crate::hashing::verify(memory, stored.as_deref(), &password))
+            .await?;
         let user_id = user_id.filter(|_| matches).ok_or_else(invalid)?;
         let mut conn = self.pool.acquire().await?;
         self.issue_session(&mut conn, user_id).await

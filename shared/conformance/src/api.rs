@@ -60,6 +60,8 @@ pub struct Resp {
     pub status: u16,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The `Retry-After` header, if any, as sent.
+    pub retry_after: Option<String>,
     /// The raw body.
     pub body: Vec<u8>,
 }
@@ -105,6 +107,21 @@ impl Resp {
     pub fn expect_json(&self, status: u16, context: &str) -> Value {
         self.assert_status(status, context);
         self.json(context)
+    }
+
+    /// Panics unless the answer is `status` with error `code` and a `Retry-After` of whole
+    /// seconds, at least 1 (what every refusal by a limit answers); returns the seconds.
+    #[track_caller]
+    pub fn expect_retry_later(&self, status: u16, code: &str, context: &str) -> u64 {
+        self.expect_error(status, code, context);
+        let header = self.retry_after.as_deref();
+        let secs = header.and_then(|v| v.parse::<u64>().ok());
+        assert!(
+            secs.is_some_and(|s| s >= 1),
+            "{context}: {} ({status}) must say when to retry in whole seconds (Retry-After), got {header:?}",
+            self.what
+        );
+        secs.unwrap_or_default()
     }
 
     /// Panics unless the answer is `status` with the error body
@@ -155,7 +172,17 @@ pub struct Api {
 impl Api {
     /// A client for `t`'s public API and extsim.
     pub fn new<T: Target>(t: &T) -> Self {
-        let client = reqwest::Client::builder()
+        Self::with_client(t, reqwest::Client::builder())
+    }
+
+    /// A client whose connections leave from `local` (e.g. `127.0.0.2`: another client
+    /// address on loopback, for the per-address limit).
+    pub fn from_address<T: Target>(t: &T, local: std::net::IpAddr) -> Self {
+        Self::with_client(t, reqwest::Client::builder().local_address(local))
+    }
+
+    fn with_client<T: Target>(t: &T, builder: reqwest::ClientBuilder) -> Self {
+        let client = builder
             // The deployment is reached directly: a proxy from the environment could answer
             // in its own words and hide what the deployment said.
             .no_proxy()
@@ -189,8 +216,10 @@ impl Api {
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let retry_after =
+            res.headers().get(reqwest::header::RETRY_AFTER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let body = res.bytes().await.unwrap_or_else(|e| panic!("{what}: reading the body failed: {e:?}")).to_vec();
-        Resp { what, status, content_type, body }
+        Resp { what, status, content_type, retry_after, body }
     }
 
     /// A call with an optional bearer token, raw body and content type.

@@ -92,7 +92,7 @@ fn parse_answer(what: String, answer: &[u8]) -> Resp {
     } else if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok()) {
         body.truncate(length);
     }
-    Resp { what, status, content_type: header("content-type"), body }
+    Resp { what, status, content_type: header("content-type"), retry_after: header("retry-after"), body }
 }
 
 /// A chunked body's content.

@@ -111,6 +111,60 @@ pub struct BehaviourArgs {
     pub faults: String,
 }
 
+/// The limits that bound abuse of signup and login, read under the same names by both
+/// builds (docs/api.md, "Limits", states the numbers). Each build applies a limit where its
+/// fact is known: the client's address at the public edge (the monolith, the gateway), the
+/// account and the hashing inside the auth domain (the monolith, auth-service). `0` switches
+/// a limit off, as the load generator and benchmarks do explicitly.
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbuseArgs {
+    /// Signup and login requests one client address may make per minute, together (a burst
+    /// of as many, then one more every 60 s / N). `0`: no limit.
+    #[arg(long, env = "AUTH_LIMIT_PER_ADDRESS_PER_MINUTE", default_value_t = AbuseArgs::DEFAULT.auth_limit_per_address_per_minute)]
+    pub auth_limit_per_address_per_minute: u32,
+    /// Signup and login attempts for one e-mail address per hour, together (a burst of as
+    /// many, then one more every 3600 s / N). `0`: no limit.
+    #[arg(long, env = "AUTH_LIMIT_PER_ACCOUNT_PER_HOUR", default_value_t = AbuseArgs::DEFAULT.auth_limit_per_account_per_hour)]
+    pub auth_limit_per_account_per_hour: u32,
+    /// Password hashes (argon2id, 19 MiB each) computed at once per process. `0`: no cap.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = AbuseArgs::DEFAULT.password_hash_concurrency)]
+    pub password_hash_concurrency: u32,
+    /// How long a signup or login may queue for a hashing slot before it is shed with 503, in
+    /// milliseconds.
+    #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = AbuseArgs::DEFAULT.password_hash_wait_ms)]
+    pub password_hash_wait_ms: u64,
+}
+
+impl AbuseArgs {
+    /// The defaults: a person, or a test suite with an instance of its own, never meets them;
+    /// a brute-force run does within its first seconds.
+    pub const DEFAULT: AbuseArgs = AbuseArgs {
+        auth_limit_per_address_per_minute: 120,
+        auth_limit_per_account_per_hour: 20,
+        password_hash_concurrency: 4,
+        password_hash_wait_ms: 1_000,
+    };
+
+    /// Every limit off: for load generators and benchmarks, which must say so in their reports.
+    pub const OFF: AbuseArgs = AbuseArgs {
+        auth_limit_per_address_per_minute: 0,
+        auth_limit_per_account_per_hour: 0,
+        password_hash_concurrency: 0,
+        password_hash_wait_ms: 0,
+    };
+
+    /// The hashing queue's bound as a duration.
+    pub fn password_hash_wait(&self) -> Duration {
+        Duration::from_millis(self.password_hash_wait_ms)
+    }
+}
+
+impl Default for AbuseArgs {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 impl BehaviourArgs {
     /// The fault set these args switch on.
     pub fn faults(&self) -> Faults {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// Result with the shared [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,6 +37,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// 422: well-formed but breaks a rule.
     Unprocessable,
+    /// 429: too many attempts; the answer says when to retry.
+    TooManyRequests,
     /// 502: a third party failed.
     BadGateway,
     /// 503: a dependency of ours is unavailable.
@@ -61,6 +64,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +82,7 @@ impl ErrorKind {
             413 => ErrorKind::PayloadTooLarge,
             415 => ErrorKind::UnsupportedMediaType,
             422 => ErrorKind::Unprocessable,
+            429 => ErrorKind::TooManyRequests,
             502 => ErrorKind::BadGateway,
             503 | 504 => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
@@ -110,12 +115,26 @@ pub struct Error {
     pub code: Cow<'static, str>,
     /// Human-readable message; never carries internals for 5xx.
     pub message: String,
+    /// When the caller may try again: answered as `Retry-After` (whole seconds, at least 1).
+    /// Set by the limits that refuse work (429, and 503 when hashing is saturated).
+    pub retry_after: Option<Duration>,
 }
 
 impl Error {
     /// An error of any kind with its code and message.
     pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { kind, code: code.into(), message: message.into() }
+        Self { kind, code: code.into(), message: message.into(), retry_after: None }
+    }
+
+    /// The same error, telling the caller to retry after `wait`.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// 429 with a specific code, retryable after `wait`.
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>, wait: Duration) -> Self {
+        Self::new(ErrorKind::TooManyRequests, code, message).with_retry_after(wait)
     }
 
     /// 422 `validation_failed`.
@@ -203,8 +222,18 @@ pub struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
-        (self.kind.status(), axum::Json(body)).into_response()
+        let mut response = (self.kind.status(), axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(http::header::RETRY_AFTER, retry_after_secs(wait).into());
+        }
+        response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up and never 0 (0 would invite an instant retry).
+fn retry_after_secs(wait: Duration) -> u64 {
+    let rounded_up = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    rounded_up.max(1)
 }
 
 #[cfg(test)]
@@ -213,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_kinds_name_is_its_json_name_and_parses_back() {
-        for status in [400, 401, 404, 405, 409, 413, 415, 422, 500, 502, 503] {
+        for status in [400, 401, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503] {
             let kind = ErrorKind::from_status(StatusCode::from_u16(status).unwrap());
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str(), "{kind:?}");
             assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
@@ -221,5 +250,21 @@ mod tests {
         }
         assert_eq!(ErrorKind::PayloadTooLarge.as_str(), "payload_too_large");
         assert!("PayloadTooLarge".parse::<ErrorKind>().is_err());
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let secs = |ms| retry_after_secs(Duration::from_millis(ms));
+        assert_eq!([secs(0), secs(1), secs(999), secs(1000), secs(1001), secs(179_500)], [1, 1, 1, 1, 2, 180]);
+    }
+
+    #[test]
+    fn an_error_with_a_retry_hint_answers_retry_after() {
+        let limited = Error::too_many_requests("rate_limited", "slow down", Duration::from_millis(2500));
+        let response = limited.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
+        let plain = Error::validation("no").into_response();
+        assert!(plain.headers().get(http::header::RETRY_AFTER).is_none(), "no hint, no header");
     }
 }

@@ -183,7 +183,15 @@ impl HttpUpstream {
     /// proxy, a crashed process) means the dependency is unavailable; anything else is a bug.
     pub fn error_from(&self, answer: &Answer) -> Error {
         match serde_json::from_slice::<ErrorBody>(&answer.body) {
-            Ok(ErrorBody { error }) => Error::new(ErrorKind::from_status(answer.status), error.code, error.message),
+            Ok(ErrorBody { error }) => {
+                let rebuilt = Error::new(ErrorKind::from_status(answer.status), error.code, error.message);
+                let retry_after =
+                    answer.headers.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+                match retry_after {
+                    Some(secs) => rebuilt.with_retry_after(Duration::from_secs(secs)),
+                    None => rebuilt,
+                }
+            }
             Err(_) if answer.status.is_server_error() => {
                 tracing::warn!(peer = self.name, status = %answer.status, "upstream answered without an error body");
                 Error::unavailable(self.name, format!("answered {}", answer.status))
