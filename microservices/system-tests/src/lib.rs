@@ -24,17 +24,19 @@ use uuid::Uuid;
 const SECRET: &str = "system-tests-secret";
 
 /// How to start a stack.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// `NOTIFICATION_MODE` of every service.
     pub mode: NotificationMode,
     /// `INTERNAL_TRANSPORT` of every client.
     pub transport: Transport,
+    /// `REDIS_URL` of auth-service: the session cache at this Redis; `None`, no cache.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: NotificationMode::Async, transport: Transport::Grpc }
+        Self { mode: NotificationMode::Async, transport: Transport::Grpc, redis_url: None }
     }
 }
 
@@ -142,6 +144,7 @@ impl Stack {
         ];
         let client = vec![("transport", options.transport.to_string())];
         let secret = vec![("internal-secret", SECRET.to_owned())];
+        let sessions: Vec<_> = options.redis_url.iter().map(|url| ("redis-url", url.clone())).collect();
         let extsim_args = vec![("extsim-url", extsim.url.clone())];
 
         let users = spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat()).await;
@@ -155,7 +158,7 @@ impl Stack {
         let users_urls = urls("users-grpc-url", "users-http-url", &users.addrs);
         let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
         let auth = spawn::<archlab_auth_service::App>(
-            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone()].concat(),
+            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone(), sessions].concat(),
         )
         .await;
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
