@@ -45,11 +45,20 @@ impl EventWorkers {
         Ok(delivered)
     }
 
-    /// Events not yet delivered, across both outboxes.
+    /// Events not yet delivered and still retried, across both outboxes.
     pub async fn pending(&self) -> Result<i64> {
         let mut n = 0;
         for worker in &self.0 {
             n += worker.pending().await?;
+        }
+        Ok(n)
+    }
+
+    /// Events parked after too many failures, across both outboxes (docs/operations.md).
+    pub async fn parked(&self) -> Result<i64> {
+        let mut n = 0;
+        for worker in &self.0 {
+            n += worker.parked().await?;
         }
         Ok(n)
     }

@@ -1,7 +1,8 @@
 //! The broker adapters against the real RabbitMQ: publish, consume, redeliver, break.
 //!
 //! Every test declares its own exchange and queue (`archlab_test_<uuid>`, queue `x-expires`
-//! one minute) so tests run in parallel without seeing each other's messages. Nothing sleeps
+//! one minute, and the same for its dead-letter queue) so tests run in parallel without
+//! seeing each other's messages. Nothing sleeps
 //! in place of synchronisation: tests wait on the consumer's watch channels or on the test
 //! handler's own channel, with a generous timeout that only a failure ever reaches.
 
@@ -12,9 +13,10 @@ use archlab_remote::broker::{BrokerConfig, Consumer, ConsumerHandle, Publisher};
 use archlab_testkit::TcpProxy;
 use async_trait::async_trait;
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::collections::HashMap;
@@ -52,13 +54,66 @@ async fn through_proxy(config: &BrokerConfig) -> (BrokerConfig, TcpProxy) {
     (BrokerConfig { url: uri.to_string(), ..config.clone() }, proxy)
 }
 
-/// Delete the test's exchange and queue (the queue's `x-expires` covers a failed test).
+/// Delete the test's exchanges and queues (the queues' `x-expires` covers a failed test).
 async fn cleanup(config: &BrokerConfig) {
     let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    channel.queue_delete(config.queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
-    channel.exchange_delete(config.exchange.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+    for queue in [config.queue.clone(), config.dead_letter_queue()] {
+        channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+    }
+    for exchange in [config.exchange.clone(), config.dead_letter_exchange()] {
+        channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+    }
     connection.close(200, "done".into()).await.unwrap();
+}
+
+/// Publish raw bytes with `topic` to the test's exchange and wait for the broker's confirm.
+async fn publish_raw(config: &BrokerConfig, body: &[u8]) {
+    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+    let confirm = channel
+        .basic_publish(config.exchange.as_str().into(), TOPIC.into(), options, body, BasicProperties::default())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(confirm, lapin::Confirmation::Ack(None), "the broker took and routed the raw message");
+    connection.close(200, "done".into()).await.unwrap();
+}
+
+/// Every message in `queue` now, taken off it (bodies and headers), read through AMQP as an
+/// operator's tool would.
+async fn drain(config: &BrokerConfig, queue: &str) -> Vec<(Vec<u8>, FieldTable)> {
+    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut messages = Vec::new();
+    while let Some(got) = channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        let headers = got.delivery.properties.headers().clone().unwrap_or_default();
+        messages.push((got.delivery.data, headers));
+    }
+    connection.close(200, "done".into()).await.unwrap();
+    messages
+}
+
+/// Messages ready in `queue` (it must exist).
+async fn ready(config: &BrokerConfig, queue: &str) -> u32 {
+    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::durable() };
+    let declared = channel.queue_declare(queue.into(), passive, FieldTable::default()).await.unwrap();
+    connection.close(200, "done".into()).await.unwrap();
+    declared.message_count()
+}
+
+/// A text header RabbitMQ set on a dead letter.
+fn header(headers: &FieldTable, key: &str) -> Option<String> {
+    match headers.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
 }
 
 fn welcome() -> NotificationEvent {
@@ -77,18 +132,28 @@ fn message(event: &NotificationEvent) -> Message {
     }
 }
 
-/// A handler that records every call, fails transiently for its first `failures` calls, and
-/// sends each event it accepts down a channel.
+/// A handler that records every call, fails transiently for its first `failures` calls,
+/// refuses the event `refuse` names for good, and sends each event it accepts down a channel.
 struct Recorder {
     failures: u32,
+    refuse: Option<Uuid>,
     calls: Mutex<Vec<Uuid>>,
     accepted: mpsc::UnboundedSender<NotificationEvent>,
 }
 
 impl Recorder {
     fn new(failures: u32) -> (Arc<Self>, mpsc::UnboundedReceiver<NotificationEvent>) {
+        Self::with(failures, None)
+    }
+
+    /// One that refuses `event_id` with a permanent error.
+    fn refusing(event_id: Uuid) -> (Arc<Self>, mpsc::UnboundedReceiver<NotificationEvent>) {
+        Self::with(0, Some(event_id))
+    }
+
+    fn with(failures: u32, refuse: Option<Uuid>) -> (Arc<Self>, mpsc::UnboundedReceiver<NotificationEvent>) {
         let (accepted, rx) = mpsc::unbounded_channel();
-        (Arc::new(Self { failures, calls: Mutex::new(Vec::new()), accepted }), rx)
+        (Arc::new(Self { failures, refuse, calls: Mutex::new(Vec::new()), accepted }), rx)
     }
 
     fn calls(&self) -> Vec<Uuid> {
@@ -106,6 +171,9 @@ impl NotificationsApi for Recorder {
         };
         if call <= self.failures as usize {
             return Err(Error::unavailable("database", "not yet"));
+        }
+        if self.refuse == Some(event.event_id) {
+            return Err(Error::validation("this event can never be delivered"));
         }
         self.accepted.send(event).unwrap();
         Ok(Delivery { notification_id: Uuid::new_v4(), duplicate: false })
@@ -281,28 +349,12 @@ async fn a_transient_failure_is_retried_until_it_succeeds() {
 }
 
 #[tokio::test]
-async fn an_undecodable_message_is_rejected_and_does_not_block_the_queue() {
+async fn an_undecodable_message_goes_to_the_dead_letter_queue_and_the_next_one_is_processed() {
     let config = fresh_config().await;
     let publisher = Publisher::new(config.clone());
     publisher.ping().await.unwrap(); // declares the queue, so the raw publish below is routed
-
-    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let confirm = channel
-        .basic_publish(
-            config.exchange.as_str().into(),
-            TOPIC.into(),
-            BasicPublishOptions::default(),
-            b"not json",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
     // Confirmed before the good event is published, so it is ahead of it in the queue.
-    assert!(confirm.is_ack());
+    publish_raw(&config, b"not json").await;
     let event = welcome();
     publisher.dispatch(&message(&event)).await.unwrap();
 
@@ -311,16 +363,71 @@ async fn an_undecodable_message_is_rejected_and_does_not_block_the_queue() {
     let handle = Consumer::new(config.clone()).spawn(recorder.clone(), token.clone());
     assert_eq!(next_event(&mut rx).await, event, "the good event behind the poison one");
     assert!(handle.wait_processed(1, PATIENCE).await);
+    assert!(handle.wait_dead_lettered(1, PATIENCE).await, "the poison message was not counted");
     assert_eq!(recorder.calls(), vec![event.event_id], "the poison message never reached the handler");
     stop(token, handle).await;
 
     // Had it been requeued, stopping the consumer would have put it back as ready.
-    let queue = channel
-        .queue_declare(config.queue.as_str().into(), QueueDeclareOptions::durable().passive(), FieldTable::default())
-        .await
-        .unwrap();
-    assert_eq!(queue.message_count(), 0, "the poison message is gone, not requeued");
+    assert_eq!(ready(&config, &config.queue).await, 0, "the poison message is gone from the queue");
+    let dead = drain(&config, &config.dead_letter_queue()).await;
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let (body, headers) = &dead[0];
+    assert_eq!(body.as_slice(), b"not json", "kept as it was published");
+    assert_eq!(header(headers, "x-first-death-queue").as_deref(), Some(config.queue.as_str()), "{headers:?}");
+    assert_eq!(header(headers, "x-first-death-reason").as_deref(), Some("rejected"), "{headers:?}");
+    cleanup(&config).await;
+}
+
+#[tokio::test]
+async fn a_delivery_refused_for_good_is_dead_lettered_not_retried() {
+    let config = fresh_config().await;
+    let publisher = Publisher::new(config.clone());
+    let (refused, good) = (welcome(), welcome());
+    publisher.dispatch(&message(&refused)).await.unwrap();
+    publisher.dispatch(&message(&good)).await.unwrap();
+
+    let (recorder, mut rx) = Recorder::refusing(refused.event_id);
+    let token = CancellationToken::new();
+    let handle = Consumer::new(config.clone()).spawn(recorder.clone(), token.clone());
+    assert_eq!(next_event(&mut rx).await, good);
+    assert!(handle.wait_processed(1, PATIENCE).await);
+    assert!(handle.wait_dead_lettered(1, PATIENCE).await);
+    stop(token, handle).await;
+
+    assert_eq!(recorder.calls(), vec![refused.event_id, good.event_id], "the refused event was tried once");
+    let dead = drain(&config, &config.dead_letter_queue()).await;
+    assert_eq!(dead.len(), 1);
+    let kept: NotificationEvent = serde_json::from_slice(&dead[0].0).expect("the dead letter is the event");
+    assert_eq!(kept, refused);
+    cleanup(&config).await;
+}
+
+#[tokio::test]
+async fn a_queue_declared_before_dead_lettering_is_still_published_to_and_consumed() {
+    let config = fresh_config().await;
+    // The queue as an earlier version declared it: no `x-dead-letter-exchange` argument.
+    let connection = Connection::connect(&config.url, ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut old_arguments = FieldTable::default();
+    old_arguments.insert("x-expires".into(), AMQPValue::LongLongInt(60_000));
+    channel.queue_declare(config.queue.as_str().into(), QueueDeclareOptions::durable(), old_arguments).await.unwrap();
     connection.close(200, "done".into()).await.unwrap();
+
+    let publisher = Publisher::new(config.clone());
+    let event = welcome();
+    publisher.dispatch(&message(&event)).await.expect("the publisher uses the existing queue");
+    publish_raw(&config, b"not json").await;
+    let (recorder, mut rx) = Recorder::new(0);
+    let token = CancellationToken::new();
+    let handle = Consumer::new(config.clone()).spawn(recorder, token.clone());
+
+    assert_eq!(next_event(&mut rx).await, event, "the consumer uses the existing queue");
+    assert!(handle.wait_processed(1, PATIENCE).await);
+    assert!(handle.wait_dead_lettered(1, PATIENCE).await, "the poison message is still counted");
+    stop(token, handle).await;
+    // Without the argument (or an operator's policy) the broker has nowhere to put it.
+    assert_eq!(ready(&config, &config.queue).await, 0);
+    assert_eq!(ready(&config, &config.dead_letter_queue()).await, 0);
     cleanup(&config).await;
 }
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 pub const SECRET: &str = "system-tests-secret";
 
 /// How to start a stack.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// `NOTIFICATION_MODE` of every service.
     pub mode: NotificationMode,
@@ -34,11 +34,13 @@ pub struct Options {
     /// Switch the signup and login limits off (`AbuseArgs::OFF`), for a client that sends
     /// far more signups and logins than a person would (the schemathesis run).
     pub limits_off: bool,
+    /// `REDIS_URL` of auth-service: the session cache at this Redis; `None`, no cache.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: NotificationMode::Async, transport: Transport::Grpc, limits_off: false }
+        Self { mode: NotificationMode::Async, transport: Transport::Grpc, limits_off: false, redis_url: None }
     }
 }
 
@@ -158,6 +160,7 @@ impl Stack {
         ];
         let client = vec![("transport", options.transport.to_string())];
         let secret = vec![("internal-secret", SECRET.to_owned())];
+        let sessions: Vec<_> = options.redis_url.iter().map(|url| ("redis-url", url.clone())).collect();
         let extsim_args = vec![("extsim-url", extsim.url.clone())];
 
         let limits = match options.limits_off {
@@ -179,8 +182,16 @@ impl Stack {
         let users_urls = urls("users-grpc-url", "users-http-url", &users.addrs);
         let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
         let auth = spawn::<archlab_auth_service::App>(
-            &[common("auth"), secret.clone(), broker.clone(), client.clone(), users_urls.clone(), limits.clone()]
-                .concat(),
+            &[
+                common("auth"),
+                secret.clone(),
+                broker.clone(),
+                client.clone(),
+                users_urls.clone(),
+                sessions,
+                limits.clone(),
+            ]
+            .concat(),
         )
         .await;
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);

@@ -12,6 +12,11 @@
 //!
 //! The table is the same in every schema that has one, so it is defined here once:
 //! [`create_table`], which a producing domain's `migrate()` calls after its own migrations.
+//!
+//! A failed delivery is retried with [`BACKOFF`]; the [`MAX_ATTEMPTS`]-th failure *parks*
+//! the row (`parked_at` set): it is no longer retried, [`Outbox::pending`] no longer counts
+//! it and [`Outbox::parked`] does, and the worker logs it at error level. An operator
+//! un-parks rows with one `UPDATE` (docs/operations.md).
 
 use crate::backoff::Backoff;
 use crate::{Error, Result};
@@ -31,6 +36,11 @@ const BATCH: i64 = 32;
 /// How long a failed row waits before [`Outbox::process_due`] tries it again: 100 ms after the
 /// first failure, doubling up to 51.2 s (counted by the row's `attempts`).
 pub const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(51_200));
+
+/// Failed attempts after which a row is parked instead of retried. With [`BACKOFF`] that is
+/// about 18 minutes after the first failure: a broker or provider outage shorter than that
+/// needs nobody, and a message no retry will ever deliver stops costing work.
+pub const MAX_ATTEMPTS: i32 = 30;
 
 /// One pending event as the worker sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,7 +67,14 @@ pub trait Dispatch: Send + Sync + 'static {
 /// Create `<schema>.outbox` and its index unless they exist; the schema must exist.
 ///
 /// Idempotent, so every start-up may call it. It is not one of the schema's tracked
-/// migrations: a future change to the table must be written so that it, too, can run again.
+/// migrations: a change to the table is written so that it, too, can run again, and so
+/// that it upgrades a table an earlier version created (`ADD COLUMN IF NOT EXISTS`).
+///
+/// On a table that is already up to date it takes no lock on the table at all: `ALTER
+/// TABLE` and `CREATE INDEX` lock it (exclusively, or against writers) before their
+/// `IF NOT EXISTS` finds nothing to do, so a start-up would wait behind a running worker's
+/// claim while every writer queued behind the start-up. Each runs only when its object is
+/// missing.
 pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sqlx::Error> {
     assert!(is_identifier(schema), "outbox schema must be a plain identifier");
     let mut tx = pool.begin().await?;
@@ -76,10 +93,21 @@ pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sql
              attempts        INT NOT NULL DEFAULT 0,
              next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
              last_error      TEXT,
-             published_at    TIMESTAMPTZ
+             published_at    TIMESTAMPTZ,
+             parked_at       TIMESTAMPTZ
          );
-         CREATE INDEX IF NOT EXISTS {schema}_outbox_pending ON {schema}.outbox (next_attempt_at)
-             WHERE published_at IS NULL;"
+         DO $upgrade$ BEGIN
+             -- A table from before parking.
+             IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                            WHERE table_schema = '{schema}' AND table_name = 'outbox' AND column_name = 'parked_at')
+             THEN
+                 ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS parked_at TIMESTAMPTZ;
+             END IF;
+             IF to_regclass('{schema}.{schema}_outbox_pending') IS NULL THEN
+                 CREATE INDEX IF NOT EXISTS {schema}_outbox_pending ON {schema}.outbox (next_attempt_at)
+                     WHERE published_at IS NULL;
+             END IF;
+         END $upgrade$;"
     )))
     .execute(&mut *tx)
     .await?;
@@ -143,14 +171,21 @@ impl Outbox {
         self.process(dispatch, true).await
     }
 
-    /// Events not yet delivered.
+    /// Events not yet delivered and still retried (parked ones are not counted).
     pub async fn pending(&self) -> Result<i64> {
-        let n = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT count(*) FROM {}.outbox WHERE published_at IS NULL",
-            self.schema
-        )))
-        .fetch_one(&self.pool)
-        .await?;
+        self.count("published_at IS NULL AND parked_at IS NULL").await
+    }
+
+    /// Events parked after [`MAX_ATTEMPTS`] failures, waiting for an operator.
+    pub async fn parked(&self) -> Result<i64> {
+        self.count("published_at IS NULL AND parked_at IS NOT NULL").await
+    }
+
+    async fn count(&self, condition: &'static str) -> Result<i64> {
+        let n =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}.outbox WHERE {condition}", self.schema)))
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n)
     }
 
@@ -163,7 +198,8 @@ impl Outbox {
             let mut tx = self.pool.begin().await?;
             let batch: Vec<Message> = sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT id, event_id, topic, payload, attempts FROM {table}
-                 WHERE published_at IS NULL AND ($1 OR next_attempt_at <= now()) AND NOT (id = ANY($2))
+                 WHERE published_at IS NULL AND parked_at IS NULL AND ($1 OR next_attempt_at <= now())
+                   AND NOT (id = ANY($2))
                  ORDER BY id LIMIT $3 {lock}"
             )))
             .bind(now)
@@ -187,17 +223,27 @@ impl Outbox {
                         delivered += 1;
                     }
                     Err(e) => {
-                        tracing::warn!(event_id = %message.event_id, topic = %message.topic, error = %e, "outbox delivery failed");
                         // This failure is the row's `attempts + 1`-th.
-                        let failures = u32::try_from(message.attempts).unwrap_or(0).saturating_add(1);
-                        let wait = BACKOFF.delay(failures);
+                        let attempts = message.attempts.saturating_add(1);
+                        let park = attempts >= MAX_ATTEMPTS;
+                        if park {
+                            tracing::error!(
+                                outbox = %table, event_id = %message.event_id, topic = %message.topic, attempts,
+                                error = %e, "outbox event parked: no more retries until an operator un-parks it"
+                            );
+                        } else {
+                            tracing::warn!(event_id = %message.event_id, topic = %message.topic, attempts, error = %e, "outbox delivery failed");
+                        }
+                        let wait = BACKOFF.delay(u32::try_from(attempts).unwrap_or(1));
                         sqlx::query(AssertSqlSafe(format!(
                             "UPDATE {table} SET attempts = attempts + 1, last_error = $2,
-                             next_attempt_at = now() + make_interval(secs => $3::float8) WHERE id = $1"
+                             next_attempt_at = now() + make_interval(secs => $3::float8),
+                             parked_at = CASE WHEN $4 THEN now() END WHERE id = $1"
                         )))
                         .bind(message.id)
                         .bind(e.to_string())
                         .bind(wait.as_secs_f64())
+                        .bind(park)
                         .execute(&mut *tx)
                         .await?;
                         failed.push(message.id);
@@ -265,13 +311,33 @@ impl Worker {
         self.outbox.process_all_pending(&*self.dispatch).await
     }
 
-    /// Events not yet delivered.
+    /// Events not yet delivered and still retried.
     pub async fn pending(&self) -> Result<i64> {
         self.outbox.pending().await
+    }
+
+    /// Events parked after [`MAX_ATTEMPTS`] failures (see [`Outbox::parked`]).
+    pub async fn parked(&self) -> Result<i64> {
+        self.outbox.parked().await
     }
 
     /// Run until `stop` is cancelled (see [`Outbox::run`]).
     pub fn spawn(&self, poll: Duration, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(self.outbox.clone().run(self.dispatch.clone(), poll, stop))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/operations.md and [`MAX_ATTEMPTS`]'s doc state how long a failing row is
+    /// retried before it is parked; this keeps the figure true to the two constants.
+    #[test]
+    fn a_failing_row_is_retried_for_about_18_minutes_before_it_is_parked() {
+        let failures_that_wait = 1..u32::try_from(MAX_ATTEMPTS).unwrap();
+        let retried: Duration = failures_that_wait.map(|n| BACKOFF.delay(n)).sum();
+        assert_eq!(retried, Duration::from_millis(1_075_100));
+        assert_eq!(retried.as_secs() / 60, 17, "17 min 55 s, about 18 minutes");
     }
 }

@@ -1,17 +1,21 @@
 //! The transactional outbox over a real PostgreSQL table.
 //!
-//! Covers: the table is created once however often `create_table` runs; an event enqueued
+//! Covers: the table is created once however often `create_table` runs, and running it
+//! again takes no lock a working worker would make it wait for; an event enqueued
 //! in a transaction that rolls back never exists;
 //! `process_all_pending` delivers in id order and marks rows published; a failed delivery
 //! records `attempts`, `last_error` and a back-off that `process_due` respects and
-//! `process_all_pending` ignores; and two workers over the same rows deliver each event
-//! exactly once, a worker skipping (not waiting for) rows another one holds.
+//! `process_all_pending` ignores; the `MAX_ATTEMPTS`-th failure parks a row, which is then
+//! counted apart and never retried until the operator's `UPDATE` from docs/operations.md
+//! un-parks it; `create_table` upgrades a table an earlier version created; and two workers
+//! over the same rows deliver each event exactly once, a worker skipping (not waiting for)
+//! rows another one holds.
 
 use archlab_kernel::outbox::{self, Dispatch, Message, Outbox};
 use archlab_kernel::{Error, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +45,24 @@ async fn creating_the_table_again_keeps_it_and_its_rows() {
             .await
             .unwrap();
     assert_eq!(indexes, 3, "primary key, event_id unique, pending index");
+}
+
+#[tokio::test]
+async fn creating_the_table_again_does_not_wait_for_a_worker_holding_rows() {
+    let pool = outbox_pool().await;
+    enqueue(&pool, Uuid::new_v4(), 1).await;
+    // A worker in the middle of a claim: a row locked and updated, its transaction open.
+    let mut worker = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM lab.outbox FOR UPDATE").fetch_all(&mut *worker).await.unwrap();
+    sqlx::query("UPDATE lab.outbox SET attempts = attempts + 1").execute(&mut *worker).await.unwrap();
+
+    // A second process starting now: had it to lock the table (ALTER TABLE, CREATE INDEX),
+    // it would wait for the worker, and every writer would queue behind it.
+    within(outbox::create_table(&pool, SCHEMA), "create_table while a worker holds rows").await.unwrap();
+    within(enqueue(&pool, Uuid::new_v4(), 2), "a producer's insert").await;
+
+    worker.commit().await.unwrap();
+    assert_eq!(rows(&pool).await, 2);
 }
 
 #[tokio::test]
@@ -149,6 +171,88 @@ async fn a_failed_delivery_backs_off_for_process_due_but_not_for_process_all_pen
     assert!(row.published);
     assert_eq!(row.attempts, 9);
     assert_eq!(row.last_error, None);
+}
+
+#[tokio::test]
+async fn a_row_failing_max_attempts_times_is_parked_counted_and_no_longer_retried() {
+    let pool = outbox_pool().await;
+    let outbox = Outbox::new(pool.clone(), SCHEMA);
+    let (poison, good) = (Uuid::new_v4(), Uuid::new_v4());
+    enqueue(&pool, poison, 1).await;
+    let failing = Failing::default();
+    let max = outbox::MAX_ATTEMPTS as usize;
+
+    for _ in 1..max {
+        outbox.process_all_pending(&failing).await.unwrap();
+    }
+    assert_eq!(state(&pool, poison).await.parked_at, None, "parked before the last attempt");
+    assert_eq!((outbox.pending().await.unwrap(), outbox.parked().await.unwrap()), (1, 0));
+
+    outbox.process_all_pending(&failing).await.unwrap();
+
+    assert_eq!(failing.calls(), max);
+    let row = state(&pool, poison).await;
+    assert_eq!(row.attempts, outbox::MAX_ATTEMPTS);
+    assert!(row.parked_at.is_some(), "not parked after {max} failures");
+    assert!(!row.published);
+    assert!(row.last_error.as_deref().is_some_and(|e| e.contains("broker down")), "last_error: {:?}", row.last_error);
+    assert_eq!(outbox.pending().await.unwrap(), 0, "a parked row counted as pending");
+    assert_eq!(outbox.parked().await.unwrap(), 1);
+
+    // Neither kind of pass touches it again, and it does not hold up a new event.
+    enqueue(&pool, good, 2).await;
+    let recorder = Recorder::default();
+    assert_eq!(outbox.process_all_pending(&recorder).await.unwrap(), 1);
+    assert_eq!(outbox.process_due(&failing).await.unwrap(), 0);
+    assert_eq!(failing.calls(), max, "a parked row was retried");
+    assert_eq!(recorder.seen().iter().map(|m| m.event_id).collect::<Vec<_>>(), vec![good]);
+
+    // The operator's statement from docs/operations.md gives it a fresh set of attempts.
+    let unparked = sqlx::raw_sql(AssertSqlSafe(unpark_statement().replace("auth.outbox", "lab.outbox")))
+        .execute(&pool)
+        .await
+        .expect("the documented un-park statement runs");
+    assert_eq!(unparked.rows_affected(), 1);
+    assert_eq!((outbox.pending().await.unwrap(), outbox.parked().await.unwrap()), (1, 0));
+    assert_eq!(outbox.process_due(&recorder).await.unwrap(), 1, "the un-parked row is due at once");
+    assert_eq!(recorder.seen()[1].event_id, poison);
+    assert_eq!(recorder.seen()[1].attempts, 0);
+    let row = state(&pool, poison).await;
+    assert!(row.published);
+    assert_eq!(row.parked_at, None);
+}
+
+#[tokio::test]
+async fn create_table_upgrades_a_table_an_earlier_version_created() {
+    let pool = archlab_testkit::fresh_pool("kernel_outbox").await;
+    // The table as it was before rows could be parked, with an event in it.
+    sqlx::raw_sql(
+        "CREATE SCHEMA lab;
+         CREATE TABLE lab.outbox (
+             id              BIGSERIAL PRIMARY KEY,
+             event_id        UUID NOT NULL UNIQUE,
+             topic           TEXT NOT NULL,
+             payload         JSONB NOT NULL,
+             created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+             attempts        INT NOT NULL DEFAULT 0,
+             next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             last_error      TEXT,
+             published_at    TIMESTAMPTZ
+         );
+         CREATE INDEX lab_outbox_pending ON lab.outbox (next_attempt_at) WHERE published_at IS NULL;
+         INSERT INTO lab.outbox (event_id, topic, payload) VALUES (gen_random_uuid(), 'lab.happened', '{}');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let outbox = Outbox::new(pool.clone(), SCHEMA);
+    assert!(outbox.pending().await.is_err(), "the old table already has parked_at: the test proves nothing");
+
+    outbox::create_table(&pool, SCHEMA).await.expect("upgrade lab.outbox");
+    outbox::create_table(&pool, SCHEMA).await.expect("and again, as every start-up does");
+
+    assert_eq!((outbox.pending().await.unwrap(), outbox.parked().await.unwrap()), (1, 0));
+    assert_eq!(outbox.process_all_pending(&Recorder::default()).await.unwrap(), 1, "the old row is delivered");
 }
 
 #[tokio::test]
@@ -278,17 +382,28 @@ struct RowState {
     last_error: Option<String>,
     published: bool,
     next_attempt_at: DateTime<Utc>,
+    parked_at: Option<DateTime<Utc>>,
 }
 
 async fn state(pool: &PgPool, event_id: Uuid) -> RowState {
     sqlx::query_as(
-        "SELECT attempts, last_error, published_at IS NOT NULL AS published, next_attempt_at
+        "SELECT attempts, last_error, published_at IS NOT NULL AS published, next_attempt_at, parked_at
          FROM lab.outbox WHERE event_id = $1",
     )
     .bind(event_id)
     .fetch_one(pool)
     .await
     .unwrap()
+}
+
+/// The one-line `UPDATE` docs/operations.md gives operators to un-park `auth.outbox`.
+fn unpark_statement() -> String {
+    let doc = include_str!("../../../docs/operations.md");
+    let mut found = doc.lines().filter(|line| line.contains("SET parked_at = NULL"));
+    let statement = found.next().expect("docs/operations.md shows the un-park statement");
+    assert!(found.next().is_none(), "docs/operations.md shows more than one un-park statement");
+    assert!(statement.starts_with("UPDATE auth.outbox "), "{statement}");
+    statement.to_owned()
 }
 
 /// The database server's clock now (not the transaction's start time).

@@ -24,6 +24,9 @@ pub const SCHEMA: &str = "notifications";
 pub mod faults {
     /// Fails every delivery before anything is recorded or sent.
     pub const DELIVER: &str = "notifications.deliver";
+    /// Fails a delivery after the email went out and before anything is recorded: what a
+    /// crash between the provider call and the commit leaves behind.
+    pub const RECORD: &str = "notifications.record";
 }
 
 /// What other domains may ask of notifications.

@@ -1,7 +1,7 @@
 //! Delivering notifications, exactly once per event id, and listing them.
 
 use crate::{EmailApi, NotificationEvent, NotificationsApi, OutgoingEmail, faults};
-use archlab_kernel::{Faults, Result};
+use archlab_kernel::{Error, Faults, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,8 @@ pub struct NotificationsService {
 }
 
 impl NotificationsService {
-    /// A service over `pool` sending through `email`, with fault point [`faults::DELIVER`].
+    /// A service over `pool` sending through `email`, with fault points [`faults::DELIVER`]
+    /// and [`faults::RECORD`].
     pub fn new(pool: PgPool, email: Arc<dyn EmailApi>, faults: Faults) -> Self {
         Self { pool, email, faults }
     }
@@ -63,14 +64,21 @@ impl NotificationsService {
     }
 }
 
-#[async_trait]
-impl NotificationsApi for NotificationsService {
-    #[tracing::instrument(name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
-    async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
-        self.faults.check(faults::DELIVER)?;
+impl NotificationsService {
+    /// The notification already recorded for `event_id`, if any (one short query).
+    async fn recorded(&self, event_id: Uuid) -> Result<Option<Uuid>> {
+        Ok(sqlx::query_scalar("SELECT notification_id FROM notifications.notifications WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Record the notification and its inbox row in one short transaction; the first
+    /// delivery to commit wins, and a later one answers with the winner's notification.
+    async fn record(&self, event: &NotificationEvent, email_id: Option<String>) -> Result<Delivery> {
         let mut tx = self.pool.begin().await?;
-        // The inbox row and the effect commit together. A concurrent delivery of the same
-        // event waits here on the primary key and then finds it taken.
+        // A concurrent delivery of the same event waits here on the primary key until the
+        // first one commits, and then finds it taken.
         let first =
             sqlx::query("INSERT INTO notifications.processed_messages (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
                 .bind(event.event_id)
@@ -80,29 +88,12 @@ impl NotificationsApi for NotificationsService {
                 == 1;
         if !first {
             tx.rollback().await?;
-            let notification_id =
-                sqlx::query_scalar("SELECT notification_id FROM notifications.notifications WHERE event_id = $1")
-                    .bind(event.event_id)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let notification_id = self.recorded(event.event_id).await?.ok_or_else(|| {
+                Error::internal(format!("event {} is processed but has no notification", event.event_id))
+            })?;
             return Ok(Delivery { notification_id, duplicate: true });
         }
         let (subject, body) = event.render();
-        // The email goes out before the commit, keyed by the event id: if the commit is lost,
-        // the redelivery sends with the same key and the provider does not send twice.
-        let email_id = match &event.email_to {
-            Some(to) => Some(
-                self.email
-                    .send(&OutgoingEmail {
-                        idempotency_key: event.event_id.to_string(),
-                        to: to.clone(),
-                        subject: subject.clone(),
-                        body: body.clone(),
-                    })
-                    .await?,
-            ),
-            None => None,
-        };
         let notification_id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO notifications.notifications (notification_id, event_id, user_id, kind, subject, body, payment_id, email_id)
@@ -120,5 +111,39 @@ impl NotificationsApi for NotificationsService {
         .await?;
         tx.commit().await?;
         Ok(Delivery { notification_id, duplicate: false })
+    }
+}
+
+#[async_trait]
+impl NotificationsApi for NotificationsService {
+    /// Three steps, none of which holds a database connection while the provider works:
+    ///
+    /// 1. a short read: an event already recorded answers `duplicate` without any email;
+    /// 2. the email, outside any transaction, keyed by the event id: however many times
+    ///    this step runs for one event (a concurrent delivery, a redelivery after a crash
+    ///    between steps 2 and 3), the provider sends one email and answers each time with
+    ///    the same email id;
+    /// 3. a short transaction recording the notification and its inbox row together.
+    ///
+    /// A failure before step 3 commits records nothing, so the redelivery starts again at
+    /// step 1 and neither loses nor duplicates the email. A slow provider therefore costs
+    /// the caller time but never holds one of the pool's connections.
+    #[tracing::instrument(name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
+    async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
+        self.faults.check(faults::DELIVER)?;
+        if let Some(notification_id) = self.recorded(event.event_id).await? {
+            return Ok(Delivery { notification_id, duplicate: true });
+        }
+        let email_id = match &event.email_to {
+            Some(to) => {
+                let (subject, body) = event.render();
+                let email =
+                    OutgoingEmail { idempotency_key: event.event_id.to_string(), to: to.clone(), subject, body };
+                Some(self.email.send(&email).await?)
+            }
+            None => None,
+        };
+        self.faults.check(faults::RECORD)?;
+        self.record(&event, email_id).await
     }
 }

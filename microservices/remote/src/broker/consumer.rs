@@ -1,7 +1,8 @@
 //! The notifications side: a [`Consumer`] takes events off the queue and acks each only
-//! after [`NotificationsApi::deliver`] committed it.
+//! after [`NotificationsApi::deliver`] committed it. A message that can never be processed
+//! is rejected to the dead-letter queue, counted and logged.
 
-use super::{BrokerConfig, CONNECT_TIMEOUT, broker_error, open_channel};
+use super::{BrokerConfig, CONNECT_TIMEOUT, DeadLetters, broker_error, open_channel};
 use archlab_kernel::{Backoff, Result, Retries};
 use archlab_notifications::{NotificationEvent, NotificationsApi};
 use futures::StreamExt;
@@ -31,6 +32,8 @@ pub struct Consumer {
     config: BrokerConfig,
     /// Deliveries acked so far; every [`ConsumerHandle`] watches it.
     processed: watch::Sender<u64>,
+    /// Deliveries rejected as impossible to process (dead-lettered) so far.
+    dead_lettered: watch::Sender<u64>,
     /// Whether a consumer is registered with the broker right now.
     connected: watch::Sender<bool>,
 }
@@ -38,12 +41,22 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer of `config`'s queue; nothing happens until it runs.
     pub fn new(config: BrokerConfig) -> Self {
-        Self { config, processed: watch::Sender::new(0), connected: watch::Sender::new(false) }
+        Self {
+            config,
+            processed: watch::Sender::new(0),
+            dead_lettered: watch::Sender::new(0),
+            connected: watch::Sender::new(false),
+        }
     }
 
     /// Its progress (for tests, the harness and readiness), available before it runs.
     pub fn handle(&self) -> ConsumerHandle {
-        ConsumerHandle { processed: self.processed.subscribe(), connected: self.connected.subscribe(), task: None }
+        ConsumerHandle {
+            processed: self.processed.subscribe(),
+            dead_lettered: self.dead_lettered.subscribe(),
+            connected: self.connected.subscribe(),
+            task: None,
+        }
     }
 
     /// Consume in the caller's task until `stop` is cancelled, reconnecting whenever the
@@ -55,8 +68,10 @@ impl Consumer {
             handler,
             stop,
             processed: self.processed,
+            dead_lettered: self.dead_lettered,
             connected: self.connected,
             retry: BACKOFF.retries(),
+            dead_letters: DeadLetters::Kept,
         };
         consume.run().await;
     }
@@ -77,6 +92,8 @@ impl Consumer {
 pub struct ConsumerHandle {
     /// Deliveries acked so far.
     processed: watch::Receiver<u64>,
+    /// Deliveries rejected to the dead-letter queue so far.
+    dead_lettered: watch::Receiver<u64>,
     /// Whether a consumer is registered with the broker right now.
     connected: watch::Receiver<bool>,
     /// The consumer's task, when [`Consumer::spawn`] started it.
@@ -92,6 +109,18 @@ impl ConsumerHandle {
     /// Wait until at least `n` deliveries are acked; false if `timeout` passes first.
     pub async fn wait_processed(&self, n: u64, timeout: Duration) -> bool {
         wait_until(self.processed.clone(), timeout, |acked| *acked >= n).await
+    }
+
+    /// Deliveries rejected as impossible to process since the consumer started: each one
+    /// is in the dead-letter queue ([`BrokerConfig::dead_letter_queue`]) unless the queue
+    /// predates dead-lettering (see [`DeadLetters::NotConfigured`]).
+    pub fn dead_lettered(&self) -> u64 {
+        *self.dead_lettered.borrow()
+    }
+
+    /// Wait until at least `n` deliveries are dead-lettered; false if `timeout` passes first.
+    pub async fn wait_dead_lettered(&self, n: u64, timeout: Duration) -> bool {
+        wait_until(self.dead_lettered.clone(), timeout, |rejected| *rejected >= n).await
     }
 
     /// Whether the consumer is connected and registered with the broker right now.
@@ -157,9 +186,12 @@ struct ConsumeLoop {
     handler: Arc<dyn NotificationsApi>,
     stop: CancellationToken,
     processed: watch::Sender<u64>,
+    dead_lettered: watch::Sender<u64>,
     connected: watch::Sender<bool>,
     /// Back-off between attempts at a delivery that failed transiently.
     retry: Retries,
+    /// Whether the queue, as declared on this connection, keeps what is rejected.
+    dead_letters: DeadLetters,
 }
 
 impl ConsumeLoop {
@@ -170,7 +202,7 @@ impl ConsumeLoop {
                 _ = self.stop.cancelled() => return,
                 opened = self.open() => opened,
             };
-            let (connection, channel, deliveries) = match opened {
+            let (connection, channel, deliveries, dead_letters) = match opened {
                 Ok(opened) => opened,
                 Err(e) => {
                     let wait = reconnect.next_wait();
@@ -182,6 +214,7 @@ impl ConsumeLoop {
                 }
             };
             reconnect.reset();
+            self.dead_letters = dead_letters;
             self.connected.send_replace(true);
             tracing::info!(queue = %self.config.queue, "broker consumer connected");
             let ended = self.consume(deliveries).await;
@@ -206,8 +239,8 @@ impl ConsumeLoop {
         }
     }
 
-    async fn open(&self) -> Result<(Connection, Channel, lapin::Consumer)> {
-        let (connection, channel) = open_channel(&self.config, "archlab-consumer", false).await?;
+    async fn open(&self) -> Result<(Connection, Channel, lapin::Consumer, DeadLetters)> {
+        let (connection, channel, dead_letters) = open_channel(&self.config, "archlab-consumer", false).await?;
         let consume = async {
             channel.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
             // Manual acks (`no_ack: false`); the broker names the consumer.
@@ -221,7 +254,7 @@ impl ConsumeLoop {
                 .await
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, consume).await {
-            Ok(Ok(deliveries)) => Ok((connection, channel, deliveries)),
+            Ok(Ok(deliveries)) => Ok((connection, channel, deliveries, dead_letters)),
             Ok(Err(e)) => Err(broker_error(e)),
             Err(_) => Err(broker_error(format!("no consumer within {CONNECT_TIMEOUT:?}"))),
         }
@@ -257,11 +290,8 @@ impl ConsumeLoop {
     async fn handle(&mut self, delivery: Delivery) -> Result<(), Ended> {
         let event: NotificationEvent = match serde_json::from_slice(&delivery.data) {
             Ok(event) => event,
-            Err(e) => {
-                // A poison message: requeued, it would come back forever.
-                tracing::error!(error = %e, "undecodable message rejected without requeue");
-                return settled(delivery.acker.reject(BasicRejectOptions { requeue: false }).await);
-            }
+            // A poison message: requeued, it would come back forever.
+            Err(e) => return self.dead_letter(delivery, "undecodable message", &e).await,
         };
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
         // Not cancelled by `stop`: an unfinished delivery would only be redone after a restart.
@@ -280,11 +310,38 @@ impl ConsumeLoop {
                 settled(delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await)?;
                 if waited { Ok(()) } else { Err(Ended::Stopped) }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "delivery failed permanently; rejected without requeue");
-                settled(delivery.acker.reject(BasicRejectOptions { requeue: false }).await)
-            }
+            Err(e) => self.dead_letter(delivery, "delivery failed permanently", &e).await,
         }
+    }
+
+    /// Reject `delivery` without requeue, so the queue's dead-letter exchange takes it; count
+    /// it and say where an operator finds it.
+    async fn dead_letter(
+        &mut self,
+        delivery: Delivery,
+        what: &str,
+        cause: &(dyn std::fmt::Display + Sync),
+    ) -> Result<(), Ended> {
+        settled(delivery.acker.reject(BasicRejectOptions { requeue: false }).await)?;
+        let total = {
+            let mut total = 0;
+            self.dead_lettered.send_modify(|n| {
+                *n += 1;
+                total = *n;
+            });
+            total
+        };
+        match self.dead_letters {
+            DeadLetters::Kept => tracing::error!(
+                error = %cause, dead_letter_queue = %self.config.dead_letter_queue(), dead_lettered = total,
+                "{what}: rejected to the dead-letter queue"
+            ),
+            DeadLetters::NotConfigured => tracing::error!(
+                error = %cause, queue = %self.config.queue, dead_lettered = total,
+                "{what}: rejected; the queue has no dead-letter exchange, so it is dropped unless a policy adds one"
+            ),
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +357,11 @@ fn settled(outcome: lapin::Result<bool>) -> Result<(), Ended> {
 
 impl Clone for ConsumerHandle {
     fn clone(&self) -> Self {
-        Self { processed: self.processed.clone(), connected: self.connected.clone(), task: None }
+        Self {
+            processed: self.processed.clone(),
+            dead_lettered: self.dead_lettered.clone(),
+            connected: self.connected.clone(),
+            task: None,
+        }
     }
 }

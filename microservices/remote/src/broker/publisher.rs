@@ -64,7 +64,7 @@ impl Publisher {
             }
         }
         sessions.current = None;
-        let (connection, channel) = open_channel(&self.config, "archlab-publisher", true).await?;
+        let (connection, channel, _) = open_channel(&self.config, "archlab-publisher", true).await?;
         sessions.opened += 1;
         let session = Session { generation: sessions.opened, channel, _connection: Arc::new(connection) };
         sessions.current = Some(session.clone());
