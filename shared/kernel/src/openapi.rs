@@ -168,7 +168,7 @@ mod tests {
                 &json["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"];
             code["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect()
         };
-        assert_eq!(codes_of("400"), [codes::UNREADABLE_BODY, codes::MALFORMED_JSON]);
+        assert_eq!(codes_of("400"), [codes::INVALID_PATH, codes::UNREADABLE_BODY, codes::MALFORMED_JSON]);
         assert_eq!(codes_of("413"), [codes::PAYLOAD_TOO_LARGE], "listed once though two groups name it");
         assert_eq!(codes_of("401"), [codes::UNAUTHORIZED]);
         assert!(!r.contains_key("404"), "no group here answers 404");
