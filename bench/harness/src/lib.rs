@@ -13,6 +13,7 @@
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
 pub mod logs;
+pub mod model;
 pub mod supervisor;
 pub mod topology;
 pub mod up;
