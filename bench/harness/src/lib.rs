@@ -12,6 +12,7 @@
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
+pub mod compare;
 pub mod logs;
 pub mod model;
 pub mod supervisor;
@@ -35,11 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Start a build's processes, wait until all are ready, and stop them all on Ctrl-C.
     Up(UpArgs),
+    /// Run every build in turn under the same stepped load and write a side-by-side report.
+    Compare(compare::CompareArgs),
 }
 
 /// Run the chosen subcommand to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Compare(args) => compare::run(args).await,
     }
 }

@@ -159,6 +159,10 @@ pub struct BuildResult {
     /// Closed-loop runs of the users search, and the most users held at the objective.
     pub user_runs: Vec<LoadReport>,
     pub users_at_objective: Option<u32>,
+    /// Open-loop runs far above capacity, so every connection runs back to back: the most
+    /// the build answers on `profile`, the figure the baseline goal compares.
+    #[serde(default)]
+    pub max_throughput: Vec<LoadReport>,
     pub cost: Cost,
 }
 

@@ -119,7 +119,7 @@ async fn hurry(stop: &mut StopRequests) {
 }
 
 /// Where cargo put this `archlab`, and so, by default, the other binaries.
-fn default_bin_dir() -> anyhow::Result<PathBuf> {
+pub fn default_bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the archlab executable")?;
     exe.parent().map(PathBuf::from).context("the archlab executable has no parent directory")
 }

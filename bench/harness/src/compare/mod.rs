@@ -1,0 +1,699 @@
+//! `archlab compare`: the same traffic against every build, one after the other on the same
+//! machine, and a report.
+//!
+//! For each build (monolith, microservices over gRPC, over HTTP) it starts the processes as
+//! `archlab up` does — the same [`Supervisor`], on fresh databases and broker names, on free
+//! loopback ports, pinned to the chosen CPUs — seeds users, then:
+//! 1. steps the offered load of the saturation scenario up ([`search`]) and keeps the highest
+//!    rate whose p99 met the objective with errors under the budget;
+//! 2. runs every scenario on its own at one common rate, for the percentile bars and the
+//!    cost per request ([`cost`](crate::cost) meters that step);
+//! 3. runs closed-loop users with think time, starting from Little's law, to say how many
+//!    users the build holds at the objective;
+//! 4. for the monolith, loads the hand-written baseline (`archlab-baseline`, plain axum +
+//!    sqlx doing `GET /api/users/me`'s SQL) on the same database, against the same profile
+//!    load, to judge what the architecture itself costs.
+//!
+//! Then it stops the build, drops its databases and moves on. Everything is bounded: a fixed
+//! number of steps, each of fixed length, all on loopback.
+
+pub mod search;
+
+use crate::load::{self, Plan, Scenario, Seeded};
+use crate::model::{BuildResult, CompareReport, Cost, Goal, LoadReport, Offered, Placement, RunMeta, Step};
+use crate::supervisor::{self, GRACE, Supervisor};
+use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
+use crate::{cost, placement, report};
+use anyhow::{Context, bail};
+use archlab_kernel::processes::{self, ProcessSpec};
+use search::{Objective, Search};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One build `compare` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Build {
+    /// The modular monolith.
+    Monolith,
+    /// The microservices calling each other over gRPC.
+    MicroGrpc,
+    /// The microservices calling each other over HTTP/JSON.
+    MicroHttp,
+}
+
+impl Build {
+    /// The name used in reports: `monolith`, `micro-grpc`, `micro-http`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Monolith => "monolith",
+            Self::MicroGrpc => "micro-grpc",
+            Self::MicroHttp => "micro-http",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::Monolith => Kind::Monolith,
+            Self::MicroGrpc | Self::MicroHttp => Kind::Micro,
+        }
+    }
+
+    fn transport(self) -> Option<Transport> {
+        match self {
+            Self::Monolith => None,
+            Self::MicroGrpc => Some(Transport::Grpc),
+            Self::MicroHttp => Some(Transport::Http),
+        }
+    }
+}
+
+/// How thorough a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileName {
+    /// Seconds per build, tiny load: proves the whole path works (used by `make test`).
+    Smoke,
+    /// About two minutes per build (`make compare`).
+    Quick,
+    /// Longer steps, finer search, more users.
+    Full,
+}
+
+/// Every number a profile fixes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Profile {
+    pub name: ProfileName,
+    pub search: Search,
+    pub warmup: Duration,
+    pub step: Duration,
+    /// Rate of the common-rate runs (and of the metered step).
+    pub common_rate: f64,
+    /// Login and signup are bound by password hashing, the same in every build; they run at
+    /// this lower rate so the common-rate runs measure the path, not a hash queue.
+    pub hash_rate: f64,
+    pub connections: u32,
+    pub seed_users: u32,
+    pub think_time_ms: u64,
+    /// Closed-loop runs in the users search (the first at Little's law's estimate).
+    pub user_runs: usize,
+    /// Rate far above any build's capacity, for the baseline's and the monolith's maximum
+    /// throughput on `profile` (open loop, so the connections run back to back).
+    pub flood_rate: f64,
+}
+
+impl Profile {
+    /// The numbers of `name`.
+    pub fn of(name: ProfileName) -> Self {
+        let search = Search { start: 500.0, factor: 1.6, refinements: 2, max_steps: 11, max_rate: 60_000.0 };
+        match name {
+            ProfileName::Smoke => Self {
+                name,
+                search: Search { start: 20.0, factor: 2.0, refinements: 0, max_steps: 2, max_rate: 40.0 },
+                warmup: Duration::from_millis(200),
+                step: Duration::from_millis(800),
+                common_rate: 20.0,
+                hash_rate: 5.0,
+                connections: 4,
+                seed_users: 4,
+                think_time_ms: 100,
+                user_runs: 1,
+                flood_rate: 200.0,
+            },
+            ProfileName::Quick => Self {
+                name,
+                search,
+                warmup: Duration::from_secs(2),
+                step: Duration::from_secs(5),
+                common_rate: 300.0,
+                hash_rate: 20.0,
+                connections: 64,
+                seed_users: 200,
+                think_time_ms: 1000,
+                user_runs: 2,
+                flood_rate: 100_000.0,
+            },
+            ProfileName::Full => Self {
+                name,
+                search: Search { start: 250.0, refinements: 3, max_steps: 16, ..search },
+                warmup: Duration::from_secs(5),
+                step: Duration::from_secs(20),
+                common_rate: 300.0,
+                hash_rate: 20.0,
+                connections: 64,
+                seed_users: 1000,
+                think_time_ms: 1000,
+                user_runs: 3,
+                flood_rate: 100_000.0,
+            },
+        }
+    }
+}
+
+/// Arguments of `archlab compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    /// How thorough: `smoke` (seconds), `quick` (`make compare`), `full`.
+    #[arg(long, value_enum, default_value_t = ProfileName::Quick)]
+    pub profile: ProfileName,
+    /// Shorthand for `--profile full`.
+    #[arg(long, conflicts_with = "profile")]
+    pub full: bool,
+    /// Builds to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Build::Monolith, Build::MicroGrpc, Build::MicroHttp])]
+    pub builds: Vec<Build>,
+    /// Notification delivery for every build.
+    #[arg(long, value_enum, default_value_t = NotificationMode::Async)]
+    pub mode: NotificationMode,
+    /// The scenario stepped up to saturation.
+    #[arg(long, value_enum, default_value_t = Scenario::Browse)]
+    pub scenario: Scenario,
+    /// The latency objective of the saturation search: p99 at most this many milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub objective_p99_ms: f64,
+    /// Error budget of the saturation search, as a share (0.01 = 1 %).
+    #[arg(long, default_value_t = 0.01)]
+    pub error_budget: f64,
+    /// Where the load generator runs and where the builds run (see `placement`).
+    #[command(flatten)]
+    pub placement: placement::PlacementArgs,
+    /// Directory for report.md, report.html, report.json and the plots.
+    #[arg(long, default_value = "target/compare")]
+    pub out: PathBuf,
+    /// Directory holding the binaries [default: the directory of this `archlab`].
+    #[arg(long, env = "ARCHLAB_BIN_DIR", value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Criterion's output to include in the report.
+    #[arg(long, default_value = "target/criterion")]
+    pub criterion_dir: PathBuf,
+    /// Skip the hand-written baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// PostgreSQL server URL without a database (the builds' `DATABASE_URL`).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub database_url: String,
+}
+
+/// Run `archlab compare`.
+pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
+    let profile = Profile::of(if args.full { ProfileName::Full } else { args.profile });
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => crate::up::default_bin_dir()?,
+    };
+    let report = compare(&args, profile, &bin_dir).await?;
+    let written = report::write(&report, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
+    println!("\n{}", report::headline_markdown(&report));
+    for path in written {
+        println!("archlab compare: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Measure every build of `args` and return the report (nothing written yet).
+pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> anyhow::Result<CompareReport> {
+    let objective = Objective { p99_us: (args.objective_p99_ms * 1000.0) as u64, error_budget: args.error_budget };
+    let cpus = placement::Plan::from_args(&args.placement)?;
+    cpus.pin_self().context("pinning the load generator")?;
+    let mut names: Vec<&str> = Vec::new();
+    for build in &args.builds {
+        names.extend(Topology::new(build.kind(), Options::default(), |_| None).names());
+    }
+    if !args.no_baseline && args.builds.contains(&Build::Monolith) {
+        names.push(BASELINE);
+    }
+    names.sort_unstable();
+    names.dedup();
+    supervisor::check_binaries(bin_dir, &names)?;
+
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut builds = Vec::new();
+    let mut baseline = None;
+    for &build in &args.builds {
+        println!("archlab compare: {} ({} profile)", build.name(), profile_label(profile.name));
+        let ctx = BuildContext { args, profile, objective, bin_dir, cpus: &cpus, run_id: &run_id };
+        let (result, base) = measure_build(&ctx, build).await.with_context(|| format!("measuring {}", build.name()))?;
+        builds.push(result);
+        if base.is_some() {
+            baseline = base;
+        }
+    }
+
+    let benches = crate::criterion::read(&args.criterion_dir).unwrap_or_default();
+    let mut report = CompareReport {
+        meta: RunMeta {
+            started_at,
+            profile: build_profile(bin_dir),
+            profile_name: profile_label(profile.name).to_owned(),
+            placement: cpus.describe(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            settings: child_settings(args.mode),
+            ..machine_meta()
+        },
+        objective_p99_ms: args.objective_p99_ms,
+        error_budget: args.error_budget,
+        saturation_scenario: args.scenario.to_string(),
+        common_rate_per_s: profile.common_rate,
+        think_time_ms: profile.think_time_ms,
+        builds,
+        baseline,
+        goals: Vec::new(),
+        benches,
+    };
+    report.goals = goals(&report);
+    Ok(report)
+}
+
+/// The baseline's binary.
+const BASELINE: &str = "archlab-baseline";
+
+/// What every build's measurement shares.
+struct BuildContext<'a> {
+    args: &'a CompareArgs,
+    profile: Profile,
+    objective: Objective,
+    bin_dir: &'a Path,
+    cpus: &'a placement::Plan,
+    run_id: &'a str,
+}
+
+/// Free loopback ports for every listener and fresh database and broker names, so a compare
+/// run touches nothing a running `archlab up` or a test uses.
+fn isolated_env(build: Build, run_id: &str, database_url: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    let mut listener = |l: processes::Listener| -> anyhow::Result<()> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free loopback port")?
+            .port();
+        env.push((l.addr_var.to_owned(), format!("127.0.0.1:{port}")));
+        env.push((l.url_var.to_owned(), format!("http://127.0.0.1:{port}")));
+        Ok(())
+    };
+    for spec in processes::ALL {
+        listener(spec.http)?;
+        if let Some(grpc) = spec.grpc {
+            listener(grpc)?;
+        }
+    }
+    for spec in processes::ALL {
+        if let Some((var, name)) = spec.database {
+            env.push((var.to_owned(), format!("{name}_cmp_{run_id}_{}", build.name().replace('-', "_"))));
+        }
+    }
+    let broker = format!("archlab.cmp.{run_id}.{}", build.name());
+    env.extend([
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("AMQP_EXCHANGE".to_owned(), format!("{broker}.events")),
+        ("AMQP_QUEUE".to_owned(), format!("{broker}.notifications")),
+        // The queue goes away by itself a minute after the run stops using it.
+        ("AMQP_QUEUE_EXPIRES_MS".to_owned(), "60000".to_owned()),
+        // Only what goes wrong reaches the terminal; request logs would cost the builds CPU.
+        ("RUST_LOG".to_owned(), "warn".to_owned()),
+    ]);
+    env.extend(child_settings_env());
+    Ok(env)
+}
+
+/// The settings load needs that differ from the binaries' defaults: the abuse limits are
+/// off, since a load generator is one address hammering a few accounts.
+fn child_settings_env() -> Vec<(String, String)> {
+    ["AUTH_LIMIT_PER_ADDRESS_PER_MINUTE", "AUTH_LIMIT_PER_ACCOUNT_PER_HOUR", "PASSWORD_HASH_CONCURRENCY"]
+        .into_iter()
+        .map(|k| (k.to_owned(), "0".to_owned()))
+        .collect()
+}
+
+fn child_settings(mode: NotificationMode) -> BTreeMap<String, String> {
+    let mut settings: BTreeMap<String, String> = child_settings_env().into_iter().collect();
+    settings.insert("NOTIFICATION_MODE".into(), mode.to_string());
+    settings.insert("RUST_LOG".into(), "warn".into());
+    settings
+}
+
+/// The database names a build's environment gives its processes.
+fn databases(env: &[(String, String)]) -> Vec<String> {
+    let vars: Vec<&str> = processes::ALL.iter().filter_map(|s| s.database.map(|d| d.0)).collect();
+    env.iter().filter(|(k, _)| vars.contains(&k.as_str())).map(|(_, v)| v.clone()).collect()
+}
+
+/// Start one build, measure it, stop it, drop its databases.
+async fn measure_build(ctx: &BuildContext<'_>, build: Build) -> anyhow::Result<(BuildResult, Option<BuildResult>)> {
+    let env = isolated_env(build, ctx.run_id, &ctx.args.database_url)?;
+    let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok());
+    let options = Options { mode: Some(ctx.args.mode), transport: build.transport(), extsim: true };
+    let mut topology = Topology::new(build.kind(), options, lookup);
+    topology.env.extend(env.iter().cloned());
+    let dbs = databases(&env)
+        .into_iter()
+        .filter(|db| topology.names().iter().any(|name| owns(name, db)))
+        .collect::<Vec<_>>();
+
+    let started = Instant::now();
+    let mut children = Supervisor::start_placed(&topology, ctx.bin_dir, false, |name| ctx.cpus.cpus_for(name)).await?;
+    let outcome = async {
+        tokio::select! {
+            ready = supervisor::wait_ready(&topology.processes, Duration::from_secs(60)) => ready?,
+            exit = children.next_exit() => bail!("{} exited during start-up ({})", exit.name, exit.describe()),
+        }
+        let startup = started.elapsed();
+        let app_pids: Vec<u32> =
+            children.pids().into_iter().filter(|(name, _)| *name != processes::EXTSIM.name).map(|(_, pid)| pid).collect();
+        let measured = measure_running(ctx, build, &topology, &app_pids, &dbs, startup);
+        tokio::select! {
+            result = measured => result,
+            exit = children.next_exit() => bail!("{} exited during the measurement ({})", exit.name, exit.describe()),
+        }
+    }
+    .await;
+    children.stop(GRACE, std::future::pending()).await;
+    let dropped = cost::drop_databases(&ctx.args.database_url, &dbs).await;
+    let (mut result, base) = outcome?;
+    dropped.context("dropping the run's databases")?;
+    result.cost.processes = app_process_count(&topology);
+    result.cost.binaries = cost::binaries(ctx.bin_dir, &app_names(&topology))?;
+    result.cost.binaries_total_bytes = result.cost.binaries.values().sum();
+    let (lines, files) = cost::deploy_config(build.kind());
+    result.cost.deploy_config_lines = lines;
+    result.cost.deploy_config_files = files;
+    Ok((result, base))
+}
+
+/// Whether process `name` uses database `db` (by the database variable's default name).
+fn owns(name: &str, db: &str) -> bool {
+    processes::ALL.iter().any(|s| s.name == name && s.database.is_some_and(|(_, default)| db.starts_with(default)))
+}
+
+fn app_names(topology: &Topology) -> Vec<&'static str> {
+    topology.names().into_iter().filter(|n| *n != processes::EXTSIM.name).collect()
+}
+
+fn app_process_count(topology: &Topology) -> u32 {
+    app_names(topology).len() as u32
+}
+
+/// The measurement proper, on a running build.
+async fn measure_running(
+    ctx: &BuildContext<'_>,
+    build: Build,
+    topology: &Topology,
+    app_pids: &[u32],
+    dbs: &[String],
+    startup: Duration,
+) -> anyhow::Result<(BuildResult, Option<BuildResult>)> {
+    let profile = ctx.profile;
+    let target = topology.public_url.clone();
+    let urls: Vec<String> = topology.processes.iter().filter(|p| p.name != processes::EXTSIM.name).map(|p| p.http_url.clone()).collect();
+    let meter = cost::MeterTarget { pids: app_pids.to_vec(), databases: dbs.to_vec(), admin_url: ctx.args.database_url.clone(), metrics_urls: urls };
+
+    let mut cost = Cost { startup_ms: startup.as_millis() as u64, ..Cost::default() };
+    let idle = meter.snapshot().await?;
+    cost.rss_idle_bytes = idle.rss_bytes;
+    cost.db_connections_idle = idle.db_connections;
+
+    let seeded = load::seed(&target, Scenario::Mixed, profile.seed_users).await.context("seeding users")?;
+    let plan = |scenario: Scenario, offered: Offered| Plan {
+        target: target.clone(),
+        scenario,
+        offered,
+        connections: profile.connections,
+        warmup: profile.warmup,
+        duration: profile.step,
+        max_requests: u64::MAX,
+        timeout: Duration::from_secs(5),
+        progress: false,
+    };
+
+    // 1. The saturation search.
+    let mut steps: Vec<Step> = Vec::new();
+    let mut heaviest = None;
+    while let Some(rate) = profile.search.next(&steps.iter().map(|s| (s.rate_per_s, s.within_objective)).collect::<Vec<_>>()) {
+        let report = load::run(&plan(ctx.args.scenario, Offered::Open { rate_per_s: rate }), &seeded).await?;
+        let within = ctx.objective.holds(&report);
+        println!("  {} {:>8.0} req/s offered: {}", ctx.args.scenario, rate, one_line(&report, within));
+        if within {
+            heaviest = Some(meter.snapshot().await?);
+        }
+        steps.push(Step { rate_per_s: rate, report, within_objective: within });
+    }
+    let saturation = search::saturation(&steps);
+    if let Some(snapshot) = heaviest.or(Some(meter.snapshot().await?)) {
+        cost.rss_load_bytes = snapshot.rss_bytes;
+        cost.db_connections_load = snapshot.db_connections;
+    }
+
+    // 2. Every scenario at the common rate; the saturation scenario's run is metered.
+    let mut at_common_rate = Vec::new();
+    for scenario in [Scenario::Browse, Scenario::Profile, Scenario::Purchase, Scenario::Mixed, Scenario::Login, Scenario::Signup] {
+        let rate = match scenario {
+            Scenario::Login | Scenario::Signup => profile.hash_rate,
+            _ => profile.common_rate,
+        };
+        let metered = scenario == ctx.args.scenario;
+        let before = if metered { Some(meter.start().await?) } else { None };
+        let report = load::run(&plan(scenario, Offered::Open { rate_per_s: rate }), &seeded).await?;
+        println!("  {scenario:>8} at {rate:>5.0} req/s: {}", one_line(&report, ctx.objective.holds(&report)));
+        if let Some(before) = before {
+            let per = meter.finish(before, report.requests + warmup_requests(&report)).await?;
+            cost.cpu_s_per_1k_app = per.cpu_s_per_1k_app;
+            cost.cpu_s_per_1k_postgres = per.cpu_s_per_1k_postgres;
+            cost.cpu_s_per_1k_rabbitmq = per.cpu_s_per_1k_rabbitmq;
+            cost.network_calls_per_request = per.calls_per_request;
+        }
+        at_common_rate.push(report);
+    }
+
+    // 3. Users with think time, from Little's law's estimate.
+    let (user_runs, users_at_objective) = users_search(ctx, &target, &seeded, saturation.as_ref(), &steps).await?;
+
+    let mut result = BuildResult {
+        name: build.name().to_owned(),
+        mode: ctx.args.mode.to_string(),
+        steps,
+        saturation,
+        at_common_rate,
+        user_runs,
+        users_at_objective,
+        max_throughput: Vec::new(),
+        cost,
+    };
+
+    // 4. The baseline, on the monolith's own database and users.
+    let mut baseline = None;
+    if build == Build::Monolith && !ctx.args.no_baseline {
+        let flood = |target: &str| Plan { target: target.to_owned(), ..plan(Scenario::Profile, Offered::Open { rate_per_s: profile.flood_rate }) };
+        let mono = load::run(&flood(&target), &seeded).await?;
+        println!("  monolith profile flood: {}", one_line(&mono, true));
+        result.max_throughput.push(mono);
+        baseline = Some(measure_baseline(ctx, topology, &seeded, &flood).await?);
+    }
+    Ok((result, baseline))
+}
+
+/// Requests sent during the warm-up, which the meter's counters also saw.
+fn warmup_requests(report: &LoadReport) -> u64 {
+    match report.offered {
+        Offered::Open { rate_per_s } => (rate_per_s * report.warmup_s).round() as u64,
+        Offered::Closed { .. } => 0,
+    }
+}
+
+/// Closed-loop users: Little's law's estimate first, then up or down by a quarter.
+async fn users_search(
+    ctx: &BuildContext<'_>,
+    target: &str,
+    seeded: &Seeded,
+    saturation: Option<&crate::model::Saturation>,
+    steps: &[Step],
+) -> anyhow::Result<(Vec<LoadReport>, Option<u32>)> {
+    let profile = ctx.profile;
+    let Some(saturation) = saturation else { return Ok((Vec::new(), None)) };
+    let p50 = steps.iter().find(|s| s.rate_per_s == saturation.rate_per_s).map_or(0, |s| s.report.latency.p50_us);
+    let mut users = search::users_estimate(saturation, p50, profile.think_time_ms);
+    let mut runs = Vec::new();
+    let mut best = None;
+    for _ in 0..profile.user_runs {
+        let plan = Plan {
+            target: target.to_owned(),
+            scenario: ctx.args.scenario,
+            offered: Offered::Closed { users, think_time_ms: profile.think_time_ms },
+            connections: users,
+            warmup: profile.warmup.max(Duration::from_millis(profile.think_time_ms * 2)),
+            duration: profile.step,
+            max_requests: u64::MAX,
+            timeout: Duration::from_secs(5),
+            progress: false,
+        };
+        let report = load::run(&plan, seeded).await?;
+        let held = ctx.objective.holds_closed(&report);
+        println!("  {users:>8} users, {} ms think: {}", profile.think_time_ms, one_line(&report, held));
+        runs.push(report);
+        if held {
+            best = best.max(Some(users));
+            users = (users as f64 * 1.25).ceil() as u32;
+        } else {
+            users = ((users as f64 * 0.75).floor() as u32).max(1);
+        }
+    }
+    Ok((runs, best))
+}
+
+/// Load the baseline with the monolith's users, on the monolith's database.
+async fn measure_baseline(
+    ctx: &BuildContext<'_>,
+    topology: &Topology,
+    seeded: &Seeded,
+    flood: &dyn Fn(&str) -> Plan,
+) -> anyhow::Result<BuildResult> {
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("finding a free port")?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let database = topology.env.iter().find(|(k, _)| k == processes::MONOLITH.database.map_or("", |d| d.0)).map(|(_, v)| v.clone());
+    let baseline_topology = Topology {
+        processes: vec![crate::topology::Process {
+            name: BASELINE,
+            ready_url: format!("http://{addr}/health"),
+            http_url: format!("http://{addr}"),
+            grpc_addr: None,
+        }],
+        env: vec![
+            ("BASELINE_ADDR".to_owned(), addr.clone()),
+            ("DATABASE_URL".to_owned(), ctx.args.database_url.clone()),
+            ("BASELINE_DATABASE".to_owned(), database.context("the monolith has a database")?),
+        ],
+        public_url: format!("http://{addr}"),
+        ..topology.clone()
+    };
+    let started = Instant::now();
+    let mut child = Supervisor::start_placed(&baseline_topology, ctx.bin_dir, false, |name| ctx.cpus.cpus_for(name)).await?;
+    let measured = async {
+        supervisor::wait_ready(&baseline_topology.processes, Duration::from_secs(30)).await?;
+        let startup = started.elapsed();
+        let pids: Vec<u32> = child.pids().into_iter().map(|(_, pid)| pid).collect();
+        let meter = cost::MeterTarget { pids, databases: Vec::new(), admin_url: ctx.args.database_url.clone(), metrics_urls: Vec::new() };
+        let idle = meter.snapshot().await?;
+        let report = load::run(&flood(&baseline_topology.public_url), seeded).await?;
+        println!("  baseline profile flood: {}", one_line(&report, true));
+        let loaded = meter.snapshot().await?;
+        Ok::<_, anyhow::Error>(BuildResult {
+            name: "baseline".to_owned(),
+            mode: "-".to_owned(),
+            steps: Vec::new(),
+            saturation: None,
+            at_common_rate: Vec::new(),
+            user_runs: Vec::new(),
+            users_at_objective: None,
+            max_throughput: vec![report],
+            cost: Cost {
+                processes: 1,
+                rss_idle_bytes: idle.rss_bytes,
+                rss_load_bytes: loaded.rss_bytes,
+                startup_ms: startup.as_millis() as u64,
+                binaries: cost::binaries(ctx.bin_dir, &[BASELINE])?,
+                ..Cost::default()
+            },
+        })
+    }
+    .await;
+    child.stop(GRACE, std::future::pending()).await;
+    let mut result = measured?;
+    result.cost.binaries_total_bytes = result.cost.binaries.values().sum();
+    Ok(result)
+}
+
+/// One progress line per run.
+fn one_line(report: &LoadReport, within: bool) -> String {
+    format!(
+        "{:>8.0} req/s, p50 {:>7.2} ms, p99 {:>8.2} ms, errors {:.2} %{}{}",
+        report.throughput_per_s,
+        report.latency.p50_us as f64 / 1000.0,
+        report.latency.p99_us as f64 / 1000.0,
+        report.error_rate() * 100.0,
+        if report.unsent > 0 { format!(", {} unsent", report.unsent) } else { String::new() },
+        if within { "" } else { "  (misses the objective)" },
+    )
+}
+
+fn profile_label(name: ProfileName) -> &'static str {
+    match name {
+        ProfileName::Smoke => "smoke",
+        ProfileName::Quick => "quick",
+        ProfileName::Full => "full",
+    }
+}
+
+/// `release` or `debug`, from where the binaries were found.
+fn build_profile(bin_dir: &Path) -> String {
+    bin_dir.file_name().and_then(|n| n.to_str()).unwrap_or("unknown").to_owned()
+}
+
+/// The goals the report states, checked against this run's figures.
+pub fn goals(report: &CompareReport) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let flood = |b: &BuildResult| b.max_throughput.first().map(|r| r.throughput_per_s);
+    let monolith = report.builds.iter().find(|b| b.name == Build::Monolith.name());
+    if let (Some(mono), Some(base)) = (monolith.and_then(flood), report.baseline.as_ref().and_then(flood)) {
+        let ratio = mono / base;
+        goals.push(Goal {
+            name: "the monolith adds nothing measurable of its own".into(),
+            target: "GET /api/users/me throughput ≥ 0.90× the hand-written axum + sqlx baseline's".into(),
+            measured: format!("{mono:.0} vs {base:.0} req/s: {ratio:.2}×"),
+            met: ratio >= 0.90,
+        });
+    }
+    let bench = |id: &str| report.benches.iter().find(|b| b.id == id).map(|b| b.mean_ns);
+    if let (Some(grpc), Some(echo)) = (bench("hop/grpc"), bench("floor/tonic_echo")) {
+        let ratio = grpc / echo;
+        goals.push(Goal {
+            name: "one internal gRPC hop is close to the floor".into(),
+            target: "hop/grpc ≤ 1.25× floor/tonic_echo (criterion means)".into(),
+            measured: format!("{:.1} vs {:.1} µs: {ratio:.2}×", grpc / 1000.0, echo / 1000.0),
+            met: ratio <= 1.25,
+        });
+    }
+    goals
+}
+
+/// Where and on what this run happened.
+fn machine_meta() -> RunMeta {
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let memory_bytes = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    RunMeta {
+        git_revision: git_revision(),
+        hostname: read("/proc/sys/kernel/hostname"),
+        kernel: read("/proc/sys/kernel/osrelease"),
+        cpu_model,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
+        memory_bytes,
+        ..RunMeta::default()
+    }
+}
+
+fn git_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        None => "unknown".to_owned(),
+    }
+}
