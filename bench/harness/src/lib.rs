@@ -14,6 +14,7 @@
 
 pub mod logs;
 pub mod model;
+pub mod report;
 pub mod supervisor;
 pub mod topology;
 pub mod up;
