@@ -39,6 +39,7 @@ pub fn times(x: Option<f64>) -> String {
 pub fn ms_f(ms: f64) -> String {
     match finite(ms) {
         None => MISSING.to_string(),
+        Some(0.0) => "0".to_string(),
         Some(v) if v.abs() < 1.0 => format!("{v:.3}"),
         Some(v) if v.abs() < 10.0 => format!("{v:.2}"),
         Some(v) if v.abs() < 100.0 => format!("{v:.1}"),
@@ -64,7 +65,7 @@ pub fn rate(x: f64) -> String {
 pub fn pct(x: f64) -> String {
     match finite(x) {
         None => MISSING.to_string(),
-        Some(v) if v == 0.0 => "0 %".to_string(),
+        Some(0.0) => "0 %".to_string(),
         Some(v) if v < 0.001 => format!("{:.3} %", v * 100.0),
         Some(v) => format!("{:.2} %", v * 100.0),
     }

@@ -14,6 +14,51 @@ use std::ops::Range;
 /// Width and height of every plot, in pixels.
 const SIZE: (u32, u32) = (1000, 560);
 
+/// Room on the right of every plot for its legend, in pixels, so it never hides data.
+const LEGEND_WIDTH: u32 = 250;
+
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    /// A solid line of this width.
+    Line(RGBColor, u32),
+    /// A dashed line.
+    Dashed(RGBColor),
+    /// An open black circle.
+    Ring,
+    /// A filled square.
+    Bar(RGBColor),
+}
+
+/// Split `root` into the plot (left) and its legend panel (right).
+fn split<'a>(
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+) -> (DrawingArea<SVGBackend<'a>, Shift>, DrawingArea<SVGBackend<'a>, Shift>) {
+    root.split_horizontally(SIZE.0 - LEGEND_WIDTH)
+}
+
+/// Draw the legend entries one under the other in their own panel.
+fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, Mark)]) -> anyhow::Result<()> {
+    let font = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (label, mark)) in entries.iter().enumerate() {
+        let y = 60 + 24 * i32::try_from(i).unwrap_or(0);
+        match *mark {
+            Mark::Line(c, w) => area.draw(&PathElement::new(vec![(10, y), (40, y)], c.stroke_width(w))),
+            Mark::Dashed(c) => {
+                for x in [10, 22, 34] {
+                    area.draw(&PathElement::new(vec![(x, y), (x + 7, y)], c.stroke_width(2))).map_err(plot_err)?;
+                }
+                Ok(())
+            }
+            Mark::Ring => area.draw(&Circle::new((25, y), 7, BLACK.stroke_width(2))),
+            Mark::Bar(c) => area.draw(&Rectangle::new([(18, y - 7), (32, y + 7)], c.filled())),
+        }
+        .map_err(plot_err)?;
+        area.draw(&Text::new(label.clone(), (48, y), font.clone())).map_err(plot_err)?;
+    }
+    Ok(())
+}
+
 /// One rendered plot.
 #[derive(Debug, Clone)]
 pub struct Plot {
@@ -197,7 +242,9 @@ where
     Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let x_end = x.end;
-    let mut chart = ChartBuilder::on(root)
+    let (root, side) = split(root);
+    let mut legend = Vec::new();
+    let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
@@ -216,23 +263,17 @@ where
         .draw()
         .map_err(plot_err)?;
     if let Some(o) = objective {
-        chart
-            .draw_series(DashedLineSeries::new(vec![(0.0, o), (x_end, o)], 8, 6, RED.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(format!("objective p99 ≤ {} ms", format::ms_f(o)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(2)));
+        chart.draw_series(LineSeries::new(vec![(0.0, o), (x_end, o)], RED.stroke_width(2))).map_err(plot_err)?;
+        legend.push((format!("objective p99 ≤ {} ms", format::ms_f(o)), Mark::Line(RED, 2)));
     }
-    let mut saturation_labelled = false;
+    let mut saturation_marked = false;
     for s in series {
         if s.points.is_empty() {
             continue;
         }
         let c = s.colour;
-        chart
-            .draw_series(LineSeries::new(s.points.iter().map(|p| (p.0, p.2)), c.stroke_width(3)))
-            .map_err(plot_err)?
-            .label(format!("{} p99", s.name))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+        chart.draw_series(LineSeries::new(s.points.iter().map(|p| (p.0, p.2)), c.stroke_width(3))).map_err(plot_err)?;
+        legend.push((format!("{} p99", s.name), Mark::Line(c, 3)));
         chart.draw_series(s.points.iter().map(|p| Circle::new((p.0, p.2), 3, c.filled()))).map_err(plot_err)?;
         chart
             .draw_series(DashedLineSeries::new(
@@ -241,27 +282,17 @@ where
                 5,
                 c.stroke_width(2),
             ))
-            .map_err(plot_err)?
-            .label(format!("{} p50", s.name))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2)));
+            .map_err(plot_err)?;
+        legend.push((format!("{} p50", s.name), Mark::Dashed(c)));
         if let Some(sat) = s.saturation {
-            let anno =
-                chart.draw_series(std::iter::once(Circle::new(sat, 9, BLACK.stroke_width(2)))).map_err(plot_err)?;
-            if !saturation_labelled {
-                saturation_labelled = true;
-                anno.label("saturation point").legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.stroke_width(2)));
-            }
+            chart.draw_series(std::iter::once(Circle::new(sat, 9, BLACK.stroke_width(2)))).map_err(plot_err)?;
+            saturation_marked = true;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    if saturation_marked {
+        legend.push(("saturation point".to_string(), Mark::Ring));
+    }
+    draw_legend(&side, &legend)
 }
 
 /// Grouped bars: one group per category, one bar per build, values in ms.
@@ -280,7 +311,9 @@ fn grouped_bars(
     let k = bars.len();
     let width = 0.8 / k as f64;
     render(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = split(root);
+        let mut legend = Vec::new();
+        let mut chart = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(45)
@@ -318,11 +351,8 @@ fn grouped_bars(
                     Rectangle::new([(x0 + 0.01, 0.0), (x0 + width - 0.01, v)], c.filled())
                 })
                 .collect();
-            chart
-                .draw_series(rects)
-                .map_err(plot_err)?
-                .label(name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+            chart.draw_series(rects).map_err(plot_err)?;
+            legend.push((name.clone(), Mark::Bar(c)));
             let texts: Vec<_> = values
                 .iter()
                 .enumerate()
@@ -338,15 +368,7 @@ fn grouped_bars(
                 .collect();
             chart.draw_series(texts).map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        draw_legend(&side, &legend)
     })
 }
 
@@ -408,7 +430,9 @@ fn throughput(report: &CompareReport) -> anyhow::Result<String> {
     }
     let top = max * 1.08;
     render(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = split(root);
+        let mut legend = Vec::new();
+        let mut chart = ChartBuilder::on(&root)
             .caption(&caption, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(45)
@@ -429,9 +453,8 @@ fn throughput(report: &CompareReport) -> anyhow::Result<String> {
         let grey = RGBColor(150, 150, 150);
         chart
             .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (top, top)], 8, 6, grey.stroke_width(1)))
-            .map_err(plot_err)?
-            .label("achieved = offered")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(1)));
+            .map_err(plot_err)?;
+        legend.push(("achieved = offered".to_string(), Mark::Dashed(grey)));
         for (b, c) in &all {
             let c = *c;
             let points: Vec<(f64, f64)> = b
@@ -443,21 +466,10 @@ fn throughput(report: &CompareReport) -> anyhow::Result<String> {
             if points.is_empty() {
                 continue;
             }
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))
-                .map_err(plot_err)?
-                .label(b.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+            chart.draw_series(LineSeries::new(points.clone(), c.stroke_width(3))).map_err(plot_err)?;
+            legend.push((b.name.clone(), Mark::Line(c, 3)));
             chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        draw_legend(&side, &legend)
     })
 }
