@@ -15,9 +15,21 @@ pub enum Block {
     /// A command or other literal text, shown as is.
     Code(String),
     /// A table: header cells and rows of cells, plain text.
-    Table { head: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        /// Header cells.
+        head: Vec<String>,
+        /// Rows of cells, each as long as `head`.
+        rows: Vec<Vec<String>>,
+    },
     /// A plot: the file it is written to, a caption, and the SVG itself.
-    Plot { file: String, title: String, svg: String },
+    Plot {
+        /// File name beside the report (`latency.svg`).
+        file: String,
+        /// The caption.
+        title: String,
+        /// The SVG document.
+        svg: String,
+    },
 }
 
 /// A table from string-like headers and rows.
@@ -91,7 +103,7 @@ const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-wid
 padding:0 1em;color:#222;line-height:1.4}\
 table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}\
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right;vertical-align:top}\
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
+th{background:#f3f3f3}td:first-child{white-space:nowrap}td:first-child,th:first-child{text-align:left}\
 tr:nth-child(even) td{background:#fafafa}\
 pre{background:#f3f3f3;padding:0.6em;overflow-x:auto;white-space:pre-wrap}\
 figure{margin:1em 0}figcaption{font-size:0.9em;color:#555}\

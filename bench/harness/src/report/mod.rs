@@ -9,6 +9,8 @@
 //! Missing data (a build never stepped, a cost never measured) renders as "—", never a panic,
 //! and no division reaches the output as NaN or infinity.
 
+#![warn(missing_docs)]
+
 pub mod doc;
 pub mod format;
 pub mod plots;
@@ -28,7 +30,8 @@ pub use sections::headline_ratios;
 /// microservices build has more of it (throughput, latency or CPU).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ratios {
-    /// The microservices build compared (`micro-grpc`, `micro-http`).
+    /// The build compared with the monolith: every build of the report but the monolith
+    /// (`micro-grpc`, `micro-http`); the baseline is not one of them.
     pub build: String,
     /// Throughput at saturation, micro / monolith.
     pub throughput_at_saturation: Option<f64>,

@@ -699,7 +699,7 @@ fn cost(report: &CompareReport) -> Vec<Block> {
             },
         ),
     ));
-    let mut head = vec!["".to_string()];
+    let mut head = vec!["metric".to_string()];
     head.extend(builds.iter().map(|b| b.name.clone()));
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let rows = metrics
