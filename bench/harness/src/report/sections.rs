@@ -372,6 +372,50 @@ fn errors(e: &BTreeMap<String, u64>) -> String {
     }
 }
 
+/// The first number in `s` that stands on its own: digits with an optional decimal point,
+/// not glued to a word before it (`p99`) or to letters after it (`1k`).
+fn first_number(s: &str) -> Option<f64> {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        let glued_before = i > 0 && (chars[i - 1].1.is_alphanumeric() || chars[i - 1].1 == '.');
+        if !c.is_ascii_digit() || glued_before {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && (chars[j].1.is_ascii_digit() || chars[j].1 == '.') {
+            j += 1;
+        }
+        let end = chars.get(j).map_or(s.len(), |(e, _)| *e);
+        let glued_after = chars.get(j).is_some_and(|(_, c)| c.is_ascii_alphabetic());
+        if !glued_after && let Some(x) = s[at..end].trim_end_matches('.').parse().ok().and_then(format::finite) {
+            return Some(x);
+        }
+        i = j;
+    }
+    None
+}
+
+/// How far a missed goal fell short, when its target reads `≥ N…` or `≤ N…` and its
+/// measurement starts with a number in the same unit: `0.40 (44.44 %) below` or
+/// `12.0 (24.00 %) above`. `None` when the words do not say enough to compute it.
+pub fn missed_by(target: &str, measured: &str) -> Option<String> {
+    let (at, above) = ["≥", ">=", ">", "≤", "<=", "<"]
+        .iter()
+        .filter_map(|sign| target.find(sign).map(|i| (i + sign.len(), sign.contains('>') || sign.contains('≥'))))
+        .min_by_key(|(i, _)| *i)?;
+    let required = first_number(&target[at..])?;
+    let got = first_number(measured)?;
+    let (gap, side) = if above { (required - got, "below") } else { (got - required, "above") };
+    if gap <= 0.0 {
+        return None;
+    }
+    let share = format::ratio(gap, required).map_or_else(String::new, |r| format!(" ({})", pct(r)));
+    Some(format!("{}{share} {side}", num(gap, 2)))
+}
+
 fn goals(report: &CompareReport) -> Vec<Block> {
     let mut out = vec![Block::Heading(2, "Goals".to_string())];
     if report.goals.is_empty() {
@@ -391,7 +435,7 @@ fn goals(report: &CompareReport) -> Vec<Block> {
         format!("{met} of {} goals met. Missed: {}.", report.goals.len(), missed.join("; "))
     }));
     out.push(table(
-        &["goal", "target", "measured", "met"],
+        &["goal", "target", "measured", "met", "missed by"],
         report
             .goals
             .iter()
@@ -401,6 +445,11 @@ fn goals(report: &CompareReport) -> Vec<Block> {
                     g.target.clone(),
                     g.measured.clone(),
                     format!("{} {}", tick(g.met), if g.met { "met" } else { "missed" }),
+                    if g.met {
+                        String::new()
+                    } else {
+                        missed_by(&g.target, &g.measured).unwrap_or_else(|| MISSING.to_string())
+                    },
                 ]
             })
             .collect(),

@@ -325,7 +325,7 @@ fn missed_goals_and_benches_are_shown() -> anyhow::Result<()> {
     write(&fixture(), &dir.0)?;
     let md = read(&dir.0.join("report.md"));
     assert!(md.contains("1 of 2 goals met. Missed: throughput (required ≥ 0.90× baseline, measured 0.50×)."), "{md}");
-    assert!(md.contains("| throughput | ≥ 0.90× baseline | 0.50× | ✗ missed |"), "{md}");
+    assert!(md.contains("| throughput | ≥ 0.90× baseline | 0.50× | ✗ missed | 0.40 (44.44 %) below |"), "{md}");
     assert!(md.contains("| hop | hop/grpc | 50.00 µs | 49.00 µs – 51.00 µs | 1000.00× |"), "{md}");
     assert!(md.contains("| serialize | serialize | 2.50 ms |"), "{md}");
     assert!(md.contains("ABUSE_LIMITS=off"), "settings shown");
@@ -372,5 +372,28 @@ fn broken_figures_render_as_missing() -> anyhow::Result<()> {
     let md = read(&dir.0.join("report.md"));
     assert!(md.contains("| micro-http | async | none met the objective |"), "{md}");
     assert!(md.contains("| micro-http | not measured |"), "{md}");
+    Ok(())
+}
+
+#[test]
+fn missed_by_reads_the_direction_of_the_target() {
+    use super::sections::missed_by;
+    assert_eq!(missed_by("≥ 0.90× the baseline's throughput", "0.45×").as_deref(), Some("0.45 (50.00 %) below"));
+    assert_eq!(missed_by("p99 ≤ 50 ms", "62.5 ms").as_deref(), Some("12.50 (25.00 %) above"));
+    // Digits inside words are names, not figures.
+    assert_eq!(missed_by("p99 ≤ 50 ms", "p99 62.5 ms at 1k req/s").as_deref(), Some("12.50 (25.00 %) above"));
+    assert_eq!(missed_by("p99 <= 50 ms", "40 ms"), None, "not missed by these words");
+    assert_eq!(missed_by("fast enough", "62 ms"), None, "no comparison to read");
+    assert_eq!(missed_by("≤ 50 ms", "timed out"), None, "no figure measured");
+}
+
+/// Renders the fixture where `ARCHLAB_REPORT_SAMPLE_DIR` says, to look at the plots and page:
+/// `ARCHLAB_REPORT_SAMPLE_DIR=sample cargo test -p archlab-harness --lib report::tests::sample -- --ignored`.
+#[test]
+#[ignore = "writes a sample report for a person to look at"]
+fn sample() -> anyhow::Result<()> {
+    let dir = std::env::var_os("ARCHLAB_REPORT_SAMPLE_DIR").context("set ARCHLAB_REPORT_SAMPLE_DIR")?;
+    let written = write(&fixture(), std::path::Path::new(&dir))?;
+    assert_eq!(written.len(), 7);
     Ok(())
 }
