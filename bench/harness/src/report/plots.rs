@@ -108,7 +108,7 @@ pub fn all(report: &CompareReport) -> anyhow::Result<Vec<Plot>> {
             file: "latency.svg",
             title: format!(
                 "Latency vs offered load, {} scenario (open loop): p99 solid, p50 dashed; objective p99 ≤ {} ms; circles mark each build's saturation point",
-                report.saturation_scenario,
+                scenario_name(report),
                 format::ms_f(report.objective_p99_ms)
             ),
             svg: latency(report).context("drawing the latency plot")?,
@@ -118,13 +118,13 @@ pub fn all(report: &CompareReport) -> anyhow::Result<Vec<Plot>> {
             title: format!(
                 "Latency percentiles at the common rate ({} req/s), {} scenario",
                 format::rate(report.common_rate_per_s),
-                report.saturation_scenario
+                scenario_name(report)
             ),
             svg: percentiles(report).context("drawing the percentile bars")?,
         },
         Plot {
             file: "throughput.svg",
-            title: format!("Throughput achieved vs offered load, {} scenario", report.saturation_scenario),
+            title: format!("Throughput achieved vs offered load, {} scenario", scenario_name(report)),
             svg: throughput(report).context("drawing the throughput plot")?,
         },
         Plot {
@@ -136,6 +136,11 @@ pub fn all(report: &CompareReport) -> anyhow::Result<Vec<Plot>> {
             svg: scenarios(report).context("drawing the per-scenario plot")?,
         },
     ])
+}
+
+/// The saturation scenario's name, or a dash when the report names none.
+fn scenario_name(report: &CompareReport) -> &str {
+    if report.saturation_scenario.is_empty() { format::MISSING } else { &report.saturation_scenario }
 }
 
 /// ` (browse)`, or nothing when the report names no scenario.
