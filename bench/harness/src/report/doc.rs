@@ -101,8 +101,8 @@ pub fn inline_svg(svg: &str) -> String {
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;\
 padding:0 1em;color:#222;line-height:1.4}\
-table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}\
-th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right;vertical-align:top}\
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em;display:block;max-width:100%;overflow-x:auto}\
+th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f3f3f3}td:first-child{white-space:nowrap}td:first-child,th:first-child{text-align:left}\
 tr:nth-child(even) td{background:#fafafa}\
 pre{background:#f3f3f3;padding:0.6em;overflow-x:auto;white-space:pre-wrap}\
