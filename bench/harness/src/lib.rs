@@ -15,6 +15,7 @@
 pub mod compare;
 pub mod logs;
 pub mod model;
+pub mod report;
 pub mod supervisor;
 pub mod topology;
 pub mod up;

@@ -1,0 +1,804 @@
+//! The report's contents, section by section, as [`Block`]s: header, headline tables and
+//! ratios, plots, then every figure behind them.
+
+use super::Ratios;
+use super::doc::{Block, table};
+use super::format::{self, MISSING, ms, num, opt_num, pct, rate, tick, times};
+use super::plots::{Plot, at_common};
+use crate::model::{BuildResult, CompareReport, Cost, LoadReport, Offered};
+use std::collections::BTreeMap;
+
+/// The page title.
+pub fn title(report: &CompareReport) -> String {
+    let names: Vec<&str> = all_builds(report).iter().map(|b| b.name.as_str()).collect();
+    if names.is_empty() {
+        "archlab comparison (no builds measured)".to_string()
+    } else {
+        format!("archlab comparison: {}", names.join(" vs "))
+    }
+}
+
+/// The builds, then the baseline if present.
+fn all_builds(report: &CompareReport) -> Vec<&BuildResult> {
+    report.builds.iter().chain(report.baseline.iter()).collect()
+}
+
+fn or_missing(s: &str) -> String {
+    if s.trim().is_empty() { MISSING.to_string() } else { s.to_string() }
+}
+
+/// Every section, in reading order.
+pub fn blocks(report: &CompareReport, plots: &[Plot]) -> Vec<Block> {
+    let mut out = vec![Block::Heading(1, title(report))];
+    out.extend(header(report));
+    out.push(Block::Heading(2, "Headline".to_string()));
+    out.extend(headline(report));
+    out.push(Block::Heading(2, "Plots".to_string()));
+    out.extend(plots.iter().map(|p| Block::Plot {
+        file: p.file.to_string(),
+        title: p.title.clone(),
+        svg: p.svg.clone(),
+    }));
+    out.extend(goals(report));
+    out.extend(steps(report));
+    out.extend(common_rate(report));
+    out.extend(user_runs(report));
+    out.extend(coordinated_omission(report));
+    out.extend(cost(report));
+    out.extend(benches(report));
+    out
+}
+
+fn header(report: &CompareReport) -> Vec<Block> {
+    let m = &report.meta;
+    let p = &m.placement;
+    let memory = if m.memory_bytes == 0 {
+        MISSING.to_string()
+    } else {
+        format!("{:.1} GiB", m.memory_bytes as f64 / (1u64 << 30) as f64)
+    };
+    let cores = if m.cores == 0 { MISSING.to_string() } else { m.cores.to_string() };
+    let names: Vec<&str> = all_builds(report).iter().map(|b| b.name.as_str()).collect();
+    let modes: Vec<String> =
+        all_builds(report).iter().map(|b| format!("{} ({})", b.name, or_missing(&b.mode))).collect();
+    let mut items = vec![
+        format!(
+            "Compared: {} — notification mode: {}",
+            if names.is_empty() { "no builds".to_string() } else { names.join(", ") },
+            if modes.is_empty() { MISSING.to_string() } else { modes.join(", ") }
+        ),
+        format!("Git revision: {}", or_missing(&m.git_revision)),
+        format!("Started: {}", or_missing(&m.started_at)),
+        format!(
+            "Machine: {}, kernel {}, {}, {} cores, {} memory",
+            or_missing(&m.hostname),
+            or_missing(&m.kernel),
+            or_missing(&m.cpu_model),
+            cores,
+            memory
+        ),
+        format!("Build profile: {}; run profile: {}", or_missing(&m.profile), or_missing(&m.profile_name)),
+        format!(
+            "CPU placement: {} — load generator on CPUs {}, application on CPUs {}, PostgreSQL on {}, RabbitMQ on {}",
+            or_missing(&p.name),
+            or_missing(&p.load_cpus),
+            or_missing(&p.app_cpus),
+            or_missing(&p.postgres_cpus),
+            or_missing(&p.rabbitmq_cpus)
+        ),
+        format!(
+            "Objective: p99 ≤ {} ms and errors < {} of requests; saturation scenario: {}; common rate: {} req/s; think time (closed loop): {} ms",
+            format::ms_f(report.objective_p99_ms),
+            pct(report.error_budget),
+            or_missing(&report.saturation_scenario),
+            rate(report.common_rate_per_s),
+            report.think_time_ms
+        ),
+    ];
+    if m.settings.is_empty() {
+        items.push("Settings that differ from the defaults: none recorded".to_string());
+    } else {
+        items.push(format!(
+            "Settings that differ from the defaults: {}",
+            m.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    vec![Block::List(items), Block::Para("To run it again:".to_string()), Block::Code(or_missing(&m.command))]
+}
+
+/// The common-rate run of the saturation scenario, if measured.
+fn common(report: &CompareReport, b: &BuildResult) -> Option<LoadReport> {
+    at_common(b, &report.saturation_scenario).cloned()
+}
+
+fn cost_measured(c: &Cost) -> bool {
+    *c != Cost::default()
+}
+
+fn cpu_total(c: &Cost) -> Option<f64> {
+    let t = c.cpu_s_per_1k_app + c.cpu_s_per_1k_postgres + c.cpu_s_per_1k_rabbitmq;
+    format::finite(t).filter(|t| *t > 0.0)
+}
+
+fn net_calls(c: &Cost) -> String {
+    if c.network_calls_per_request.is_empty() {
+        return MISSING.to_string();
+    }
+    let sum: f64 = c.network_calls_per_request.values().filter(|v| v.is_finite()).sum();
+    let kinds: Vec<String> = c.network_calls_per_request.iter().map(|(k, v)| format!("{k} {}", num(*v, 2))).collect();
+    format!("{} ({})", num(sum, 2), kinds.join(", "))
+}
+
+/// The headline: performance and cost, one row per build, then the micro/monolith ratios.
+pub fn headline(report: &CompareReport) -> Vec<Block> {
+    let builds = all_builds(report);
+    if builds.is_empty() {
+        return vec![Block::Para("No builds were measured.".to_string())];
+    }
+    let perf = builds
+        .iter()
+        .map(|b| {
+            let (sat_rate, sat_tp, sat_p99) = match (&b.saturation, b.steps.is_empty()) {
+                (Some(s), _) => (rate(s.rate_per_s), rate(s.throughput_per_s), ms(s.p99_us)),
+                (None, true) => (MISSING.to_string(), MISSING.to_string(), MISSING.to_string()),
+                (None, false) => ("none met the objective".to_string(), MISSING.to_string(), MISSING.to_string()),
+            };
+            let c = common(report, b);
+            vec![
+                b.name.clone(),
+                or_missing(&b.mode),
+                sat_rate,
+                sat_tp,
+                sat_p99,
+                c.as_ref().map_or_else(|| MISSING.to_string(), |r| ms(r.latency.p50_us)),
+                c.as_ref().map_or_else(|| MISSING.to_string(), |r| ms(r.latency.p99_us)),
+                b.users_at_objective.map_or_else(|| MISSING.to_string(), |u| u.to_string()),
+            ]
+        })
+        .collect();
+    let cost_rows = builds
+        .iter()
+        .map(|b| {
+            let c = &b.cost;
+            if !cost_measured(c) {
+                let mut row = vec![b.name.clone()];
+                row.extend(std::iter::repeat_n("not measured".to_string(), 10));
+                return row;
+            }
+            vec![
+                b.name.clone(),
+                format!(
+                    "{} / {} / {}",
+                    num(c.cpu_s_per_1k_app, 3),
+                    num(c.cpu_s_per_1k_postgres, 3),
+                    num(c.cpu_s_per_1k_rabbitmq, 3)
+                ),
+                opt_num(cpu_total(c), 3),
+                format!("{} / {}", format::mb(c.rss_idle_bytes), format::mb(c.rss_load_bytes)),
+                c.processes.to_string(),
+                format!("{} / {}", c.db_connections_idle, c.db_connections_load),
+                net_calls(c),
+                if c.startup_ms == 0 { MISSING.to_string() } else { c.startup_ms.to_string() },
+                c.binaries.len().to_string(),
+                format::mb(c.binaries_total_bytes),
+                c.deploy_config_lines.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = vec![
+        Block::Para(format!(
+            "Performance: open loop, {} scenario; saturation is the highest offered rate whose p99 stayed ≤ {} ms with errors < {}.",
+            or_missing(&report.saturation_scenario),
+            format::ms_f(report.objective_p99_ms),
+            pct(report.error_budget)
+        )),
+        table(
+            &[
+                "build",
+                "mode",
+                "saturation rate (req/s)",
+                "throughput there (req/s)",
+                "p99 there (ms)",
+                &format!("p50 at {} req/s (ms)", rate(report.common_rate_per_s)),
+                &format!("p99 at {} req/s (ms)", rate(report.common_rate_per_s)),
+                "users held at objective",
+            ],
+            perf,
+        ),
+        Block::Para("Cost under load (CPU-seconds per 1,000 requests: app / PostgreSQL / RabbitMQ).".to_string()),
+        table(
+            &[
+                "build",
+                "CPU-s/1k app / pg / rmq",
+                "CPU-s/1k total",
+                "RSS idle / load",
+                "processes",
+                "DB connections idle / load",
+                "network calls per request (by kind)",
+                "start-up (ms)",
+                "binaries",
+                "binaries total",
+                "deploy config lines",
+            ],
+            cost_rows,
+        ),
+    ];
+    let ratios = headline_ratios(report);
+    if ratios.is_empty() {
+        out.push(Block::Para(
+            "Ratios micro / monolith: not available (needs a build named monolith and at least one other build)."
+                .to_string(),
+        ));
+    } else {
+        out.push(Block::Para(
+            "Ratios micro / monolith (above 1.00× the microservices build has more of it):".to_string(),
+        ));
+        out.push(table(
+            &["build", "throughput at saturation", "p50 at common rate", "p99 at common rate", "CPU-s per 1k requests"],
+            ratios
+                .iter()
+                .map(|r| {
+                    let mut row = vec![r.build.clone()];
+                    row.extend(r.named().iter().map(|(_, v)| times(*v)));
+                    row
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// The headline ratios of one report: micro/mono throughput at saturation, p50 and p99 at the
+/// common rate, CPU-seconds per 1k requests — one entry per microservices build.
+pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
+    let Some(mono) = report.builds.iter().find(|b| b.name == "monolith") else {
+        return Vec::new();
+    };
+    let mono_common = common(report, mono);
+    report
+        .builds
+        .iter()
+        .filter(|b| b.name != "monolith")
+        .map(|b| {
+            let c = common(report, b);
+            let lat = |f: fn(&LoadReport) -> u64| match (&c, &mono_common) {
+                (Some(m), Some(o)) => format::ratio(f(m) as f64, f(o) as f64),
+                _ => None,
+            };
+            Ratios {
+                build: b.name.clone(),
+                throughput_at_saturation: match (b.saturation, mono.saturation) {
+                    (Some(m), Some(o)) => format::ratio(m.throughput_per_s, o.throughput_per_s),
+                    // Nothing met the objective: the micro build held zero.
+                    (None, Some(_)) if !b.steps.is_empty() => Some(0.0),
+                    _ => None,
+                },
+                p50_at_common_rate: lat(|r| r.latency.p50_us),
+                p99_at_common_rate: lat(|r| r.latency.p99_us),
+                cpu_s_per_1k: match (cpu_total(&b.cost), cpu_total(&mono.cost)) {
+                    (Some(m), Some(o)) => format::ratio(m, o),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Each run's ratios, their spread and the verdict.
+pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> {
+    let tol = if tolerance.is_finite() && tolerance >= 0.0 { tolerance } else { 0.0 };
+    let per_run: Vec<Vec<Ratios>> = reports.iter().map(headline_ratios).collect();
+    // Columns: every (build, ratio) seen in any run, in first-seen order.
+    let mut columns: Vec<(String, &'static str)> = Vec::new();
+    for run in &per_run {
+        for r in run {
+            for (name, _) in r.named() {
+                let key = (r.build.clone(), name);
+                if !columns.contains(&key) {
+                    columns.push(key);
+                }
+            }
+        }
+    }
+    let value = |run: &[Ratios], (build, name): &(String, &str)| -> Option<f64> {
+        run.iter().find(|r| &r.build == build)?.named().iter().find(|(n, _)| n == name)?.1
+    };
+    let mut head: Vec<String> = vec!["run".to_string()];
+    head.extend(columns.iter().map(|(b, n)| format!("{b}: {n}")));
+    let mut rows: Vec<Vec<String>> = reports
+        .iter()
+        .zip(&per_run)
+        .enumerate()
+        .map(|(i, (rep, run))| {
+            let mut row = vec![format!(
+                "{} ({}, {})",
+                i + 1,
+                or_missing(&rep.meta.git_revision),
+                or_missing(&rep.meta.started_at)
+            )];
+            row.extend(columns.iter().map(|c| times(value(run, c))));
+            row
+        })
+        .collect();
+    let mut spread_row = vec!["spread (max−min)/mean".to_string()];
+    let mut verdict_row = vec![format!("within ±{}", pct(tol))];
+    let mut all_agree = reports.len() >= 2 && !columns.is_empty();
+    for c in &columns {
+        let values: Vec<f64> = per_run.iter().filter_map(|run| value(run, c)).collect();
+        let spread = spread(&values);
+        let ok = values.len() == reports.len() && spread.is_some_and(|s| s <= tol);
+        all_agree &= ok;
+        spread_row.push(spread.map_or_else(|| MISSING.to_string(), pct));
+        verdict_row.push(if values.len() < reports.len() {
+            "no (missing in some runs)".to_string()
+        } else if ok {
+            "yes".to_string()
+        } else {
+            "no".to_string()
+        });
+    }
+    rows.push(spread_row);
+    rows.push(verdict_row);
+    let verdict = if reports.len() < 2 {
+        format!("Verdict: not enough runs ({} of at least 2).", reports.len())
+    } else if columns.is_empty() {
+        "Verdict: no ratios to compare (no monolith or no microservices build measured).".to_string()
+    } else if all_agree {
+        format!("Verdict: yes — every ratio agrees within ±{} across {} runs.", pct(tol), reports.len())
+    } else {
+        format!("Verdict: no — at least one ratio spreads more than {} across {} runs.", pct(tol), reports.len())
+    };
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    vec![Block::Heading(2, "Reproducibility".to_string()), table(&head_refs, rows), Block::Para(verdict)]
+}
+
+/// (max − min) / mean of `values`, `None` for fewer than one value or a mean that is not
+/// positive.
+pub fn spread(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    format::ratio(max - min, mean)
+}
+
+fn errors(e: &BTreeMap<String, u64>) -> String {
+    if e.is_empty() {
+        "none".to_string()
+    } else {
+        e.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The first number in `s` that stands on its own: digits with an optional decimal point,
+/// not glued to a word before it (`p99`) or to letters after it (`1k`).
+fn first_number(s: &str) -> Option<f64> {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        let glued_before = i > 0 && (chars[i - 1].1.is_alphanumeric() || chars[i - 1].1 == '.');
+        if !c.is_ascii_digit() || glued_before {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && (chars[j].1.is_ascii_digit() || chars[j].1 == '.') {
+            j += 1;
+        }
+        let end = chars.get(j).map_or(s.len(), |(e, _)| *e);
+        let glued_after = chars.get(j).is_some_and(|(_, c)| c.is_ascii_alphabetic());
+        if !glued_after && let Some(x) = s[at..end].trim_end_matches('.').parse().ok().and_then(format::finite) {
+            return Some(x);
+        }
+        i = j;
+    }
+    None
+}
+
+/// How far a missed goal fell short, when its target reads `≥ N…` or `≤ N…` and its
+/// measurement starts with a number in the same unit: `0.40 (44.44 %) below` or
+/// `12.0 (24.00 %) above`. `None` when the words do not say enough to compute it.
+pub fn missed_by(target: &str, measured: &str) -> Option<String> {
+    let (at, above) = ["≥", ">=", ">", "≤", "<=", "<"]
+        .iter()
+        .filter_map(|sign| target.find(sign).map(|i| (i + sign.len(), sign.contains('>') || sign.contains('≥'))))
+        .min_by_key(|(i, _)| *i)?;
+    let required = first_number(&target[at..])?;
+    let got = first_number(measured)?;
+    let (gap, side) = if above { (required - got, "below") } else { (got - required, "above") };
+    if gap <= 0.0 {
+        return None;
+    }
+    let share = format::ratio(gap, required).map_or_else(String::new, |r| format!(" ({})", pct(r)));
+    Some(format!("{}{share} {side}", num(gap, 2)))
+}
+
+fn goals(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Goals".to_string())];
+    if report.goals.is_empty() {
+        out.push(Block::Para("No goals were stated for this run.".to_string()));
+        return out;
+    }
+    let met = report.goals.iter().filter(|g| g.met).count();
+    let missed: Vec<String> = report
+        .goals
+        .iter()
+        .filter(|g| !g.met)
+        .map(|g| format!("{} (required {}, measured {})", g.name, g.target, g.measured))
+        .collect();
+    out.push(Block::Para(if missed.is_empty() {
+        format!("All {} goals met.", report.goals.len())
+    } else {
+        format!("{met} of {} goals met. Missed: {}.", report.goals.len(), missed.join("; "))
+    }));
+    out.push(table(
+        &["goal", "target", "measured", "met", "missed by"],
+        report
+            .goals
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    g.target.clone(),
+                    g.measured.clone(),
+                    format!("{} {}", tick(g.met), if g.met { "met" } else { "missed" }),
+                    if g.met {
+                        String::new()
+                    } else {
+                        missed_by(&g.target, &g.measured).unwrap_or_else(|| MISSING.to_string())
+                    },
+                ]
+            })
+            .collect(),
+    ));
+    out
+}
+
+fn steps(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![Block::Heading(
+        2,
+        format!("Saturation search: every step ({}, open loop)", or_missing(&report.saturation_scenario)),
+    )];
+    let builds = all_builds(report);
+    if builds.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+    }
+    for b in builds {
+        let targets: Vec<&str> = b.steps.iter().map(|s| s.report.target.as_str()).filter(|t| !t.is_empty()).collect();
+        let mut targets_unique = targets.clone();
+        targets_unique.dedup();
+        out.push(Block::Heading(
+            3,
+            if targets_unique.is_empty() {
+                b.name.clone()
+            } else {
+                format!("{} — {}", b.name, targets_unique.join(", "))
+            },
+        ));
+        if b.steps.is_empty() {
+            out.push(Block::Para("not measured".to_string()));
+            continue;
+        }
+        out.push(table(
+            &[
+                "offered (req/s)",
+                "achieved (req/s)",
+                "p50 (ms)",
+                "p90 (ms)",
+                "p99 (ms)",
+                "p99.9 (ms)",
+                "max (ms)",
+                "error rate",
+                "errors by cause",
+                "unsent",
+                "within objective",
+            ],
+            b.steps
+                .iter()
+                .map(|s| {
+                    let r = &s.report;
+                    let l = r.latency;
+                    vec![
+                        rate(s.rate_per_s),
+                        rate(r.throughput_per_s),
+                        ms(l.p50_us),
+                        ms(l.p90_us),
+                        ms(l.p99_us),
+                        ms(l.p999_us),
+                        ms(l.max_us),
+                        pct(r.error_rate()),
+                        errors(&r.errors),
+                        r.unsent.to_string(),
+                        tick(s.within_objective).to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+fn offered(o: &Offered) -> String {
+    match o {
+        Offered::Open { rate_per_s } => format!("open {} req/s", rate(*rate_per_s)),
+        Offered::Closed { users, think_time_ms } => format!("closed {users} users, think {think_time_ms} ms"),
+    }
+}
+
+fn common_rate(report: &CompareReport) -> Vec<Block> {
+    let mut out =
+        vec![Block::Heading(2, format!("Each scenario at the common rate ({} req/s)", rate(report.common_rate_per_s)))];
+    let mut rows = Vec::new();
+    let mut step_rows = Vec::new();
+    for b in all_builds(report) {
+        for r in &b.at_common_rate {
+            let l = r.latency;
+            rows.push(vec![
+                b.name.clone(),
+                r.scenario.clone(),
+                offered(&r.offered),
+                rate(r.throughput_per_s),
+                r.requests.to_string(),
+                ms(l.p50_us),
+                ms(l.p90_us),
+                ms(l.p99_us),
+                ms(l.p999_us),
+                ms(l.max_us),
+                pct(r.error_rate()),
+                errors(&r.errors),
+                r.unsent.to_string(),
+            ]);
+            for (step, p) in &r.by_step {
+                step_rows.push(vec![
+                    b.name.clone(),
+                    r.scenario.clone(),
+                    step.clone(),
+                    p.count.to_string(),
+                    ms(p.p50_us),
+                    ms(p.p90_us),
+                    ms(p.p99_us),
+                    ms(p.p999_us),
+                    ms(p.max_us),
+                ]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+        return out;
+    }
+    out.push(table(
+        &[
+            "build",
+            "scenario",
+            "offered",
+            "achieved (req/s)",
+            "requests",
+            "p50 (ms)",
+            "p90 (ms)",
+            "p99 (ms)",
+            "p99.9 (ms)",
+            "max (ms)",
+            "error rate",
+            "errors by cause",
+            "unsent",
+        ],
+        rows,
+    ));
+    out.push(Block::Heading(3, "By step".to_string()));
+    if step_rows.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+    } else {
+        out.push(table(
+            &["build", "scenario", "step", "count", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)"],
+            step_rows,
+        ));
+    }
+    out
+}
+
+fn user_runs(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, format!("Closed-loop users (think time {} ms)", report.think_time_ms))];
+    let objective_us = report.objective_p99_ms * 1000.0;
+    let mut rows = Vec::new();
+    for b in all_builds(report) {
+        for r in &b.user_runs {
+            let users = match r.offered {
+                Offered::Closed { users, .. } => users.to_string(),
+                Offered::Open { .. } => r.connections.to_string(),
+            };
+            let ok = (r.latency.p99_us as f64) <= objective_us && r.error_rate() < report.error_budget;
+            rows.push(vec![
+                b.name.clone(),
+                r.scenario.clone(),
+                users,
+                rate(r.throughput_per_s),
+                ms(r.latency.p50_us),
+                ms(r.latency.p99_us),
+                pct(r.error_rate()),
+                tick(ok).to_string(),
+            ]);
+        }
+    }
+    let held: Vec<String> = all_builds(report)
+        .iter()
+        .map(|b| format!("{} {}", b.name, b.users_at_objective.map_or_else(|| MISSING.to_string(), |u| u.to_string())))
+        .collect();
+    if rows.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+        return out;
+    }
+    out.push(Block::Para(format!("Most users held at the objective: {}.", held.join(", "))));
+    out.push(table(
+        &["build", "scenario", "users", "throughput (req/s)", "p50 (ms)", "p99 (ms)", "error rate", "within objective"],
+        rows,
+    ));
+    out
+}
+
+fn coordinated_omission(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![
+        Block::Heading(2, "Coordinated omission: latency vs service time".to_string()),
+        Block::Para(
+            "Latency is measured from each request's intended send time, service time from its actual send, as a closed-loop tool would. Where they part, the generator or the server fell behind and a closed-loop measurement would have hidden the wait."
+                .to_string(),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for b in all_builds(report) {
+        for s in &b.steps {
+            let r = &s.report;
+            rows.push(vec![
+                b.name.clone(),
+                rate(s.rate_per_s),
+                ms(r.latency.p50_us),
+                ms(r.service_time.p50_us),
+                ms(r.latency.p99_us),
+                ms(r.service_time.p99_us),
+                times(format::ratio(r.latency.p99_us as f64, r.service_time.p99_us as f64)),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+        return out;
+    }
+    out.push(table(
+        &[
+            "build",
+            "offered (req/s)",
+            "latency p50 (ms)",
+            "service time p50 (ms)",
+            "latency p99 (ms)",
+            "service time p99 (ms)",
+            "p99 latency / service time",
+        ],
+        rows,
+    ));
+    out
+}
+
+fn cost(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Cost, side by side".to_string())];
+    let builds = all_builds(report);
+    if builds.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+        return out;
+    }
+    let mut kinds: Vec<&String> = builds.iter().flat_map(|b| b.cost.network_calls_per_request.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let cell = |b: &BuildResult, f: &dyn Fn(&Cost) -> String| {
+        if cost_measured(&b.cost) { f(&b.cost) } else { "not measured".to_string() }
+    };
+    type Row<'a> = (String, Box<dyn Fn(&Cost) -> String + 'a>);
+    let mut metrics: Vec<Row<'_>> = vec![
+        ("processes".to_string(), Box::new(|c: &Cost| c.processes.to_string())),
+        (
+            "binaries".to_string(),
+            Box::new(|c: &Cost| {
+                if c.binaries.is_empty() {
+                    MISSING.to_string()
+                } else {
+                    c.binaries.iter().map(|(n, s)| format!("{n} {}", format::mb(*s))).collect::<Vec<_>>().join(", ")
+                }
+            }),
+        ),
+        ("binaries total".to_string(), Box::new(|c: &Cost| format::mb(c.binaries_total_bytes))),
+        ("RSS idle".to_string(), Box::new(|c: &Cost| format::mb(c.rss_idle_bytes))),
+        ("RSS under load".to_string(), Box::new(|c: &Cost| format::mb(c.rss_load_bytes))),
+        ("CPU-s per 1k requests, app".to_string(), Box::new(|c: &Cost| num(c.cpu_s_per_1k_app, 3))),
+        ("CPU-s per 1k requests, PostgreSQL".to_string(), Box::new(|c: &Cost| num(c.cpu_s_per_1k_postgres, 3))),
+        ("CPU-s per 1k requests, RabbitMQ".to_string(), Box::new(|c: &Cost| num(c.cpu_s_per_1k_rabbitmq, 3))),
+        ("CPU-s per 1k requests, total".to_string(), Box::new(|c: &Cost| opt_num(cpu_total(c), 3))),
+        ("DB connections idle".to_string(), Box::new(|c: &Cost| c.db_connections_idle.to_string())),
+        ("DB connections under load".to_string(), Box::new(|c: &Cost| c.db_connections_load.to_string())),
+        (
+            "network calls per request, total".to_string(),
+            Box::new(|c: &Cost| {
+                if c.network_calls_per_request.is_empty() {
+                    MISSING.to_string()
+                } else {
+                    num(c.network_calls_per_request.values().filter(|v| v.is_finite()).sum(), 2)
+                }
+            }),
+        ),
+    ];
+    for k in kinds {
+        metrics.push((
+            format!("network calls per request, {k}"),
+            Box::new(move |c: &Cost| {
+                c.network_calls_per_request.get(k).map_or_else(|| "0".to_string(), |v| num(*v, 2))
+            }),
+        ));
+    }
+    metrics.push((
+        "start-up to ready (ms)".to_string(),
+        Box::new(|c: &Cost| if c.startup_ms == 0 { MISSING.to_string() } else { c.startup_ms.to_string() }),
+    ));
+    metrics.push(("deploy config lines".to_string(), Box::new(|c: &Cost| c.deploy_config_lines.to_string())));
+    metrics.push((
+        "deploy config files".to_string(),
+        Box::new(
+            |c: &Cost| {
+                if c.deploy_config_files.is_empty() { MISSING.to_string() } else { c.deploy_config_files.join(", ") }
+            },
+        ),
+    ));
+    let mut head = vec!["metric".to_string()];
+    head.extend(builds.iter().map(|b| b.name.clone()));
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    let rows = metrics
+        .iter()
+        .map(|(name, f)| {
+            let mut row = vec![name.clone()];
+            row.extend(builds.iter().map(|b| cell(b, f.as_ref())));
+            row
+        })
+        .collect();
+    out.push(table(&head_refs, rows));
+    out
+}
+
+fn benches(report: &CompareReport) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Micro-benchmarks (criterion)".to_string())];
+    if report.benches.is_empty() {
+        out.push(Block::Para("not measured".to_string()));
+        return out;
+    }
+    out.push(Block::Para(
+        "Mean time per iteration with criterion's 95 % confidence interval; the last column compares each entry with the first of its group."
+            .to_string(),
+    ));
+    let group_of = |id: &str| id.split_once('/').map_or(id, |(g, _)| g).to_string();
+    let mut groups: Vec<String> = Vec::new();
+    for b in &report.benches {
+        let g = group_of(&b.id);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut rows = Vec::new();
+    for g in &groups {
+        let members: Vec<_> = report.benches.iter().filter(|b| &group_of(&b.id) == g).collect();
+        let first = members.first().map(|b| b.mean_ns);
+        for b in &members {
+            rows.push(vec![
+                g.clone(),
+                b.id.clone(),
+                format::ns(b.mean_ns),
+                format!("{} – {}", format::ns(b.lower_ns), format::ns(b.upper_ns)),
+                if members.len() > 1 {
+                    times(first.and_then(|f| format::ratio(b.mean_ns, f)))
+                } else {
+                    MISSING.to_string()
+                },
+            ]);
+        }
+    }
+    out.push(table(&["group", "id", "mean", "95 % CI", "vs first in group"], rows));
+    out
+}
