@@ -5,7 +5,7 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services tools build run-monolith run-micro test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro compare compare-repro test lint fmt clean-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,14 @@ run-monolith: services ## Run the monolith (:8080) with extsim (:8090); Ctrl-C s
 run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C stops all
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab up micro
+
+compare: services ## Quick side-by-side of monolith, micro-grpc, micro-http (< 10 min on 2 cores); report in target/compare
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab compare --out target/compare
+
+compare-repro: services ## The quick comparison three times, and how far its headline ratios moved (target/compare-repro)
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab compare --repeat 3 --out target/compare-repro
 
 test: services tools clean-dbs ## Every test against the real services (schemathesis included), and the containers path compiled
 	$(CARGO) build --workspace --bins

@@ -186,6 +186,10 @@ pub struct CompareArgs {
     /// Criterion's output to include in the report.
     #[arg(long, default_value = "target/criterion")]
     pub criterion_dir: PathBuf,
+    /// Run the whole comparison this many times (each into `<out>/run-<n>`) and write how
+    /// far the headline ratios moved between runs (`<out>/reproducibility.md`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub repeat: u32,
     /// Skip the hand-written baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -201,9 +205,30 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => crate::up::default_bin_dir()?,
     };
-    let report = compare(&args, profile, &bin_dir).await?;
-    let written = report::write(&report, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
-    println!("\n{}", report::headline_markdown(&report));
+    if args.repeat == 1 {
+        let report = compare(&args, profile, &bin_dir).await?;
+        return write(&report, &args.out);
+    }
+    let mut reports = Vec::new();
+    for n in 1..=args.repeat {
+        println!("archlab compare: run {n} of {}", args.repeat);
+        let report = compare(&args, profile, &bin_dir).await?;
+        write(&report, &args.out.join(format!("run-{n}")))?;
+        reports.push(report);
+    }
+    let path = args.out.join("reproducibility.md");
+    let table = report::reproducibility_markdown(&reports, REPRODUCIBILITY_TOLERANCE);
+    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    println!("\n{table}\narchlab compare: wrote {}", path.display());
+    Ok(())
+}
+
+/// How far the headline ratios may move between runs of the same profile and placement.
+pub const REPRODUCIBILITY_TOLERANCE: f64 = 0.10;
+
+fn write(report: &CompareReport, dir: &Path) -> anyhow::Result<()> {
+    let written = report::write(report, dir).with_context(|| format!("writing the report to {}", dir.display()))?;
+    println!("\n{}", report::headline_markdown(report));
     for path in written {
         println!("archlab compare: wrote {}", path.display());
     }
