@@ -12,6 +12,8 @@
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
+pub mod calibrate;
+pub mod load;
 pub mod logs;
 pub mod model;
 pub mod supervisor;
@@ -35,11 +37,17 @@ pub struct Cli {
 pub enum Command {
     /// Start a build's processes, wait until all are ready, and stop them all on Ctrl-C.
     Up(UpArgs),
+    /// Load a running build's public API: open loop at a rate, or closed-loop users.
+    Load(load::LoadArgs),
+    /// Check `archlab load` against wrk on tiny in-process servers (a benchmark).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Run the chosen subcommand to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Load(args) => load::command(args).await,
+        Command::Calibrate(args) => calibrate::command(args).await,
     }
 }
