@@ -9,7 +9,8 @@
 //! - coordinated omission: against `stall`, which every 2 s holds all requests for 1 s, wrk's
 //!   figures beside `archlab load`'s corrected latency and its uncorrected service time.
 //!
-//! Loopback only and bounded: each measurement lasts `--duration-s`, and wrk is killed if it
+//! `archlab load` runs here on one thread with a single-threaded runtime, as wrk runs with
+//! `-t1`, so both get the same share of the machine. Loopback only and bounded: each measurement lasts `--duration-s`, and wrk is killed if it
 //! overruns.
 
 use crate::load::{self, Plan, Scenario, Seeded};
@@ -295,7 +296,14 @@ async fn archlab(
         timeout: Duration::from_secs(5),
         progress: false,
     };
-    load::run(&plan, seeded).await
+    // On one thread of its own, as wrk runs with `-t1`: the same share of the machine.
+    let seeded = seeded.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("load runtime")?;
+        rt.block_on(load::run(&plan, &seeded))
+    })
+    .await
+    .context("the load thread failed")?
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -379,7 +387,7 @@ pub async fn command(args: CalibrateArgs) -> anyhow::Result<()> {
     let _ = writeln!(
         out,
         "Made by `archlab calibrate --connections {c} --duration-s {}{}{}` ({} build), {} CPUs online, {placement}. \
-         wrk is Debian's `wrk` run as `wrk -t1 -c<C> -d{}s --latency`; archlab runs 1 s of warm-up before the same window. \
+         wrk is Debian's `wrk` run as `wrk -t1 -c<C> -d{}s --latency`; archlab (on one thread, as wrk) runs 1 s of warm-up before the same window. \
          Both send `GET /api/users/me` with a bearer token.\n",
         args.duration_s,
         args.load_cpus.as_ref().map(|l| format!(" --load-cpus {l}")).unwrap_or_default(),
