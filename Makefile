@@ -56,3 +56,9 @@ clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
 	@n=0; for db in $$(psql "$(PG_ADMIN)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'"); do \
 	  psql "$(PG_ADMIN)" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && n=$$((n+1)); done; \
 	  echo "dropped $$n test databases"
+
+.PHONY: calibrate
+calibrate: ## Check archlab load against wrk (release; writes docs/results/calibration.md)
+	$(CARGO) build --release -p archlab-harness
+	@mkdir -p docs/results
+	$(RELEASE_BIN)/archlab calibrate --out docs/results/calibration.md

@@ -13,6 +13,8 @@
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
 pub mod compare;
+pub mod calibrate;
+pub mod load;
 pub mod logs;
 pub mod model;
 pub mod report;
@@ -39,6 +41,10 @@ pub enum Command {
     Up(UpArgs),
     /// Run every build in turn under the same stepped load and write a side-by-side report.
     Compare(compare::CompareArgs),
+    /// Load a running build's public API: open loop at a rate, or closed-loop users.
+    Load(load::LoadArgs),
+    /// Check `archlab load` against wrk on tiny in-process servers (a benchmark).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -46,5 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Compare(args) => compare::run(args).await,
+        Command::Load(args) => load::command(args).await,
+        Command::Calibrate(args) => calibrate::command(args).await,
     }
 }
