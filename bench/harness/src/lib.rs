@@ -12,8 +12,10 @@
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
+pub mod cost;
 pub mod logs;
 pub mod model;
+pub mod placement;
 pub mod supervisor;
 pub mod topology;
 pub mod up;

@@ -636,12 +636,14 @@ fn the_route_table_mirrors_docs_api_md() {
     let mut table: Vec<(String, String, bool)> = ROUTES
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.access == Access::Bearer))
-        .chain(["/health", "/ready", "/openapi.json"].map(|path| ("GET".to_owned(), path.to_owned(), false)))
+        .chain(
+            ["/health", "/ready", "/metrics", "/openapi.json"].map(|path| ("GET".to_owned(), path.to_owned(), false)),
+        )
         .collect();
     table.sort();
     assert_eq!(
         table, documented,
-        "ROUTES (plus /health, /ready and /openapi.json) must be exactly docs/api.md's endpoints"
+        "ROUTES (plus /health, /ready, /metrics and /openapi.json) must be exactly docs/api.md's endpoints"
     );
 }
 

@@ -6,6 +6,7 @@
 //! process's service credential (`ServiceCredentials::sign_layer`, in
 //! microservices/remote/src/service_credential.rs).
 
+use archlab_kernel::metrics::{self, CountLayer};
 use clap::Args;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -36,9 +37,13 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// The layers every remote call goes through, outermost first.
-    pub fn layers(&self) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Identity>>> {
+    /// The layers every remote call goes through, outermost first: counted (`/metrics`),
+    /// deadline, concurrency limit.
+    pub fn layers(
+        &self,
+    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Stack<CountLayer, Identity>>>> {
         ServiceBuilder::new()
+            .layer(metrics::INTERNAL_RPC.layer())
             .layer(TimeoutLayer::new(Duration::from_millis(self.internal_timeout_ms)))
             .layer(ConcurrencyLimitLayer::new(self.internal_concurrency))
     }
