@@ -602,6 +602,26 @@ mod tests {
     }
 
     #[test]
+    fn a_targets_processes_and_databases_are_the_builds_own() {
+        use crate::topology::Options;
+        let env = |key: &str| (key == "USERS_DATABASE").then(|| "custom_users".to_owned());
+        let micro = Topology::new(Kind::Micro, Options::default(), env);
+        let pids: Vec<(&'static str, u32)> = micro.names().into_iter().zip(100..).collect();
+        let target = Target::of(&micro, &pids, "postgres://x@127.0.0.1", env);
+        assert_eq!(target.app_pids, [101, 102, 103, 104, 105], "extsim (pid 100) is not the build's");
+        assert_eq!(target.databases, ["archlab_auth", "custom_users", "archlab_payments", "archlab_notifications"]);
+        assert_eq!(target.http_urls.len(), 5);
+        assert!(target.http_urls.iter().all(|url| !url.ends_with(":8090")), "{:?}", target.http_urls);
+        assert!(target.uses_broker);
+        let mono = Topology::new(Kind::Monolith, Options::default(), |_| None);
+        let target = Target::of(&mono, &[("extsim", 1), ("monolith", 2)], "postgres://x@127.0.0.1", |_| None);
+        assert_eq!(
+            (target.app_pids, target.databases, target.uses_broker),
+            (vec![2], vec!["archlab_monolith".to_owned()], false)
+        );
+    }
+
+    #[test]
     fn only_loopback_urls_are_scraped() {
         assert!(require_loopback("http://127.0.0.1:8001").is_ok());
         assert!(require_loopback("http://[::1]:8001").is_ok());

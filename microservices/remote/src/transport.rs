@@ -36,12 +36,13 @@ impl Default for ClientConfig {
     }
 }
 
+/// The tower stack of [`ClientConfig::layers`], outermost last in the type.
+pub type Layers = ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Stack<CountLayer, Identity>>>>;
+
 impl ClientConfig {
     /// The layers every remote call goes through, outermost first: counted (`/metrics`),
     /// deadline, concurrency limit.
-    pub fn layers(
-        &self,
-    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Stack<CountLayer, Identity>>>> {
+    pub fn layers(&self) -> Layers {
         ServiceBuilder::new()
             .layer(metrics::INTERNAL_RPC.layer())
             .layer(TimeoutLayer::new(Duration::from_millis(self.internal_timeout_ms)))
