@@ -12,11 +12,13 @@
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
-pub mod compare;
 pub mod calibrate;
+pub mod compare;
+pub mod cost;
 pub mod load;
 pub mod logs;
 pub mod model;
+pub mod placement;
 pub mod report;
 pub mod supervisor;
 pub mod topology;

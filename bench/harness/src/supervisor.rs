@@ -70,6 +70,8 @@ impl Exit {
 struct Handle {
     name: &'static str,
     signals: mpsc::UnboundedSender<Signal>,
+    /// Its pid at spawn (through `taskset`, the binary's: taskset execs it).
+    pid: Option<u32>,
     exited: bool,
 }
 
@@ -88,12 +90,26 @@ impl Supervisor {
     /// Children get their own process group, so a Ctrl-C in the terminal reaches only the
     /// harness, which then stops them in order instead of racing their own signal handlers.
     pub async fn start(topology: &Topology, bin_dir: &Path, color: bool) -> anyhow::Result<Self> {
+        Self::start_pinned(topology, bin_dir, color, None).await
+    }
+
+    /// [`Supervisor::start`], with every child confined to `cpus` (a `taskset -c` list such
+    /// as `1` or `1-3`) when given: each is spawned as `taskset -c <cpus> <binary>`, which
+    /// sets the affinity and execs the binary, so the pid is the binary's own and every
+    /// thread it starts inherits the list (setting it after the spawn would miss the threads
+    /// the runtime has already started). See `crate::placement`.
+    pub async fn start_pinned(
+        topology: &Topology,
+        bin_dir: &Path,
+        color: bool,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let mut supervisor = Self { children: Vec::new(), exits, exits_tx, forwarders: Vec::new() };
         let width = topology.processes.iter().map(|p| p.name.len()).max().unwrap_or(0);
         for (index, process) in topology.processes.iter().enumerate() {
             let prefix = logs::prefix(process.name, index, width, color);
-            if let Err(error) = supervisor.spawn(process.name, bin_dir, &topology.env, prefix) {
+            if let Err(error) = supervisor.spawn(process.name, bin_dir, &topology.env, prefix, cpus) {
                 supervisor.stop(GRACE, std::future::pending()).await;
                 return Err(error);
             }
@@ -107,9 +123,18 @@ impl Supervisor {
         bin_dir: &Path,
         env: &[(String, String)],
         prefix: String,
+        cpus: Option<&str>,
     ) -> anyhow::Result<()> {
         let path = bin_dir.join(name);
-        let mut child = Command::new(&path)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(cpus).arg(&path);
+                taskset
+            }
+            None => Command::new(&path),
+        };
+        let mut child = command
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -128,10 +153,17 @@ impl Supervisor {
         if let Some(stderr) = child.stderr.take() {
             self.forwarders.push(tokio::spawn(logs::forward(stderr, prefix)));
         }
+        let child_pid = child.id();
         let (signals, signals_rx) = mpsc::unbounded_channel();
         tokio::spawn(watch(self.children.len(), child, signals_rx, self.exits_tx.clone()));
-        self.children.push(Handle { name, signals, exited: false });
+        self.children.push(Handle { name, signals, pid: child_pid, exited: false });
         Ok(())
+    }
+
+    /// The binary name and pid of every child still running, in start order (for the cost
+    /// meter; a pid is only meaningful while its child has not exited).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.running().filter_map(|h| Some((h.name, h.pid?))).collect()
     }
 
     /// The next child to end on its own; pending forever if none does.

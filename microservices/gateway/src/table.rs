@@ -114,8 +114,8 @@ const fn route(method: &'static str, path: &'static str, service: Service, acces
     Route { method, path, service, access }
 }
 
-/// The public API of docs/api.md, except `/health`, `/ready` and `/openapi.json`, which the
-/// gateway answers itself.
+/// The public API of docs/api.md, except `/health`, `/ready`, `/metrics` and `/openapi.json`,
+/// which the gateway answers itself (its own `/metrics`: a service's is never forwarded).
 pub const ROUTES: &[Route] = &[
     route("POST", "/api/auth/signup", Service::Auth, Access::Public),
     route("POST", "/api/auth/login", Service::Auth, Access::Public),

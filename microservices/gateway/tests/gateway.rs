@@ -625,6 +625,26 @@ async fn ready_follows_an_upstreams_health_answer() {
     assert_eq!(gw.total_calls(), 0, "health checks are not forwarded traffic");
 }
 
+#[tokio::test]
+async fn metrics_counts_the_gateways_calls_to_the_services() {
+    let gw = spawn().await;
+    let scrape = || async {
+        let response = gw.req(Method::GET, "/metrics").send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()[http::header::CONTENT_TYPE].to_str().expect("ascii").to_owned();
+        assert!(kind.starts_with("text/plain"), "{kind}");
+        let text = response.text().await.expect("body");
+        let counts = archlab_kernel::metrics::parse(&text);
+        counts.iter().find(|(kind, _)| kind == "internal_rpc").map(|(_, n)| *n).expect("an internal_rpc series")
+    };
+    let before = scrape().await;
+    // `/ready` asks each of the four services' `/health` through the counted client stack.
+    json_of(gw.req(Method::GET, "/ready").send().await.expect("send"), 200).await;
+    // Counters are process-wide and other tests run alongside: only a lower bound holds.
+    let after = scrape().await;
+    assert!(after >= before + 4, "four upstream calls, internal_rpc went {before} -> {after}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // the table and the contract
 
@@ -636,12 +656,14 @@ fn the_route_table_mirrors_docs_api_md() {
     let mut table: Vec<(String, String, bool)> = ROUTES
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.access == Access::Bearer))
-        .chain(["/health", "/ready", "/openapi.json"].map(|path| ("GET".to_owned(), path.to_owned(), false)))
+        .chain(
+            ["/health", "/ready", "/metrics", "/openapi.json"].map(|path| ("GET".to_owned(), path.to_owned(), false)),
+        )
         .collect();
     table.sort();
     assert_eq!(
         table, documented,
-        "ROUTES (plus /health, /ready and /openapi.json) must be exactly docs/api.md's endpoints"
+        "ROUTES (plus /health, /ready, /metrics and /openapi.json) must be exactly docs/api.md's endpoints"
     );
 }
 

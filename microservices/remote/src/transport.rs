@@ -6,6 +6,7 @@
 //! process's service credential (`ServiceCredentials::sign_layer`, in
 //! microservices/remote/src/service_credential.rs).
 
+use archlab_kernel::metrics::{self, CountLayer};
 use clap::Args;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -35,10 +36,15 @@ impl Default for ClientConfig {
     }
 }
 
+/// The tower stack of [`ClientConfig::layers`], outermost last in the type.
+pub type Layers = ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Stack<CountLayer, Identity>>>>;
+
 impl ClientConfig {
-    /// The layers every remote call goes through, outermost first.
-    pub fn layers(&self) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, Stack<TimeoutLayer, Identity>>> {
+    /// The layers every remote call goes through, outermost first: counted (`/metrics`),
+    /// deadline, concurrency limit.
+    pub fn layers(&self) -> Layers {
         ServiceBuilder::new()
+            .layer(metrics::INTERNAL_RPC.layer())
             .layer(TimeoutLayer::new(Duration::from_millis(self.internal_timeout_ms)))
             .layer(ConcurrencyLimitLayer::new(self.internal_concurrency))
     }

@@ -1,4 +1,5 @@
-//! `/health` (the process runs) and `/ready` (its dependencies answer).
+//! `/health` (the process runs), `/ready` (its dependencies answer) and `/metrics` (the
+//! calls it made to other processes, see [`crate::metrics`]).
 
 use async_trait::async_trait;
 use axum::Router;
@@ -78,10 +79,10 @@ pub enum ReadyStatus {
 type Checks = Arc<Vec<Arc<dyn ReadyCheck>>>;
 
 fn routes() -> OpenApiRouter<Checks> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(crate::metrics::metrics))
 }
 
-/// Routes `/health` and `/ready` over the given checks (run concurrently, 2 s each).
+/// Routes `/health`, `/ready` and `/metrics`; `/ready` over the given checks (run concurrently, 2 s each).
 pub fn router(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
     routes().split_for_parts().0.with_state(Arc::new(checks))
 }

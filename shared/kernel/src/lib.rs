@@ -19,7 +19,8 @@
 //!   claim with `FOR UPDATE SKIP LOCKED`.
 //! - `backoff`: exponential back-off, for the outbox and the broker consumer alike.
 //! - `faults`: named fault points that can be switched on at run time.
-//! - `health`: `/health` and `/ready`.
+//! - `health`: `/health`, `/ready` and `/metrics`.
+//! - `metrics`: counters of the calls a process makes to others, shown by `/metrics`.
 //! - `openapi`: how a route declares the errors it answers in the OpenAPI document.
 //! - `config`: the configuration groups both builds read, with the same variable names.
 //! - `processes`: every process's name, variables, default addresses and database.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod processes;

@@ -50,6 +50,7 @@ struct Accepted {
 impl EmailApi for ExtsimEmail {
     #[tracing::instrument(name = "email.send", skip_all, fields(key = %email.idempotency_key), err)]
     async fn send(&self, email: &OutgoingEmail) -> Result<String> {
+        archlab_kernel::metrics::THIRD_PARTY.inc();
         let response = self
             .client
             .post(format!("{}/v1/emails", self.base_url))

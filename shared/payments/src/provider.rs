@@ -49,6 +49,7 @@ fn provider_failed(detail: impl std::fmt::Display) -> Error {
 impl PaymentProvider for ExtsimPayments {
     #[tracing::instrument(name = "payments.charge", skip_all, fields(%payment_id), err)]
     async fn charge(&self, payment_id: Uuid, amount: Money) -> Result<Charge> {
+        archlab_kernel::metrics::THIRD_PARTY.inc();
         let response = self
             .client
             .post(format!("{}/v1/charges", self.base_url))

@@ -80,6 +80,7 @@ impl Publisher {
     }
 
     async fn publish(&self, channel: &Channel, message: &Message) -> Result<()> {
+        archlab_kernel::metrics::BROKER_PUBLISH.inc();
         let payload = serde_json::to_vec(&message.payload).map_err(Error::internal)?;
         let properties = BasicProperties::default()
             .with_message_id(message.event_id.to_string().into())

@@ -1,0 +1,303 @@
+//! Which CPUs the load generator and the system under test may run on.
+//!
+//! On a small machine the load generator and the build compete for the same cores, and a
+//! build with more processes (the microservices) loses more of that fight. Pinning them apart
+//! makes the comparison about the architecture rather than the scheduler. Three presets
+//! ([`Preset`]), named in [`model::Placement::name`](crate::model::Placement):
+//! - `split`: the load generator on CPU 0, the build (and extsim) on every other CPU. CPU 0
+//!   gets the generator because it also takes most interrupts on a typical machine, which the
+//!   generator's timing tolerates better than the servers' latency; on a 1-CPU machine there
+//!   is nothing to split and `split` is refused.
+//! - `shared`: no pinning, everything where the scheduler puts it.
+//! - `custom`: lists given with `--load-cpus` and `--app-cpus`.
+//!
+//! PostgreSQL and RabbitMQ are not moved (the harness does not own them); where they may
+//! run is read from their processes and reported.
+//!
+//! Pinning: [`pin_self`] sets the affinity of every thread of this process (threads created
+//! later inherit it); children are started through `taskset -c <cpus>`, which sets the
+//! affinity and then execs the binary, so the pid is the binary's and every thread it starts
+//! inherits the list (see [`Supervisor::start_pinned`](crate::supervisor::Supervisor::start_pinned)).
+
+use crate::cost;
+use crate::model::Placement;
+use anyhow::{Context, bail};
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A set of CPUs, as `taskset -c` and `Cpus_allowed_list` spell it (`0`, `0-1`, `0,2-3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cpus(BTreeSet<usize>);
+
+impl Cpus {
+    /// Parse `list` (`0`, `0-1`, `0,2-3`) without checking the machine.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut cpus = BTreeSet::new();
+        for part in list.split(',').map(str::trim) {
+            if part.is_empty() {
+                bail!("empty entry in CPU list {list:?}");
+            }
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (number(a, list)?, number(b, list)?),
+                None => (number(part, list)?, number(part, list)?),
+            };
+            if first > last {
+                bail!("range {part:?} in CPU list {list:?} runs backwards");
+            }
+            if last >= CpuSet::count() {
+                bail!("CPU {last} in {list:?} is beyond the {} CPUs an affinity mask holds", CpuSet::count());
+            }
+            cpus.extend(first..=last);
+        }
+        Ok(Self(cpus))
+    }
+
+    /// Parse `list` and refuse CPUs this process may not use (absent or offline ones).
+    pub fn parse_available(list: &str) -> anyhow::Result<Self> {
+        let cpus = Self::parse(list)?;
+        let available = available()?;
+        let missing: Vec<usize> = cpus.0.difference(&available.0).copied().collect();
+        if !missing.is_empty() {
+            bail!(
+                "CPU list {list:?} names CPU {} which this machine does not offer (available: {available})",
+                missing.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(cpus)
+    }
+
+    /// The CPUs, lowest first.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// As an affinity mask.
+    pub fn to_cpu_set(&self) -> anyhow::Result<CpuSet> {
+        let mut set = CpuSet::new();
+        for cpu in self.iter() {
+            set.set(cpu).with_context(|| format!("CPU {cpu} does not fit an affinity mask"))?;
+        }
+        Ok(set)
+    }
+}
+
+fn number(text: &str, list: &str) -> anyhow::Result<usize> {
+    text.trim().parse().with_context(|| format!("{text:?} in CPU list {list:?} is not a CPU number"))
+}
+
+impl fmt::Display for Cpus {
+    /// The shortest list spelling: `0-3,6`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        let mut iter = self.iter().peekable();
+        while let Some(first) = iter.next() {
+            let mut last = first;
+            while iter.peek() == Some(&(last + 1)) {
+                last = iter.next().unwrap_or(last);
+            }
+            parts.push(if first == last { first.to_string() } else { format!("{first}-{last}") });
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// The CPUs this process may run on now (`Cpus_allowed_list` of /proc/self/status).
+pub fn available() -> anyhow::Result<Cpus> {
+    Cpus::parse(&cpus_allowed(std::process::id())?)
+}
+
+/// `Cpus_allowed_list` of `pid`, e.g. `0-1`.
+pub fn cpus_allowed(pid: u32) -> anyhow::Result<String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
+        .with_context(|| format!("no Cpus_allowed_list in {path}"))
+}
+
+/// Pin every thread of this process to `cpus`; threads started afterwards inherit it.
+pub fn pin_self(cpus: &Cpus) -> anyhow::Result<()> {
+    let set = cpus.to_cpu_set()?;
+    let tasks = std::fs::read_dir("/proc/self/task").context("listing /proc/self/task")?;
+    for task in tasks {
+        let task = task.context("reading /proc/self/task")?;
+        let Some(tid) = task.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
+        match sched_setaffinity(Pid::from_raw(tid), &set) {
+            Ok(()) => {}
+            // The thread ended between listing and pinning: nothing to pin.
+            Err(nix::errno::Errno::ESRCH) => {}
+            Err(error) => return Err(error).with_context(|| format!("pinning thread {tid} to CPUs {cpus}")),
+        }
+    }
+    Ok(())
+}
+
+/// A placement preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Load generator on CPU 0, the build on the others.
+    Split,
+    /// No pinning.
+    Shared,
+    /// `--load-cpus` and `--app-cpus` as given.
+    Custom,
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Split => "split",
+            Self::Shared => "shared",
+            Self::Custom => "custom",
+        })
+    }
+}
+
+/// Where the generator and the build go: `None` means not pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The preset this came from.
+    pub preset: Preset,
+    /// CPUs of the load generator (this process).
+    pub load: Option<Cpus>,
+    /// CPUs of the build's processes and extsim.
+    pub app: Option<Cpus>,
+}
+
+impl Plan {
+    /// The plan for `preset` on this machine. `custom` needs both lists; the others refuse
+    /// lists (a list given with `split` would silently be ignored otherwise).
+    pub fn new(preset: Preset, load_cpus: Option<&str>, app_cpus: Option<&str>) -> anyhow::Result<Self> {
+        Self::with_available(preset, load_cpus, app_cpus, &available()?)
+    }
+
+    fn with_available(
+        preset: Preset,
+        load_cpus: Option<&str>,
+        app_cpus: Option<&str>,
+        available: &Cpus,
+    ) -> anyhow::Result<Self> {
+        if preset != Preset::Custom && (load_cpus.is_some() || app_cpus.is_some()) {
+            bail!("--load-cpus and --app-cpus go with the `custom` placement, not `{preset}`");
+        }
+        let check = |list: &str| -> anyhow::Result<Cpus> {
+            let cpus = Cpus::parse(list)?;
+            if let Some(cpu) = cpus.iter().find(|cpu| !available.0.contains(cpu)) {
+                bail!("CPU {cpu} in {list:?} is not one this machine offers (available: {available})");
+            }
+            Ok(cpus)
+        };
+        match preset {
+            Preset::Shared => Ok(Self { preset, load: None, app: None }),
+            Preset::Split => {
+                let mut cpus = available.iter();
+                let Some(first) = cpus.next() else { bail!("no CPU available") };
+                let rest: BTreeSet<usize> = cpus.collect();
+                if rest.is_empty() {
+                    bail!("`split` needs two CPUs; this process may use only CPU {first}: use `shared`");
+                }
+                Ok(Self { preset, load: Some(Cpus([first].into())), app: Some(Cpus(rest)) })
+            }
+            Preset::Custom => {
+                let (Some(load), Some(app)) = (load_cpus, app_cpus) else {
+                    bail!("the `custom` placement needs both --load-cpus and --app-cpus");
+                };
+                Ok(Self { preset, load: Some(check(load)?), app: Some(check(app)?) })
+            }
+        }
+    }
+
+    /// The app list as `taskset -c` takes it, for [`Supervisor::start_pinned`](crate::supervisor::Supervisor::start_pinned).
+    pub fn app_list(&self) -> Option<String> {
+        self.app.as_ref().map(Cpus::to_string)
+    }
+}
+
+/// Where each party actually may run, read back from the processes: this process (the
+/// generator), one of the build's processes (`app_pid`), the postmaster and RabbitMQ's VM.
+/// A party that cannot be found reads `"-"`.
+pub fn observe(preset: Preset, app_pid: Option<u32>) -> Placement {
+    let read = |pid: Option<u32>| pid.and_then(|pid| cpus_allowed(pid).ok()).unwrap_or_else(|| "-".to_owned());
+    let beam = cost::rabbitmq_pids()
+        .into_iter()
+        .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "beam.smp"));
+    Placement {
+        name: preset.to_string(),
+        load_cpus: read(Some(std::process::id())),
+        app_cpus: read(app_pid),
+        postgres_cpus: read(cost::postgres_server_pids().first().copied()),
+        rabbitmq_cpus: read(beam),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpus(list: &str) -> Vec<usize> {
+        Cpus::parse(list).expect("parses").iter().collect()
+    }
+
+    #[test]
+    fn lists_parse_as_taskset_spells_them() {
+        assert_eq!(cpus("0"), [0]);
+        assert_eq!(cpus("0-1"), [0, 1]);
+        assert_eq!(cpus("0,1"), [0, 1]);
+        assert_eq!(cpus(" 3 , 0-1,1 "), [0, 1, 3]);
+        for bad in ["", "a", "1-", "-1", "2-1", "0,,1", "1.5", "99999"] {
+            assert!(Cpus::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(Cpus::parse("0,1,2,5,7-8").expect("parses").to_string(), "0-2,5,7-8");
+    }
+
+    #[test]
+    fn cpus_the_machine_lacks_are_refused() {
+        let two = Cpus::parse("0-1").expect("parses");
+        let err = Plan::with_available(Preset::Custom, Some("0"), Some("2"), &two).expect_err("CPU 2 refused");
+        assert!(err.to_string().contains("CPU 2"), "{err}");
+        let plan = Plan::with_available(Preset::Custom, Some("0"), Some("1"), &two).expect("fits");
+        assert_eq!(plan.app_list().as_deref(), Some("1"));
+        // This machine: its own CPU count plus one is never available.
+        let beyond = available().expect("available").iter().max().expect("a CPU") + 1;
+        assert!(Cpus::parse_available(&beyond.to_string()).is_err());
+    }
+
+    #[test]
+    fn split_puts_the_generator_on_the_first_cpu_and_the_build_on_the_rest() {
+        let four = Cpus::parse("0-3").expect("parses");
+        let plan = Plan::with_available(Preset::Split, None, None, &four).expect("split");
+        assert_eq!(plan.load.as_ref().map(Cpus::to_string).as_deref(), Some("0"));
+        assert_eq!(plan.app_list().as_deref(), Some("1-3"));
+        let one = Cpus::parse("0").expect("parses");
+        assert!(Plan::with_available(Preset::Split, None, None, &one).is_err());
+        assert!(Plan::with_available(Preset::Split, Some("0"), None, &four).is_err());
+        assert_eq!(Plan::with_available(Preset::Shared, None, None, &four).expect("shared").app, None);
+    }
+
+    #[test]
+    fn pinning_this_process_shows_in_cpus_allowed_and_reaches_new_threads() {
+        // Affinity is per thread and the other tests share this process: pin, read, restore.
+        let before = available().expect("available");
+        let first = Cpus([before.iter().next().expect("a CPU")].into());
+        pin_self(&first).expect("pin");
+        let from_new_thread = std::thread::spawn(|| {
+            let tid = nix::unistd::gettid();
+            cpus_allowed_of_task(tid.as_raw())
+        })
+        .join()
+        .expect("thread");
+        let own = cpus_allowed(std::process::id()).expect("read");
+        pin_self(&before).expect("restore");
+        assert_eq!(own, first.to_string());
+        assert_eq!(from_new_thread, first.to_string());
+    }
+
+    fn cpus_allowed_of_task(tid: i32) -> String {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).expect("status");
+        status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("line").trim().to_owned()
+    }
+}

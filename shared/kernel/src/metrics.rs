@@ -1,0 +1,170 @@
+//! Calls that leave the process, counted: `GET /metrics` in Prometheus text format.
+//!
+//! The lab's cost figure "network calls per user request" is counted, not estimated: each
+//! place where a process calls out increments one process-wide counter, and the harness
+//! (`archlab compare`) reads every process's `/metrics` before and after a load step and
+//! divides the difference by the requests sent. Database calls are not counted here; the
+//! harness reads them from PostgreSQL's own `pg_stat_database`.
+//!
+//! The counting sites, one line each:
+//! - [`INTERNAL_RPC`]: every remote port call and every gateway forward, gRPC or HTTP, in the
+//!   tower stack of microservices/remote/src/transport.rs (the gateway's forwards and its
+//!   token checks go through that stack too, and so do its `/ready` probes of the services).
+//! - [`THIRD_PARTY`]: every request to the payment provider (shared/payments/src/provider.rs)
+//!   and the email provider (shared/notifications/src/email.rs).
+//! - [`BROKER_PUBLISH`]: every publish to RabbitMQ (microservices/remote/src/broker/publisher.rs).
+//!
+//! A plain static registry of atomics, no metrics library: three counters do not need one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+/// The metric name every counter is a series of.
+pub const CALLS_TOTAL: &str = "archlab_calls_total";
+
+/// One monotonically increasing count of calls of one kind, for the life of the process.
+#[derive(Debug)]
+pub struct Counter {
+    /// The `kind` label value, e.g. `internal_rpc`.
+    kind: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    /// A counter at zero labelled `kind`.
+    pub const fn new(kind: &'static str) -> Self {
+        Self { kind, value: AtomicU64::new(0) }
+    }
+
+    /// Count one call.
+    pub fn inc(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// The `kind` label value.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// A tower layer that counts one call on this counter each time the wrapped service is
+    /// called (before it is sent, so calls that fail or time out count too).
+    pub fn layer(&'static self) -> CountLayer {
+        CountLayer(self)
+    }
+}
+
+/// Calls from one process to another process of the build (gRPC or HTTP).
+pub static INTERNAL_RPC: Counter = Counter::new("internal_rpc");
+/// Requests to a simulated third party (payment or email provider).
+pub static THIRD_PARTY: Counter = Counter::new("third_party");
+/// Messages published to the broker.
+pub static BROKER_PUBLISH: Counter = Counter::new("broker_publish");
+
+/// Every counter `/metrics` shows, in the order it shows them.
+pub static ALL: [&Counter; 3] = [&INTERNAL_RPC, &THIRD_PARTY, &BROKER_PUBLISH];
+
+/// Every counter in Prometheus text exposition format (version 0.0.4).
+pub fn render() -> String {
+    let mut out = format!(
+        "# HELP {CALLS_TOTAL} Calls this process made to another process, by kind.\n# TYPE {CALLS_TOTAL} counter\n"
+    );
+    for counter in ALL {
+        out.push_str(&format!("{CALLS_TOTAL}{{kind=\"{}\"}} {}\n", counter.kind, counter.get()));
+    }
+    out
+}
+
+/// Read `text` (Prometheus text format) back into `(kind, value)` pairs of
+/// [`CALLS_TOTAL`]; lines of other metrics, comments and malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix(CALLS_TOTAL)?.strip_prefix("{kind=\"")?;
+            let (kind, rest) = rest.split_once("\"}")?;
+            Some((kind.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counts of the calls this process made to other processes.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health", responses(
+    (status = 200, description = "`archlab_calls_total{kind=\"internal_rpc\"|\"third_party\"|\"broker_publish\"}` \
+        counters in Prometheus text format", body = String, content_type = "text/plain"),
+))]
+pub(crate) async fn metrics() -> impl axum::response::IntoResponse {
+    ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], render())
+}
+
+/// See [`Counter::layer`].
+#[derive(Debug, Clone, Copy)]
+pub struct CountLayer(&'static Counter);
+
+impl<S> tower::Layer<S> for CountLayer {
+    type Service = Count<S>;
+    fn layer(&self, inner: S) -> Count<S> {
+        Count { counter: self.0, inner }
+    }
+}
+
+/// A service that counts its calls; see [`Counter::layer`].
+#[derive(Debug, Clone)]
+pub struct Count<S> {
+    counter: &'static Counter,
+    inner: S,
+}
+
+impl<S: tower::Service<R>, R> tower::Service<R> for Count<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.counter.inc();
+        self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer, Service, ServiceExt};
+
+    #[test]
+    fn render_is_prometheus_text_that_parse_reads_back() {
+        static LOCAL: Counter = Counter::new("local");
+        LOCAL.inc();
+        LOCAL.inc();
+        assert_eq!(LOCAL.get(), 2);
+        let text = render();
+        assert!(text.starts_with("# HELP archlab_calls_total "), "{text}");
+        assert!(text.contains("\n# TYPE archlab_calls_total counter\n"), "{text}");
+        let kinds: Vec<String> = parse(&text).into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(kinds, ["internal_rpc", "third_party", "broker_publish"]);
+        assert_eq!(
+            parse("# x\narchlab_calls_total{kind=\"third_party\"} 42\nother{kind=\"a\"} 1\nbroken{\n"),
+            [("third_party".to_owned(), 42)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_layer_counts_each_call() {
+        static CALLS: Counter = Counter::new("calls");
+        let mut service = CALLS.layer().layer(tower::service_fn(|n: u32| async move { Ok::<_, ()>(n + 1) }));
+        for n in 0..3 {
+            assert_eq!(service.ready().await.expect("ready").call(n).await, Ok(n + 1));
+        }
+        assert_eq!(CALLS.get(), 3);
+    }
+}
