@@ -5,7 +5,7 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services tools build run-monolith run-micro test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro test lint fmt clean-dbs bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,3 +48,8 @@ clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
 	@n=0; for db in $$(psql "$(PG_ADMIN)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'"); do \
 	  psql "$(PG_ADMIN)" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && n=$$((n+1)); done; \
 	  echo "dropped $$n test databases"
+
+bench: services ## Criterion benchmarks (hop, codec, purchase; release profile), HTML under target/criterion
+	@# The purchase bench creates fresh databases and drops them itself; clean-dbs catches
+	@# what an interrupted run leaves behind.
+	$(CARGO) bench -p archlab-benches; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status

@@ -12,6 +12,7 @@
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 
+pub mod criterion;
 pub mod logs;
 pub mod model;
 pub mod supervisor;
