@@ -50,6 +50,6 @@ clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
 	  echo "dropped $$n test databases"
 
 bench: services ## Criterion benchmarks (hop, codec, purchase; release profile), HTML under target/criterion
-	@# The purchase bench creates fresh databases and drops them itself; clean-dbs catches
-	@# what an interrupted run leaves behind.
-	$(CARGO) bench -p archlab-benches; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
+	@# The purchase bench creates fresh databases and drops them itself; after an interrupted
+	@# run, `make clean-dbs` drops what it left behind.
+	$(CARGO) bench -p archlab-benches
