@@ -5,7 +5,7 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services tools build run-monolith run-micro compare compare-repro test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro compare compare-repro bench test lint fmt clean-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,3 +62,7 @@ calibrate: ## Check archlab load against wrk (release; writes docs/results/calib
 	$(CARGO) build --release -p archlab-harness
 	@mkdir -p docs/results
 	$(RELEASE_BIN)/archlab calibrate --out docs/results/calibration.md
+bench: services ## Criterion benchmarks (hop, codec, purchase; release profile), HTML under target/criterion
+	@# The purchase bench creates fresh databases and drops them itself; after an interrupted
+	@# run, `make clean-dbs` drops what it left behind.
+	$(CARGO) bench -p archlab-benches

@@ -16,6 +16,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod cost;
 pub mod load;
+pub mod criterion;
 pub mod logs;
 pub mod model;
 pub mod placement;
