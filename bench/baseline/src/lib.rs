@@ -107,9 +107,13 @@ impl Baseline {
     }
 }
 
-/// The one route, `GET /api/users/me`, over `pool`.
+/// The route, `GET /api/users/me`, over `pool`; and `GET /health` (200, no body), which the
+/// harness polls before it sends load.
 pub fn router(pool: PgPool) -> Router {
-    Router::new().route("/api/users/me", axum::routing::get(me)).with_state(pool)
+    Router::new()
+        .route("/api/users/me", axum::routing::get(me))
+        .route("/health", axum::routing::get(|| async {}))
+        .with_state(pool)
 }
 
 /// The profile as the monolith answers it (`archlab_users::Profile`'s JSON).

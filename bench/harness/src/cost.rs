@@ -186,6 +186,19 @@ pub async fn db_transactions(admin_url: &str, databases: &[String]) -> anyhow::R
     u64::try_from(total).context("a negative transaction count")
 }
 
+/// Drop `databases` (a run's own, fresh ones) and every connection still open to them.
+pub async fn drop_databases(admin_url: &str, databases: &[String]) -> anyhow::Result<()> {
+    let mut conn = admin(admin_url).await?;
+    for name in databases {
+        let quoted = name.replace('"', "\"\"");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("dropping database {name}"))?;
+    }
+    Ok(())
+}
+
 /// Each of `names` in `bin_dir` and its size on disk.
 pub fn binaries(bin_dir: &Path, names: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
     names

@@ -25,7 +25,7 @@ use crate::supervisor::{self, GRACE, Supervisor};
 use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
 use crate::{cost, placement, report};
 use anyhow::{Context, bail};
-use archlab_kernel::processes::{self, ProcessSpec};
+use archlab_kernel::processes;
 use search::{Objective, Search};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -174,9 +174,18 @@ pub struct CompareArgs {
     /// Error budget of the saturation search, as a share (0.01 = 1 %).
     #[arg(long, default_value_t = 0.01)]
     pub error_budget: f64,
-    /// Where the load generator runs and where the builds run (see `placement`).
-    #[command(flatten)]
-    pub placement: placement::PlacementArgs,
+    /// Where the load generator and the builds run: `split` puts the generator on the first
+    /// CPU and each build (with extsim) on the others; `shared` pins nothing; `custom` takes
+    /// `--load-cpus` and `--app-cpus`. PostgreSQL and RabbitMQ are never moved; the report
+    /// records where they were allowed to run.
+    #[arg(long, value_enum, default_value_t = placement::Preset::Split)]
+    pub placement: placement::Preset,
+    /// The generator's CPUs (`custom` only), as `taskset -c` lists them: `0`, `0-1`, `0,2`.
+    #[arg(long, value_name = "CPUS")]
+    pub load_cpus: Option<String>,
+    /// The builds' CPUs (`custom` only).
+    #[arg(long, value_name = "CPUS")]
+    pub app_cpus: Option<String>,
     /// Directory for report.md, report.html, report.json and the plots.
     #[arg(long, default_value = "target/compare")]
     pub out: PathBuf,
@@ -238,8 +247,10 @@ fn write(report: &CompareReport, dir: &Path) -> anyhow::Result<()> {
 /// Measure every build of `args` and return the report (nothing written yet).
 pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> anyhow::Result<CompareReport> {
     let objective = Objective { p99_us: (args.objective_p99_ms * 1000.0) as u64, error_budget: args.error_budget };
-    let cpus = placement::Plan::from_args(&args.placement)?;
-    cpus.pin_self().context("pinning the load generator")?;
+    let cpus = placement::Plan::new(args.placement, args.load_cpus.as_deref(), args.app_cpus.as_deref())?;
+    if let Some(load) = &cpus.load {
+        placement::pin_self(load).context("pinning the load generator")?;
+    }
     let mut names: Vec<&str> = Vec::new();
     for build in &args.builds {
         names.extend(Topology::new(build.kind(), Options::default(), |_| None).names());
@@ -255,11 +266,14 @@ pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> an
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut builds = Vec::new();
     let mut baseline = None;
+    let mut observed = None;
     for &build in &args.builds {
         println!("archlab compare: {} ({} profile)", build.name(), profile_label(profile.name));
         let ctx = BuildContext { args, profile, objective, bin_dir, cpus: &cpus, run_id: &run_id };
-        let (result, base) = measure_build(&ctx, build).await.with_context(|| format!("measuring {}", build.name()))?;
+        let (result, base, placement) =
+            measure_build(&ctx, build).await.with_context(|| format!("measuring {}", build.name()))?;
         builds.push(result);
+        observed.get_or_insert(placement);
         if base.is_some() {
             baseline = base;
         }
@@ -271,7 +285,7 @@ pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> an
             started_at,
             profile: build_profile(bin_dir),
             profile_name: profile_label(profile.name).to_owned(),
-            placement: cpus.describe(),
+            placement: observed.unwrap_or_else(|| placement::observe(args.placement, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings: child_settings(args.mode),
             ..machine_meta()
@@ -357,44 +371,40 @@ fn child_settings(mode: NotificationMode) -> BTreeMap<String, String> {
     settings
 }
 
-/// The database names a build's environment gives its processes.
-fn databases(env: &[(String, String)]) -> Vec<String> {
-    let vars: Vec<&str> = processes::ALL.iter().filter_map(|s| s.database.map(|d| d.0)).collect();
-    env.iter().filter(|(k, _)| vars.contains(&k.as_str())).map(|(_, v)| v.clone()).collect()
-}
-
-/// Start one build, measure it, stop it, drop its databases.
-async fn measure_build(ctx: &BuildContext<'_>, build: Build) -> anyhow::Result<(BuildResult, Option<BuildResult>)> {
+/// Start one build, measure it, stop it, drop its databases. Also says where its processes
+/// were allowed to run.
+async fn measure_build(
+    ctx: &BuildContext<'_>,
+    build: Build,
+) -> anyhow::Result<(BuildResult, Option<BuildResult>, Placement)> {
     let env = isolated_env(build, ctx.run_id, &ctx.args.database_url)?;
     let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok());
     let options = Options { mode: Some(ctx.args.mode), transport: build.transport(), extsim: true };
     let mut topology = Topology::new(build.kind(), options, lookup);
     topology.env.extend(env.iter().cloned());
-    let dbs = databases(&env)
-        .into_iter()
-        .filter(|db| topology.names().iter().any(|name| owns(name, db)))
-        .collect::<Vec<_>>();
+    let admin_url = admin_url(&ctx.args.database_url);
+    let app_cpus = ctx.cpus.app_list();
 
     let started = Instant::now();
-    let mut children = Supervisor::start_placed(&topology, ctx.bin_dir, false, |name| ctx.cpus.cpus_for(name)).await?;
+    let mut children = Supervisor::start_pinned(&topology, ctx.bin_dir, false, app_cpus.as_deref()).await?;
+    let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
     let outcome = async {
         tokio::select! {
             ready = supervisor::wait_ready(&topology.processes, Duration::from_secs(60)) => ready?,
             exit = children.next_exit() => bail!("{} exited during start-up ({})", exit.name, exit.describe()),
         }
         let startup = started.elapsed();
-        let app_pids: Vec<u32> =
-            children.pids().into_iter().filter(|(name, _)| *name != processes::EXTSIM.name).map(|(_, pid)| pid).collect();
-        let measured = measure_running(ctx, build, &topology, &app_pids, &dbs, startup);
+        let placement = placement::observe(ctx.args.placement, target.app_pids.first().copied());
+        let measured = measure_running(ctx, build, &topology, &target, startup);
         tokio::select! {
-            result = measured => result,
+            result = measured => result.map(|(r, b)| (r, b, placement)),
             exit = children.next_exit() => bail!("{} exited during the measurement ({})", exit.name, exit.describe()),
         }
     }
     .await;
     children.stop(GRACE, std::future::pending()).await;
-    let dropped = cost::drop_databases(&ctx.args.database_url, &dbs).await;
-    let (mut result, base) = outcome?;
+    let dropped = cost::drop_databases(&admin_url, &target.databases).await;
+    let (mut result, base, placement) = outcome?;
     dropped.context("dropping the run's databases")?;
     result.cost.processes = app_process_count(&topology);
     result.cost.binaries = cost::binaries(ctx.bin_dir, &app_names(&topology))?;
@@ -402,12 +412,12 @@ async fn measure_build(ctx: &BuildContext<'_>, build: Build) -> anyhow::Result<(
     let (lines, files) = cost::deploy_config(build.kind());
     result.cost.deploy_config_lines = lines;
     result.cost.deploy_config_files = files;
-    Ok((result, base))
+    Ok((result, base, placement))
 }
 
-/// Whether process `name` uses database `db` (by the database variable's default name).
-fn owns(name: &str, db: &str) -> bool {
-    processes::ALL.iter().any(|s| s.name == name && s.database.is_some_and(|(_, default)| db.starts_with(default)))
+/// The maintenance database on the builds' server, where the meter and the clean-up connect.
+fn admin_url(database_url: &str) -> String {
+    format!("{}/postgres", database_url.trim_end_matches('/'))
 }
 
 fn app_names(topology: &Topology) -> Vec<&'static str> {
@@ -423,19 +433,14 @@ async fn measure_running(
     ctx: &BuildContext<'_>,
     build: Build,
     topology: &Topology,
-    app_pids: &[u32],
-    dbs: &[String],
+    meter: &cost::Target,
     startup: Duration,
 ) -> anyhow::Result<(BuildResult, Option<BuildResult>)> {
     let profile = ctx.profile;
     let target = topology.public_url.clone();
-    let urls: Vec<String> = topology.processes.iter().filter(|p| p.name != processes::EXTSIM.name).map(|p| p.http_url.clone()).collect();
-    let meter = cost::MeterTarget { pids: app_pids.to_vec(), databases: dbs.to_vec(), admin_url: ctx.args.database_url.clone(), metrics_urls: urls };
 
     let mut cost = Cost { startup_ms: startup.as_millis() as u64, ..Cost::default() };
-    let idle = meter.snapshot().await?;
-    cost.rss_idle_bytes = idle.rss_bytes;
-    cost.db_connections_idle = idle.db_connections;
+    (cost.rss_idle_bytes, cost.db_connections_idle) = meter.snapshot().await?;
 
     let seeded = load::seed(&target, Scenario::Mixed, profile.seed_users).await.context("seeding users")?;
     let plan = |scenario: Scenario, offered: Offered| Plan {
@@ -463,10 +468,10 @@ async fn measure_running(
         steps.push(Step { rate_per_s: rate, report, within_objective: within });
     }
     let saturation = search::saturation(&steps);
-    if let Some(snapshot) = heaviest.or(Some(meter.snapshot().await?)) {
-        cost.rss_load_bytes = snapshot.rss_bytes;
-        cost.db_connections_load = snapshot.db_connections;
-    }
+    let (rss_heaviest, connections_heaviest) = match heaviest {
+        Some(snapshot) => snapshot,
+        None => meter.snapshot().await?,
+    };
 
     // 2. Every scenario at the common rate; the saturation scenario's run is metered.
     let mut at_common_rate = Vec::new();
@@ -476,18 +481,20 @@ async fn measure_running(
             _ => profile.common_rate,
         };
         let metered = scenario == ctx.args.scenario;
-        let before = if metered { Some(meter.start().await?) } else { None };
+        let before = if metered { Some(cost::Meter::start(meter.clone()).await?) } else { None };
         let report = load::run(&plan(scenario, Offered::Open { rate_per_s: rate }), &seeded).await?;
         println!("  {scenario:>8} at {rate:>5.0} req/s: {}", one_line(&report, ctx.objective.holds(&report)));
         if let Some(before) = before {
-            let per = meter.finish(before, report.requests + warmup_requests(&report)).await?;
-            cost.cpu_s_per_1k_app = per.cpu_s_per_1k_app;
-            cost.cpu_s_per_1k_postgres = per.cpu_s_per_1k_postgres;
-            cost.cpu_s_per_1k_rabbitmq = per.cpu_s_per_1k_rabbitmq;
-            cost.network_calls_per_request = per.calls_per_request;
+            let settle = if profile.name == ProfileName::Smoke { Duration::from_secs(2) } else { cost::STATS_SETTLE };
+            let measured = before.finish_with(report.requests + warmup_requests(&report), settle).await?;
+            measured.apply(&mut cost);
         }
         at_common_rate.push(report);
     }
+
+    // Under load: the heavier of the last step that met the objective and the metered one.
+    cost.rss_load_bytes = cost.rss_load_bytes.max(rss_heaviest);
+    cost.db_connections_load = cost.db_connections_load.max(connections_heaviest);
 
     // 3. Users with think time, from Little's law's estimate.
     let (user_runs, users_at_objective) = users_search(ctx, &target, &seeded, saturation.as_ref(), &steps).await?;
@@ -573,7 +580,8 @@ async fn measure_baseline(
 ) -> anyhow::Result<BuildResult> {
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("finding a free port")?.port();
     let addr = format!("127.0.0.1:{port}");
-    let database = topology.env.iter().find(|(k, _)| k == processes::MONOLITH.database.map_or("", |d| d.0)).map(|(_, v)| v.clone());
+    let monolith_db_var = processes::MONOLITH.database.map_or("MONOLITH_DATABASE", |d| d.0);
+    let database = topology.env.iter().find(|(k, _)| k == monolith_db_var).map(|(_, v)| v.clone());
     let baseline_topology = Topology {
         processes: vec![crate::topology::Process {
             name: BASELINE,
@@ -584,22 +592,22 @@ async fn measure_baseline(
         env: vec![
             ("BASELINE_ADDR".to_owned(), addr.clone()),
             ("DATABASE_URL".to_owned(), ctx.args.database_url.clone()),
-            ("BASELINE_DATABASE".to_owned(), database.context("the monolith has a database")?),
+            (monolith_db_var.to_owned(), database.context("the monolith has a database")?),
         ],
         public_url: format!("http://{addr}"),
         ..topology.clone()
     };
     let started = Instant::now();
-    let mut child = Supervisor::start_placed(&baseline_topology, ctx.bin_dir, false, |name| ctx.cpus.cpus_for(name)).await?;
+    let app_cpus = ctx.cpus.app_list();
+    let mut child = Supervisor::start_pinned(&baseline_topology, ctx.bin_dir, false, app_cpus.as_deref()).await?;
     let measured = async {
         supervisor::wait_ready(&baseline_topology.processes, Duration::from_secs(30)).await?;
         let startup = started.elapsed();
         let pids: Vec<u32> = child.pids().into_iter().map(|(_, pid)| pid).collect();
-        let meter = cost::MeterTarget { pids, databases: Vec::new(), admin_url: ctx.args.database_url.clone(), metrics_urls: Vec::new() };
-        let idle = meter.snapshot().await?;
+        let idle = cost::sample_pids(&pids)?;
         let report = load::run(&flood(&baseline_topology.public_url), seeded).await?;
         println!("  baseline profile flood: {}", one_line(&report, true));
-        let loaded = meter.snapshot().await?;
+        let loaded = cost::sample_pids(&pids)?;
         Ok::<_, anyhow::Error>(BuildResult {
             name: "baseline".to_owned(),
             mode: "-".to_owned(),

@@ -69,6 +69,7 @@ fn build(name: &str, sat: f64, p50_ms: f64, p99_ms: f64, cpu_app: f64) -> BuildR
     BuildResult {
         name: name.to_string(),
         mode: "async".to_string(),
+        max_throughput: Vec::new(),
         steps,
         saturation: Some(Saturation {
             rate_per_s: sat,
