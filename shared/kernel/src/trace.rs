@@ -153,7 +153,9 @@ pub fn http_server_span(method: &http::Method, path: &str, headers: &HeaderMap) 
 pub fn record_route(method: &http::Method, route: &str) {
     let span = Span::current();
     span.record("http.route", route);
-    span.record("otel.name", format!("{method} {route}"));
+    // The span has started, and `tracing-opentelemetry` applies `otel.name` only before that:
+    // rename the OpenTelemetry span itself.
+    span.context().span().update_name(format!("{method} {route}"));
 }
 
 /// Record the answer's status on an HTTP server span; a 5xx marks it failed.
