@@ -220,7 +220,7 @@ pub struct ErrorDetail {
     /// The request's trace (32 lowercase hex digits): `archlab traces show <trace_id>`.
     /// Present whenever the answering process runs with telemetry, as every binary does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[0-9a-f]{32}$")]
+    #[schema(value_type = String, required = false, pattern = "^[0-9a-f]{32}$")]
     pub trace_id: Option<String>,
 }
 

@@ -39,17 +39,17 @@ use tracing_subscriber::layer::SubscriberExt;
 
 /// Spans the batch processor holds before it drops new ones: 65,536.
 ///
-/// A purchase makes about 40 spans across the microservices; at the lab's heaviest load
-/// (about 1,000 purchases/s on 2 cores) that is 40,000 spans/s per build, all in gateway and
-/// payments-service at worst. The exporter drains a batch every [`SCHEDULED_DELAY`] (or as
-/// soon as [`MAX_EXPORT_BATCH_SIZE`] are waiting), so the queue must absorb one export's
-/// round trip plus a stall of the receiver: 65,536 spans is over a second of that load, at
-/// about 1 KiB each at most 64 MiB held in the worst case. The SDK default (2,048) drops
-/// spans within 50 ms at that rate.
+/// One purchase makes about 30 spans across the microservices (27 in the sync gRPC purchase
+/// of `microservices/system-tests/tests/traces.rs`). Sized for a design ceiling of 1,000
+/// purchases/s, that is 30,000 spans/s in the busiest process at worst. The exporter drains
+/// a batch every [`SCHEDULED_DELAY`] (or as soon as [`MAX_EXPORT_BATCH_SIZE`] wait), so the
+/// queue must absorb an export's round trip plus a stall of the receiver: 65,536 spans is
+/// two seconds of that, at most about 64 MiB held at 1 KiB a span. The SDK default (2,048)
+/// would overflow within 70 ms of a stalled receiver at that rate.
 pub const MAX_QUEUE_SIZE: usize = 65_536;
 
-/// Spans per OTLP export request: 2,048 (the default is 512). At 40,000 spans/s that is 20
-/// requests a second instead of 80, each about 2 MiB, under tonic's 4 MiB message limit.
+/// Spans per OTLP export request: 2,048 (the default is 512). At 30,000 spans/s that is 15
+/// requests a second instead of 60, each under 2 MiB, below tonic's 4 MiB message limit.
 pub const MAX_EXPORT_BATCH_SIZE: usize = 2_048;
 
 /// How long a span may wait in the queue before its batch leaves: 1 s (the SDK's 5 s makes a
