@@ -231,6 +231,10 @@ async fn a_purchase_failed_by_notifications_answers_the_trace_that_shows_the_fai
     assert_one_tree(&trace);
     let failed = find(&trace, NOTIFICATIONS_SERVICE.name, "notifications.deliver");
     assert!(failed.status_error, "the failing step has error status: {failed:?}");
+    let server = ancestors(&trace, failed).into_iter().find(|s| s.kind == "server").expect("a server span above it");
+    assert_eq!(server.service_name, NOTIFICATIONS_SERVICE.name);
+    assert!(server.status_error, "the failed call's server span: {server:?}");
+    assert_eq!(server.attributes.get("rpc.grpc.status_code").map(String::as_str), Some("14"), "UNAVAILABLE");
     let root = find(&trace, GATEWAY.name, "POST /api/payments");
     assert!(root.status_error, "a 5xx marks the root span: {root:?}");
     assert_eq!(root.attributes.get("http.response.status_code"), Some(&status.to_string()));

@@ -203,6 +203,7 @@ pub fn grpc_server_span(request: &http::Request<()>) -> Span {
         rpc.system = "grpc",
         rpc.service = service,
         rpc.method = method,
+        rpc.grpc.status_code = Empty,
     );
     continue_from_headers(&span, request.headers());
     span
