@@ -37,6 +37,10 @@ pub fn context_from_headers(headers: &HeaderMap) -> Context {
 pub fn inject_span(span: &Span, headers: &mut HeaderMap) {
     let cx = span.context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+    // The propagator writes `tracestate` even when it is empty; an empty header says nothing.
+    if headers.get(TRACESTATE).is_some_and(|v| v.is_empty()) {
+        headers.remove(TRACESTATE);
+    }
 }
 
 /// Write the current span's context into `headers`: what every outgoing HTTP and gRPC call
@@ -51,6 +55,8 @@ pub fn headers() -> HeaderMap {
     inject(&mut headers);
     headers
 }
+
+const TRACESTATE: &str = "tracestate";
 
 /// A string map as a propagation carrier (AMQP headers, an outbox row).
 struct Map<'a>(&'a mut HashMap<String, String>);

@@ -3,9 +3,10 @@
 //! [`Server`].
 //!
 //! [`init`] installs a `tracing` subscriber with two layers: log lines on stderr, filtered by
-//! `RUST_LOG` (default `info`), and a `tracing-opentelemetry` layer that turns spans into
-//! OpenTelemetry spans. It installs the W3C `TraceContextPropagator` globally, so
-//! `archlab_kernel::trace` can carry the context across every boundary.
+//! `RUST_LOG` (default `info`, the SDK's own narration at `warn`), and a
+//! `tracing-opentelemetry` layer that turns spans into OpenTelemetry spans. It installs the
+//! W3C `TraceContextPropagator` globally, so `archlab_kernel::trace` can carry the context
+//! across every boundary.
 //!
 //! - With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans
 //!   leave through an OTLP/gRPC batch exporter; the standard variables are honoured
@@ -320,7 +321,9 @@ pub fn dispatch(service_name: &str, export: Export) -> anyhow::Result<(tracing::
 }
 
 fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send + Sync + 'static {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The SDK narrates its own set-up at info level; a person reading the logs wants its warnings.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"));
     // Colour only for a person at a terminal; piped logs (the harness, CI) stay plain text.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt = tracing_subscriber::fmt::layer()
