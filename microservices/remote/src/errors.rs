@@ -46,7 +46,16 @@ pub mod codes {
 }
 
 /// A port's error as the gRPC status a server answers with.
+///
+/// Called inside the call's server span (`archlab_kernel::trace::grpc_server_span`), it
+/// records the status code there, and marks the span failed when the error is the server's
+/// (internal, or a dependency of its own unavailable), as the RPC conventions say.
 pub fn to_status(e: Error) -> Status {
+    let span = tracing::Span::current();
+    span.record("rpc.grpc.status_code", grpc_code(e.kind) as i32);
+    if matches!(e.kind, ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::BadGateway) {
+        archlab_kernel::trace::record_error(&span, &e.code);
+    }
     let mut status = Status::new(grpc_code(e.kind), e.message);
     let md = status.metadata_mut();
     md.insert(KIND_KEY, MetadataValue::from_static(e.kind.as_str()));

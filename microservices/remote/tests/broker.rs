@@ -129,6 +129,7 @@ fn message(event: &NotificationEvent) -> Message {
         topic: TOPIC.to_owned(),
         payload: serde_json::to_value(event).unwrap(),
         attempts: 0,
+        trace_context: None,
     }
 }
 

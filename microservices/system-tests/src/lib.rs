@@ -15,6 +15,7 @@ use archlab_kernel::{Addrs, NotificationMode, Server};
 use archlab_remote::broker::ConsumerHandle;
 use archlab_remote::{Relay, Transport};
 use archlab_testkit::Extsim;
+use archlab_testkit::traced::{self, ProcessThread};
 use clap::Parser;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -36,11 +37,21 @@ pub struct Options {
     pub limits_off: bool,
     /// `REDIS_URL` of auth-service: the session cache at this Redis; `None`, no cache.
     pub redis_url: Option<String>,
+    /// Export every service's spans over OTLP to this endpoint, each process on a thread,
+    /// runtime and tracer provider of its own so its spans carry its own `service.name`
+    /// (see `archlab_testkit::traced`); `None`, no telemetry.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: NotificationMode::Async, transport: Transport::Grpc, limits_off: false, redis_url: None }
+        Self {
+            mode: NotificationMode::Async,
+            transport: Transport::Grpc,
+            limits_off: false,
+            redis_url: None,
+            otlp_endpoint: None,
+        }
     }
 }
 
@@ -75,10 +86,24 @@ impl Service {
     }
 }
 
-/// Build and run `S` from `--flag value` pairs, exactly as its binary parses its environment.
-async fn spawn<S: Server>(list: &[(impl AsRef<str>, String)]) -> Running<S::Handle> {
+/// Build and run `S` from `--flag value` pairs, exactly as its binary parses its environment;
+/// with an OTLP endpoint, on a thread of its own (kept in `threads`) exporting its spans there.
+async fn spawn<S: Server>(
+    list: &[(impl AsRef<str>, String)],
+    otlp: Option<&str>,
+    threads: &mut Vec<ProcessThread>,
+) -> Running<S::Handle>
+where
+    S::Config: 'static,
+{
     let config = <S::Config as Parser>::try_parse_from(args(list)).unwrap_or_else(|e| panic!("{}: {e}", S::NAME));
-    server::spawn::<S>(config).await.unwrap_or_else(|e| panic!("build {}: {e:#}", S::NAME))
+    let Some(endpoint) = otlp else {
+        return server::spawn::<S>(config).await.unwrap_or_else(|e| panic!("build {}: {e:#}", S::NAME));
+    };
+    let (running, thread) =
+        traced::spawn::<S>(config, endpoint).await.unwrap_or_else(|e| panic!("build {}: {e:#}", S::NAME));
+    threads.push(thread);
+    running
 }
 
 /// The four services, the gateway and an extsim, running.
@@ -112,6 +137,7 @@ pub struct Stack {
     /// The broker settings the services share (unique exchange and queue per stack).
     pub broker: archlab_remote::broker::BrokerConfig,
     services: HashMap<&'static str, Service>,
+    _threads: Vec<ProcessThread>,
 }
 
 /// Parse one flattenable group of arguments on its own.
@@ -171,9 +197,14 @@ impl Stack {
             ],
             false => Vec::new(),
         };
-        let users = spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat()).await;
+        let otlp = options.otlp_endpoint.as_deref();
+        let mut threads = Vec::new();
+        let users =
+            spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat(), otlp, &mut threads).await;
         let notifications = spawn::<archlab_notifications_service::App>(
             &[common("notifications"), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
+            otlp,
+            &mut threads,
         )
         .await;
         let urls = |grpc_flag, http_flag, addrs: &Addrs| {
@@ -192,6 +223,8 @@ impl Stack {
                 limits.clone(),
             ]
             .concat(),
+            otlp,
+            &mut threads,
         )
         .await;
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
@@ -207,6 +240,8 @@ impl Stack {
                 notifications_urls.clone(),
             ]
             .concat(),
+            otlp,
+            &mut threads,
         )
         .await;
         let payments_url = vec![("payments-http-url", payments.addrs.http_url())];
@@ -222,6 +257,8 @@ impl Stack {
                 secret,
             ]
             .concat(),
+            otlp,
+            &mut threads,
         )
         .await;
 
@@ -249,6 +286,7 @@ impl Stack {
                 (archlab_kernel::processes::PAYMENTS_SERVICE.name, Service::Payments(payments)),
                 (archlab_kernel::processes::GATEWAY.name, Service::Gateway(gateway)),
             ]),
+            _threads: threads,
         }
     }
 

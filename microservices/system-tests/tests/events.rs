@@ -87,6 +87,7 @@ async fn a_redelivered_message_creates_no_second_notification() {
         topic: TOPIC.to_owned(),
         payload: serde_json::to_value(&event).unwrap(),
         attempts: 0,
+        trace_context: None,
     };
     let publisher = Publisher::new(stack.broker.clone());
     publisher.dispatch(&message).await.unwrap();

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Credentials and sessions over the `auth` schema.
@@ -242,6 +243,7 @@ impl AuthApi for AuthService {
         )
         .bind(&digest)
         .fetch_optional(&self.pool)
+        .instrument(archlab_kernel::trace::db_span("SELECT", "auth.sessions"))
         .await?;
         let (user_id, expires_at) = row.ok_or_else(refused)?;
         let session = Session { user_id, expires_at };

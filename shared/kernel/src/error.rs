@@ -203,7 +203,7 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-/// The JSON body of every error answer: `{"error": {"code", "message"}}`.
+/// The JSON body of every error answer: `{"error": {"code", "message", "trace_id"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error itself.
@@ -217,11 +217,18 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human message.
     pub message: String,
+    /// The request's trace (32 lowercase hex digits): `archlab traces show <trace_id>`.
+    /// Present whenever the answering process runs with telemetry, as every binary does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, pattern = "^[0-9a-f]{32}$")]
+    pub trace_id: Option<String>,
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
+        // Built inside the request's span (see `http::edge`), so the id names this request's trace.
+        let trace_id = crate::trace::current_trace_id();
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message, trace_id } };
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             response.headers_mut().insert(http::header::RETRY_AFTER, retry_after_secs(wait).into());

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Largest request body accepted anywhere: 64 KiB.
@@ -159,8 +160,15 @@ pub fn with_authenticator(router: Router, authn: SharedAuthenticator) -> Router 
 }
 
 /// Wrap a composed public router with the lab-wide edge: non-canonical paths refused (400
-/// `invalid_path`, before any route or fallback runs), body limit, JSON 404 and 405.
+/// `invalid_path`, before any route or fallback runs), body limit, JSON 404 and 405, and
+/// around all of it the request's server span (continuing the caller's `traceparent`,
+/// answering its own, see [`crate::trace`]).
 pub fn edge(router: Router) -> Router {
+    // Only a matched route knows its template; an empty router has none to name.
+    let router = match router.has_routes() {
+        true => router.route_layer(axum::middleware::from_fn(name_route)),
+        false => router,
+    };
     router
         .fallback(|| async { Error::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -168,6 +176,25 @@ pub fn edge(router: Router) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(canonical_paths_only))
+        .layer(axum::middleware::from_fn(traced))
+}
+
+/// The outermost [`edge`] layer: every request runs inside its server span, and every answer
+/// (errors included, whose body repeats it as `trace_id`) carries that span's `traceparent`.
+async fn traced(request: Request, next: Next) -> Response {
+    let span = crate::trace::http_server_span(request.method(), request.uri().path(), request.headers());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    crate::trace::record_http_status(&span, response.status());
+    crate::trace::inject_span(&span, response.headers_mut());
+    response
+}
+
+/// Name the server span after the route template that matched (`GET /api/payments/{id}`).
+async fn name_route(request: Request, next: Next) -> Response {
+    if let Some(route) = request.extensions().get::<axum::extract::MatchedPath>() {
+        crate::trace::record_route(request.method(), route.as_str());
+    }
+    next.run(request).await
 }
 
 /// The [`edge`] layer that answers a non-canonical path itself (see [`require_canonical_path`]).

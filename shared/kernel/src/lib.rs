@@ -25,6 +25,7 @@
 //! - `config`: the configuration groups both builds read, with the same variable names.
 //! - `processes`: every process's name, variables, default addresses and database.
 //! - `server`: [`Server`], the one shape every process has (build → handle → run).
+//! - `trace`: W3C trace context in and out of every boundary, and the spans around them.
 
 mod backoff;
 mod error;
@@ -42,6 +43,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod processes;
 pub mod server;
+pub mod trace;
 pub mod wire;
 
 pub use backoff::{Backoff, Retries};

@@ -7,6 +7,10 @@
 //! notifications module; in the microservices it is a publish to RabbitMQ. Delivery is at
 //! least once; consumers are idempotent by `event_id`.
 //!
+//! Each row keeps the `traceparent` of the span that wrote it (`trace_context`), and the
+//! worker delivers it inside an `outbox.deliver` span continuing that context, so a delivery
+//! seconds later is still part of the request's trace (see `crate::trace`).
+//!
 //! The insert also does `pg_notify`, delivered by PostgreSQL at commit, so the worker wakes
 //! at once instead of waiting for its next poll.
 //!
@@ -28,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Rows claimed per transaction.
@@ -55,6 +60,8 @@ pub struct Message {
     pub payload: serde_json::Value,
     /// Delivery attempts so far.
     pub attempts: i32,
+    /// The `traceparent` of the transaction that wrote it, when that ran in a trace.
+    pub trace_context: Option<String>,
 }
 
 /// Where the worker sends each event.
@@ -94,7 +101,8 @@ pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sql
              next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
              last_error      TEXT,
              published_at    TIMESTAMPTZ,
-             parked_at       TIMESTAMPTZ
+             parked_at       TIMESTAMPTZ,
+             trace_context   TEXT
          );
          DO $upgrade$ BEGIN
              -- A table from before parking.
@@ -102,6 +110,12 @@ pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sql
                             WHERE table_schema = '{schema}' AND table_name = 'outbox' AND column_name = 'parked_at')
              THEN
                  ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS parked_at TIMESTAMPTZ;
+             END IF;
+             -- A table from before trace context.
+             IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                            WHERE table_schema = '{schema}' AND table_name = 'outbox' AND column_name = 'trace_context')
+             THEN
+                 ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS trace_context TEXT;
              END IF;
              IF to_regclass('{schema}.{schema}_outbox_pending') IS NULL THEN
                  CREATE INDEX IF NOT EXISTS {schema}_outbox_pending ON {schema}.outbox (next_attempt_at)
@@ -114,7 +128,8 @@ pub async fn create_table(pool: &PgPool, schema: &'static str) -> Result<(), sql
     tx.commit().await
 }
 
-/// Write an event into `<schema>.outbox` on the caller's connection (inside its transaction).
+/// Write an event into `<schema>.outbox` on the caller's connection (inside its transaction),
+/// with the current span's trace context.
 pub async fn enqueue(
     conn: &mut PgConnection,
     schema: &'static str,
@@ -125,12 +140,15 @@ pub async fn enqueue(
     debug_assert!(is_identifier(schema));
     let payload = serde_json::to_value(payload).map_err(Error::internal)?;
     sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {schema}.outbox (event_id, topic, payload) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING"
+        "INSERT INTO {schema}.outbox (event_id, topic, payload, trace_context) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (event_id) DO NOTHING"
     )))
     .bind(event_id)
     .bind(topic)
     .bind(payload)
+    .bind(crate::trace::current_traceparent())
     .execute(&mut *conn)
+    .instrument(crate::trace::db_span("INSERT", "outbox"))
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(channel(schema)).execute(&mut *conn).await?;
     Ok(())
@@ -197,7 +215,7 @@ impl Outbox {
         loop {
             let mut tx = self.pool.begin().await?;
             let batch: Vec<Message> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT id, event_id, topic, payload, attempts FROM {table}
+                "SELECT id, event_id, topic, payload, attempts, trace_context FROM {table}
                  WHERE published_at IS NULL AND parked_at IS NULL AND ($1 OR next_attempt_at <= now())
                    AND NOT (id = ANY($2))
                  ORDER BY id LIMIT $3 {lock}"
@@ -212,7 +230,7 @@ impl Outbox {
                 return Ok(delivered);
             }
             for message in &batch {
-                match dispatch.dispatch(message).await {
+                match deliver(dispatch, message).await {
                     Ok(()) => {
                         sqlx::query(AssertSqlSafe(format!(
                             "UPDATE {table} SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1"
@@ -290,6 +308,26 @@ impl Outbox {
             }
         }
     }
+}
+
+/// Hand one row to `dispatch` inside an `outbox.deliver` span that continues the trace of
+/// the transaction that wrote it (a child: the delivery is a step of that request).
+async fn deliver(dispatch: &dyn Dispatch, message: &Message) -> Result<()> {
+    let span = tracing::info_span!(
+        "outbox.deliver",
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        event_id = %message.event_id,
+        topic = %message.topic,
+        attempt = message.attempts.saturating_add(1),
+    );
+    crate::trace::continue_from(&span, message.trace_context.as_deref());
+    let delivered = dispatch.dispatch(message).instrument(span.clone()).await;
+    if let Err(e) = &delivered {
+        crate::trace::record_error(&span, &e.code);
+    }
+    delivered
 }
 
 /// An outbox and where its events go: the monolith's worker (in-process delivery) and the

@@ -48,13 +48,14 @@ struct Accepted {
 
 #[async_trait]
 impl EmailApi for ExtsimEmail {
-    #[tracing::instrument(name = "email.send", skip_all, fields(key = %email.idempotency_key), err)]
+    #[tracing::instrument(name = "email.send", skip_all, fields(otel.kind = "client", http.request.method = "POST", server.address = "extsim", key = %email.idempotency_key), err)]
     async fn send(&self, email: &OutgoingEmail) -> Result<String> {
         archlab_kernel::metrics::THIRD_PARTY.inc();
         let response = self
             .client
             .post(format!("{}/v1/emails", self.base_url))
             .header("Idempotency-Key", &email.idempotency_key)
+            .headers(archlab_kernel::trace::headers())
             .json(email)
             .send()
             .await

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// A notification as its owner sees it.
@@ -83,6 +84,7 @@ impl NotificationsService {
             sqlx::query("INSERT INTO notifications.processed_messages (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
                 .bind(event.event_id)
                 .execute(&mut *tx)
+                .instrument(archlab_kernel::trace::db_span("INSERT", "notifications.processed_messages"))
                 .await?
                 .rows_affected()
                 == 1;
@@ -108,6 +110,7 @@ impl NotificationsService {
         .bind(event.payment_id())
         .bind(email_id)
         .execute(&mut *tx)
+        .instrument(archlab_kernel::trace::db_span("INSERT", "notifications.notifications"))
         .await?;
         tx.commit().await?;
         Ok(Delivery { notification_id, duplicate: false })

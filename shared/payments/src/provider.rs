@@ -47,13 +47,14 @@ fn provider_failed(detail: impl std::fmt::Display) -> Error {
 
 #[async_trait]
 impl PaymentProvider for ExtsimPayments {
-    #[tracing::instrument(name = "payments.charge", skip_all, fields(%payment_id), err)]
+    #[tracing::instrument(name = "payments.charge", skip_all, fields(otel.kind = "client", http.request.method = "POST", server.address = "extsim", %payment_id), err)]
     async fn charge(&self, payment_id: Uuid, amount: Money) -> Result<Charge> {
         archlab_kernel::metrics::THIRD_PARTY.inc();
         let response = self
             .client
             .post(format!("{}/v1/charges", self.base_url))
             .header("Idempotency-Key", payment_id.to_string())
+            .headers(archlab_kernel::trace::headers())
             .json(&json!({
                 "amount_cents": amount.amount_cents,
                 "currency": amount.currency.code(),

@@ -15,6 +15,7 @@ use archlab_notifications::{NotificationEvent, NotificationsApi, TOPIC};
 use archlab_users::{Profile, UserStatus, UsersApi};
 use sqlx::PgPool;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 const SELECT_PAYMENT: &str =
@@ -91,6 +92,7 @@ impl PurchaseService {
         .bind(money.currency.code())
         .bind(PaymentStatus::Pending.as_str())
         .execute(&self.pool)
+        .instrument(archlab_kernel::trace::db_span("INSERT", "payments.payments"))
         .await?;
         let row: PaymentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT_PAYMENT} WHERE user_id = $1 AND idempotency_key = $2"
@@ -98,6 +100,7 @@ impl PurchaseService {
         .bind(user_id)
         .bind(key.as_str())
         .fetch_one(&self.pool)
+        .instrument(archlab_kernel::trace::db_span("SELECT", "payments.payments"))
         .await?;
         if row.request_fingerprint != fp {
             return Err(Error::new(
@@ -123,6 +126,7 @@ impl PurchaseService {
         .bind(PaymentStatus::Succeeded.as_str())
         .bind(PaymentStatus::Pending.as_str())
         .execute(&mut *tx)
+        .instrument(archlab_kernel::trace::db_span("UPDATE", "payments.payments"))
         .await?
         .rows_affected();
         if updated == 1 && self.mode == NotificationMode::Async {

@@ -13,11 +13,14 @@
 //!   port; any archlab process starts the same way, with `archlab_kernel::server::spawn`).
 //! - `proxy`: [`TcpProxy`], a loopback TCP proxy a test cuts and restores to break a
 //!   connection (to the broker, to a service) on purpose.
+//! - `traced`: [`traced::spawn`], a server on a thread, runtime, subscriber and tracer
+//!   provider of its own, so its spans leave under its own `service.name`.
 //! - `containers` (feature `containers`): the services in testcontainers.
 
 #[cfg(feature = "containers")]
 mod containers;
 mod proxy;
+pub mod traced;
 
 use archlab_kernel::server::Running;
 pub use proxy::TcpProxy;

@@ -5,6 +5,7 @@ use crate::{UsersApi, codes, faults};
 use archlab_kernel::{Error, Faults, Result};
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 use uuid::Uuid;
 
 const SELECT_PROFILE: &str =
@@ -98,6 +99,7 @@ impl UsersApi for UsersService {
         sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE)
             .bind(user_id)
             .fetch_optional(&self.pool)
+            .instrument(archlab_kernel::trace::db_span("SELECT", "users.profiles"))
             .await?
             .map(Profile::from)
             .ok_or_else(|| Error::not_found("user"))

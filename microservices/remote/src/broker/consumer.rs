@@ -272,11 +272,18 @@ impl ConsumeLoop {
                 Some(Err(e)) => return Ended::Lost(e.to_string()),
                 None => return Ended::Lost("the broker cancelled the consumer".into()),
             };
+            // A child of the publisher's span, not a link: each message is one step of the
+            // request that caused it, and its waterfall should show it (docs/architecture.md).
             let span = tracing::info_span!(
                 "broker.consume",
+                otel.kind = "consumer",
+                messaging.system = "rabbitmq",
+                messaging.operation.type = "process",
+                messaging.destination.name = %self.config.queue,
                 event_id = tracing::field::Empty,
                 topic = %delivery.routing_key,
             );
+            archlab_kernel::trace::continue_from(&span, traceparent(&delivery).as_deref());
             if let Some(id) = delivery.properties.message_id() {
                 span.record("event_id", id.as_str());
             }
@@ -363,5 +370,15 @@ impl Clone for ConsumerHandle {
             connected: self.connected.clone(),
             task: None,
         }
+    }
+}
+
+/// The `traceparent` AMQP header the publisher wrote, if any.
+fn traceparent(delivery: &Delivery) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let key: lapin::types::ShortString = archlab_kernel::trace::TRACEPARENT.into();
+    match headers.inner().get(&key)? {
+        lapin::types::AMQPValue::LongString(value) => String::from_utf8(value.as_bytes().to_vec()).ok(),
+        _ => None,
     }
 }

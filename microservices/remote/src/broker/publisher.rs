@@ -6,6 +6,7 @@ use archlab_kernel::outbox::{Dispatch, Message};
 use archlab_kernel::{Error, Result};
 use async_trait::async_trait;
 use lapin::options::BasicPublishOptions;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +86,8 @@ impl Publisher {
         let properties = BasicProperties::default()
             .with_message_id(message.event_id.to_string().into())
             .with_content_type("application/json".into())
-            .with_delivery_mode(2); // persistent: survives a broker restart in a durable queue
+            .with_delivery_mode(2) // persistent: survives a broker restart in a durable queue
+            .with_headers(trace_headers());
         // Mandatory: an event no queue is bound for comes back instead of vanishing.
         let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
         let confirm = async {
@@ -113,9 +115,24 @@ impl Publisher {
     }
 }
 
+/// The AMQP headers carrying the current span's `traceparent`, for the consumer to continue.
+fn trace_headers() -> FieldTable {
+    let mut headers = FieldTable::default();
+    if let Some(traceparent) = archlab_kernel::trace::current_traceparent() {
+        headers.insert(archlab_kernel::trace::TRACEPARENT.into(), AMQPValue::LongString(traceparent.into()));
+    }
+    headers
+}
+
 #[async_trait]
 impl Dispatch for Publisher {
-    #[tracing::instrument(name = "broker.publish", skip_all, fields(event_id = %message.event_id, topic = %message.topic), err)]
+    #[tracing::instrument(
+        name = "broker.publish",
+        skip_all,
+        fields(otel.kind = "producer", messaging.system = "rabbitmq", messaging.operation.type = "send",
+               messaging.destination.name = %self.config.exchange, event_id = %message.event_id, topic = %message.topic),
+        err
+    )]
     async fn dispatch(&self, message: &Message) -> Result<()> {
         let session = self.session().await?;
         let published = self.publish(&session.channel, message).await;

@@ -70,7 +70,9 @@ impl Link {
             .layers()
             .layer(from.sign_layer(dependency))
             .service(channel)
-            .map_err(Status::from_error as fn(BoxError) -> Status);
+            .map_err(Status::from_error as fn(BoxError) -> Status)
+            // Outermost, so the metadata names the caller's span before any layer runs.
+            .map_request(inject_trace_context as fn(http::Request<Body>) -> http::Request<Body>);
         let stack = BoxCloneSyncService::new(stack);
         Ok((Self { dependency, timeout_ms: config.internal_timeout_ms }, stack))
     }
@@ -94,6 +96,12 @@ impl Link {
     }
 }
 
+/// Write the current span's `traceparent` into the call's metadata (HTTP/2 headers).
+fn inject_trace_context(mut request: http::Request<Body>) -> http::Request<Body> {
+    archlab_kernel::trace::inject(request.headers_mut());
+    request
+}
+
 /// `AuthApi` implemented by calling `archlab.auth.v1.Auth` on the auth service.
 #[derive(Clone)]
 pub struct GrpcAuthClient {
@@ -112,7 +120,7 @@ impl GrpcAuthClient {
 
 #[async_trait]
 impl AuthApi for GrpcAuthClient {
-    #[tracing::instrument(name = "archlab.auth.v1.Auth/VerifySession", skip_all, fields(rpc.system = "grpc"))]
+    #[tracing::instrument(name = "archlab.auth.v1.Auth/VerifySession", skip_all, fields(otel.kind = "client", rpc.system = "grpc", rpc.service = "archlab.auth.v1.Auth", rpc.method = "VerifySession"), err)]
     async fn verify_session(&self, token: &str) -> Result<Session> {
         let request = auth_pb::VerifySessionRequest { token: token.to_owned() };
         let answer = self.client.clone().verify_session(request).await.map_err(|s| self.link.error(s))?;
@@ -138,21 +146,21 @@ impl GrpcUsersClient {
 
 #[async_trait]
 impl UsersApi for GrpcUsersClient {
-    #[tracing::instrument(name = "archlab.users.v1.Users/CreateProfile", skip_all, fields(rpc.system = "grpc"))]
+    #[tracing::instrument(name = "archlab.users.v1.Users/CreateProfile", skip_all, fields(otel.kind = "client", rpc.system = "grpc", rpc.service = "archlab.users.v1.Users", rpc.method = "CreateProfile"), err)]
     async fn create_profile(&self, new: NewProfile) -> Result<Profile> {
         let request = convert::new_profile_to_pb(&new);
         let answer = self.client.clone().create_profile(request).await.map_err(|s| self.link.error(s))?;
         convert::profile_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
     }
 
-    #[tracing::instrument(name = "archlab.users.v1.Users/GetProfile", skip_all, fields(rpc.system = "grpc"))]
+    #[tracing::instrument(name = "archlab.users.v1.Users/GetProfile", skip_all, fields(otel.kind = "client", rpc.system = "grpc", rpc.service = "archlab.users.v1.Users", rpc.method = "GetProfile"), err)]
     async fn get_profile(&self, user_id: Uuid) -> Result<Profile> {
         let request = users_pb::GetProfileRequest { user_id: user_id.to_string() };
         let answer = self.client.clone().get_profile(request).await.map_err(|s| self.link.error(s))?;
         convert::profile_from_pb(answer.into_inner()).map_err(|e| self.link.malformed(e))
     }
 
-    #[tracing::instrument(name = "archlab.users.v1.Users/DeleteProfile", skip_all, fields(rpc.system = "grpc"))]
+    #[tracing::instrument(name = "archlab.users.v1.Users/DeleteProfile", skip_all, fields(otel.kind = "client", rpc.system = "grpc", rpc.service = "archlab.users.v1.Users", rpc.method = "DeleteProfile"), err)]
     async fn delete_profile(&self, user_id: Uuid) -> Result<()> {
         let request = users_pb::DeleteProfileRequest { user_id: user_id.to_string() };
         self.client.clone().delete_profile(request).await.map_err(|s| self.link.error(s))?;
@@ -181,7 +189,14 @@ impl NotificationsApi for GrpcNotificationsClient {
     #[tracing::instrument(
         name = "archlab.notifications.v1.Notifications/Deliver",
         skip_all,
-        fields(rpc.system = "grpc", event_id = %event.event_id)
+        fields(
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "archlab.notifications.v1.Notifications",
+            rpc.method = "Deliver",
+            event_id = %event.event_id
+        ),
+        err
     )]
     async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
         let request = notifications_pb::DeliverRequest { event: Some(convert::event_to_pb(&event)) };

@@ -98,7 +98,12 @@ impl GrpcServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
         let routes = self.into_routes().await;
-        Server::builder().add_routes(routes).serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown).await
+        // Each call runs in a server span continuing the caller's `traceparent` metadata.
+        Server::builder()
+            .trace_fn(archlab_kernel::trace::grpc_server_span)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceExt};
+use tracing::Instrument;
 
 /// The tower service an [`HttpUpstream`] sends through: reqwest inside `ClientConfig::layers()`.
 pub type HttpStack = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
@@ -131,16 +132,19 @@ impl HttpUpstream {
     ///
     /// Any status is an [`Answer`]; only not getting one (cannot connect, reset, timeout) is
     /// an error: 503 `dependency_unavailable` naming this upstream.
-    #[tracing::instrument(
-        name = "http.client",
-        skip_all,
-        fields(peer = self.name, method = %request.method(), path = request.url().path(), status = tracing::field::Empty)
-    )]
     pub async fn fetch(&self, request: reqwest::Request) -> Result<Answer> {
+        let span = archlab_kernel::trace::http_client_span(self.name, request.method(), request.url().path());
+        self.fetch_in_span(request, &span).instrument(span.clone()).await.inspect_err(|e| {
+            archlab_kernel::trace::record_error(&span, &e.code);
+        })
+    }
+
+    async fn fetch_in_span(&self, mut request: reqwest::Request, span: &tracing::Span) -> Result<Answer> {
+        archlab_kernel::trace::inject(request.headers_mut());
         let started = Instant::now();
         let response = self.stack.clone().oneshot(request).await.map_err(|e| self.unavailable(&e))?;
         let status = response.status();
-        tracing::Span::current().record("status", status.as_u16());
+        archlab_kernel::trace::record_http_client_status(span, status);
         let headers = response.headers().clone();
         // The tower timeout ends when the headers arrive; the body gets what is left of it.
         let body = tokio::time::timeout_at(started + self.deadline, response.bytes())
