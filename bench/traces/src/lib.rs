@@ -10,10 +10,14 @@
 //! (`receiver`) is the OTLP/gRPC server and its bounded store (`store`); integration tests of
 //! the services start one in-process.
 
+mod jaeger;
 mod receiver;
 mod span;
 mod store;
+mod waterfall;
 
+pub use jaeger::{Document as JaegerDocument, document as jaeger_document};
 pub use receiver::{DEFAULT_KEEP, Receiver};
 pub use span::{SpanRecord, from_request};
 pub use store::{Store, StoreStats};
+pub use waterfall::{Hop, Row, Waterfall, between_processes, millis, render_compare_text};
