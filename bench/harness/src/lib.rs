@@ -16,6 +16,7 @@ pub mod logs;
 pub mod model;
 pub mod supervisor;
 pub mod topology;
+pub mod traces;
 pub mod up;
 
 pub use topology::{Kind, NotificationMode, Options, Process, Topology, Transport};
@@ -35,11 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Start a build's processes, wait until all are ready, and stop them all on Ctrl-C.
     Up(UpArgs),
+    /// Receive, keep, show, compare and export traces (an OTLP receiver and a local page).
+    Traces(traces::TracesArgs),
 }
 
 /// Run the chosen subcommand to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Traces(args) => traces::run(args).await,
     }
 }
