@@ -48,3 +48,12 @@ clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
 	@n=0; for db in $$(psql "$(PG_ADMIN)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'"); do \
 	  psql "$(PG_ADMIN)" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && n=$$((n+1)); done; \
 	  echo "dropped $$n test databases"
+
+.PHONY: traces trace-screenshot
+
+traces: ## Receive spans on :4317 and list traces on http://127.0.0.1:16687; Ctrl-C stops
+	$(CARGO) build --release -p archlab-harness
+	$(RELEASE_BIN)/archlab traces serve $(TRACES_ARGS)
+
+trace-screenshot: ## Redo docs/images/trace-waterfall.png (demo traces, headless chromium)
+	deploy/local/screenshot-trace.sh
