@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 const ROW: f64 = 20.0;
 const HEAD: f64 = 56.0;
 const PALETTE: [&str; 10] =
-    ["#4e79a7", "#59a14f", "#9c755f", "#b07aa1", "#76b7b2", "#edc948", "#bab0ac", "#ff9da7", "#8cd17d", "#86bcb6"];
+    ["#4e79a7", "#59a14f", "#9c755f", "#b07aa1", "#76b7b2", "#edc948", "#bab0ac", "#499894", "#8cd17d", "#a0cbe8"];
 const BETWEEN: &str = "#f28e2b";
 const ERROR: &str = "#e15759";
 
@@ -32,10 +32,11 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A stable colour for a service name, the same in every panel and page.
-fn colour(service: &str) -> &'static str {
-    let hash = service.bytes().fold(2_166_136_261_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
-    PALETTE[hash as usize % PALETTE.len()]
+/// A colour per service across all panels, so a service looks the same in both builds' panels
+/// and no two services share one (up to the palette's size); pink and red stay for errors.
+fn colours<'a>(panels: &[(&str, &'a Waterfall)]) -> HashMap<&'a str, &'static str> {
+    let services: std::collections::BTreeSet<&str> = panels.iter().flat_map(|(_, w)| w.services()).collect();
+    services.into_iter().enumerate().map(|(i, service)| (service, PALETTE[i % PALETTE.len()])).collect()
 }
 
 /// A round tick step giving about five ticks over `span` nanoseconds.
@@ -46,7 +47,14 @@ fn tick_step(span: u64) -> u64 {
 }
 
 /// One panel (a waterfall) drawn at `x`, `width` wide, with `scale` nanoseconds across its bars.
-fn panel(out: &mut String, label: &str, waterfall: &Waterfall, x: f64, width: f64, scale: u64) {
+fn panel(
+    out: &mut String,
+    label: &str,
+    waterfall: &Waterfall,
+    (x, width): (f64, f64),
+    scale: u64,
+    colours: &HashMap<&str, &str>,
+) {
     let label_width = (width * 0.42).min(460.0);
     let bars_x = x + label_width;
     let bars_width = width - label_width - 70.0;
@@ -125,7 +133,7 @@ fn panel(out: &mut String, label: &str, waterfall: &Waterfall, x: f64, width: f6
             r#"<rect x="{bx:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" rx="2" fill="{}"{stroke}><title>{}</title></rect>"#,
             y + 3.0,
             ROW - 6.0,
-            colour(&span.service_name),
+            colours.get(span.service_name.as_str()).copied().unwrap_or(PALETTE[0]),
             escape(&tooltip)
         );
         for (from, to) in gaps.get(span.span_id.as_str()).copied().unwrap_or_default() {
@@ -165,8 +173,9 @@ pub fn svg(panels: &[(&str, &Waterfall)]) -> String {
         ".dur{fill:#333;font-size:10px}.legend{font-size:11px;fill:#333}</style>"
     ));
     out.push_str(r##"<rect width="100%" height="100%" fill="#fff"/>"##);
+    let colours = colours(panels);
     for (i, (label, waterfall)) in panels.iter().enumerate() {
-        panel(&mut out, label, waterfall, 8.0 + panel_width * i as f64, panel_width - 16.0, scale);
+        panel(&mut out, label, waterfall, (8.0 + panel_width * i as f64, panel_width - 16.0), scale, &colours);
     }
     let legend_y = height - 10.0;
     let _ = write!(
@@ -244,6 +253,18 @@ mod tests {
         assert!(page.contains(&format!(r#"stroke="{ERROR}""#)), "the error span is outlined");
         assert_eq!(page.matches(&format!(r#"fill="{BETWEEN}"><title>"#)).count(), 4, "two hops, two gaps each");
         assert_eq!(page.matches("<tr>").count(), 1 + spans.len());
+    }
+
+    #[test]
+    fn each_service_has_its_own_colour_shared_across_panels() {
+        let micro = Waterfall::build(&micro_trace()).expect("a waterfall");
+        let mut spans = micro_trace();
+        spans.iter_mut().for_each(|s| s.service_name = "monolith".to_owned());
+        let mono = Waterfall::build(&spans).expect("a waterfall");
+        let map = colours(&[("m", &mono), ("u", &micro)]);
+        assert_eq!(map.len(), 4);
+        let distinct: std::collections::HashSet<&str> = map.values().copied().collect();
+        assert_eq!(distinct.len(), 4, "{map:?}");
     }
 
     #[test]
