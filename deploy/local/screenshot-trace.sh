@@ -8,7 +8,7 @@
 # chromium). Everything stays on loopback and stops when the script ends.
 #
 #   deploy/local/screenshot-trace.sh                 # writes docs/images/trace-waterfall.png
-#   deploy/local/screenshot-trace.sh /tmp/shot.png   # elsewhere
+#   deploy/local/screenshot-trace.sh shot.png         # elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
