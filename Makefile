@@ -62,7 +62,17 @@ calibrate: ## Check archlab load against wrk (release; writes docs/results/calib
 	$(CARGO) build --release -p archlab-harness
 	@mkdir -p docs/results
 	$(RELEASE_BIN)/archlab calibrate --out docs/results/calibration.md
+
 bench: services ## Criterion benchmarks (hop, codec, purchase; release profile), HTML under target/criterion
 	@# The purchase bench creates fresh databases and drops them itself; after an interrupted
 	@# run, `make clean-dbs` drops what it left behind.
 	$(CARGO) bench -p archlab-benches
+
+.PHONY: traces trace-screenshot
+
+traces: ## Receive spans on :4317 and list traces on http://127.0.0.1:16687; Ctrl-C stops
+	$(CARGO) build --release -p archlab-harness
+	$(RELEASE_BIN)/archlab traces serve $(TRACES_ARGS)
+
+trace-screenshot: ## Redo docs/images/trace-waterfall.png (demo traces, headless chromium)
+	deploy/local/screenshot-trace.sh

@@ -15,14 +15,15 @@
 pub mod calibrate;
 pub mod compare;
 pub mod cost;
-pub mod load;
 pub mod criterion;
+pub mod load;
 pub mod logs;
 pub mod model;
 pub mod placement;
 pub mod report;
 pub mod supervisor;
 pub mod topology;
+pub mod traces;
 pub mod up;
 
 pub use topology::{Kind, NotificationMode, Options, Process, Topology, Transport};
@@ -48,6 +49,8 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Check `archlab load` against wrk on tiny in-process servers (a benchmark).
     Calibrate(calibrate::CalibrateArgs),
+    /// Receive, keep, show, compare and export traces (an OTLP receiver and a local page).
+    Traces(traces::TracesArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -57,5 +60,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args).await,
         Command::Load(args) => load::command(args).await,
         Command::Calibrate(args) => calibrate::command(args).await,
+        Command::Traces(args) => traces::run(args).await,
     }
 }

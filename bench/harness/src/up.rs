@@ -68,7 +68,12 @@ impl StopRequests {
 /// Run `archlab up`; returns `Ok` only when the stop was asked for.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let options = Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim };
-    let topology = Topology::from_env(args.topology, options);
+    let mut topology = Topology::from_env(args.topology, options);
+    let endpoint = std::env::var(OTLP_ENDPOINT_VAR).ok();
+    if let Some(endpoint) = receiver_endpoint(endpoint.as_deref(), archlab_traces::DEFAULT_OTLP_ADDR).await {
+        println!("archlab: a trace receiver answers on {endpoint}; the children export their spans there");
+        topology.env.push((OTLP_ENDPOINT_VAR.to_owned(), endpoint));
+    }
     let bin_dir = match args.bin_dir {
         Some(dir) => dir,
         None => default_bin_dir()?,
@@ -113,6 +118,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The standard variable the children's OTLP exporter reads.
+const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The endpoint to give the children when the user set none (`current` unset or empty) and
+/// something accepts a TCP connection on `addr` within a short timeout (`make traces`, or a
+/// Jaeger). `None` leaves their environment as it is: no receiver, no export, no waiting.
+pub async fn receiver_endpoint(current: Option<&str>, addr: &str) -> Option<String> {
+    if current.is_some_and(|value| !value.is_empty()) {
+        return None;
+    }
+    let connect = tokio::net::TcpStream::connect(addr);
+    match tokio::time::timeout(Duration::from_millis(300), connect).await {
+        Ok(Ok(_)) => Some(format!("http://{addr}")),
+        _ => None,
+    }
+}
+
 /// Completes on a second stop request, so an impatient Ctrl-C skips the grace period.
 async fn hurry(stop: &mut StopRequests) {
     stop.next().await;
@@ -128,4 +150,21 @@ pub fn default_bin_dir() -> anyhow::Result<PathBuf> {
 fn print_block(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\n{text}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::receiver_endpoint;
+
+    #[tokio::test]
+    async fn the_children_are_pointed_at_a_receiver_only_when_one_answers_and_none_is_set() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        assert_eq!(receiver_endpoint(None, &addr).await, Some(format!("http://{addr}")));
+        assert_eq!(receiver_endpoint(Some(""), &addr).await, Some(format!("http://{addr}")), "empty counts as unset");
+        assert_eq!(receiver_endpoint(Some("http://127.0.0.1:9"), &addr).await, None, "the user's choice stands");
+        drop(listener);
+        assert_eq!(receiver_endpoint(None, &addr).await, None, "nothing answers: nothing is set");
+        Ok(())
+    }
 }
