@@ -445,7 +445,7 @@ impl Meter {
 impl Measured {
     /// CPU seconds per 1,000 requests of `cpu_s` (0 when no request completed).
     pub fn per_1k(&self, cpu_s: f64) -> f64 {
-        if self.requests == 0 { 0.0 } else { cpu_s * 1000.0 / self.requests as f64 }
+        if self.requests == 0 { 0.0 } else { cpu_s.max(0.0) * 1000.0 / self.requests as f64 }
     }
 
     /// Calls per request by kind, background database transactions subtracted.

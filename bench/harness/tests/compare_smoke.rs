@@ -46,7 +46,13 @@ fn smoke_compare_measures_both_builds_and_cleans_up() {
         assert!(answered > 0, "{}: no request answered as expected in any step", build.name);
         assert_eq!(build.at_common_rate.len(), 6, "{}: every scenario runs at the common rate", build.name);
         for run in &build.at_common_rate {
-            assert!(run.ok > 0, "{}: scenario {} answered nothing as expected: {:?}", build.name, run.scenario, run.errors);
+            assert!(
+                run.ok > 0,
+                "{}: scenario {} answered nothing as expected: {:?}",
+                build.name,
+                run.scenario,
+                run.errors
+            );
         }
         let cost = &build.cost;
         assert!(cost.rss_idle_bytes > 1 << 20, "{}: resident memory not read ({})", build.name, cost.rss_idle_bytes);
@@ -54,13 +60,23 @@ fn smoke_compare_measures_both_builds_and_cleans_up() {
         assert!(cost.db_connections_idle > 0, "{}: no database connection seen", build.name);
         assert!(cost.startup_ms > 0 && cost.binaries_total_bytes > 0);
         let calls = |kind: &str| cost.network_calls_per_request.get(kind).copied().unwrap_or(0.0);
-        assert!(calls("database") > 0.0, "{}: database calls not counted: {:?}", build.name, cost.network_calls_per_request);
+        assert!(
+            calls("database") > 0.0,
+            "{}: database calls not counted: {:?}",
+            build.name,
+            cost.network_calls_per_request
+        );
     }
     let (mono, micro) = (&report.builds[0].cost, &report.builds[1].cost);
     assert_eq!((mono.processes, micro.processes), (1, 5), "the monolith is one process, the microservices five");
-    let rpc = |c: &archlab_harness::model::Cost| c.network_calls_per_request.get("internal_rpc").copied().unwrap_or(0.0);
+    let rpc =
+        |c: &archlab_harness::model::Cost| c.network_calls_per_request.get("internal_rpc").copied().unwrap_or(0.0);
     assert_eq!(rpc(mono), 0.0, "the monolith makes no internal calls");
-    assert!(rpc(micro) >= 1.0, "every browse request crosses the gateway at least once: {:?}", micro.network_calls_per_request);
+    assert!(
+        rpc(micro) >= 1.0,
+        "every browse request crosses the gateway at least once: {:?}",
+        micro.network_calls_per_request
+    );
 
     let baseline = report.baseline.as_ref().expect("the baseline ran beside the monolith");
     assert!(baseline.max_throughput.first().is_some_and(|r| r.ok > 0), "the baseline answered nothing");

@@ -145,7 +145,10 @@ mod tests {
         let search = Search { factor: 1.6, ..SEARCH };
         for capacity in [150.0, 333.0, 1000.0, 4321.0, 9999.0] {
             let found = best(&run(search, capacity)).expect("the start rate holds");
-            assert!(found <= capacity && found >= capacity / 1.6f64.powf(0.25) - 1e-9, "capacity {capacity}: found {found}");
+            assert!(
+                found <= capacity && found >= capacity / 1.6f64.powf(0.25) - 1e-9,
+                "capacity {capacity}: found {found}"
+            );
         }
     }
 

@@ -232,7 +232,16 @@ impl Shared {
 }
 
 /// One open-loop connection: requests at its schedule's times, latency from those times.
-async fn open_loop(shared: Arc<Shared>, mut conn: Conn, schedule: Schedule) -> anyhow::Result<Recorder> {
+///
+/// Connection `connection` of `connections` sends the run's requests number
+/// `k · connections + connection`, so no two connections build the same request (a signup's
+/// e-mail, a purchase's idempotency key) and the mix is the same from run to run.
+async fn open_loop(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    schedule: Schedule,
+    (connection, connections): (u32, u32),
+) -> anyhow::Result<Recorder> {
     let mut rec = Recorder::new()?;
     let (window_from, window_to) = (shared.warm_end - shared.start, shared.end - shared.start);
     let mut k = 0u64;
@@ -250,7 +259,8 @@ async fn open_loop(shared: Arc<Shared>, mut conn: Conn, schedule: Schedule) -> a
             tokio::time::sleep_until(due).await;
         }
         let sent = Instant::now();
-        let (step, outcome, done) = shared.send(&mut conn, k).await;
+        let index = k * u64::from(connections) + u64::from(connection);
+        let (step, outcome, done) = shared.send(&mut conn, index).await;
         // Counted by when it went out, not when it was due: a generator or server that fell
         // behind during the warm-up works off that backlog inside the window, and its
         // throughput there is what it achieved (the backlog shows in the latencies).
@@ -271,6 +281,11 @@ async fn closed_loop(
     think: Duration,
 ) -> anyhow::Result<Recorder> {
     let mut rec = Recorder::new()?;
+    // Users arrive spread evenly over one think time, as real users do, rather than all in
+    // the first millisecond: a synchronised wave would measure the wave, not the server.
+    if !think.is_zero() && users > 0 {
+        tokio::time::sleep(think.mul_f64(user as f64 / users as f64)).await;
+    }
     let mut k = 0u64;
     loop {
         let sent = Instant::now();
@@ -328,7 +343,7 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
             let i = i as u32;
             match plan.offered {
                 Offered::Open { rate_per_s } => {
-                    tokio::spawn(open_loop(shared, conn, Schedule::for_connection(rate_per_s, tasks, i)))
+                    tokio::spawn(open_loop(shared, conn, Schedule::for_connection(rate_per_s, tasks, i), (i, tasks)))
                 }
                 Offered::Closed { think_time_ms, .. } => tokio::spawn(closed_loop(
                     shared,
