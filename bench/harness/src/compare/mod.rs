@@ -215,14 +215,19 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => crate::up::default_bin_dir()?,
     };
+    // Decided and applied once: after pinning, this process sees only the generator's CPUs.
+    let cpus = placement::Plan::new(args.placement, args.load_cpus.as_deref(), args.app_cpus.as_deref())?;
+    if let Some(load) = &cpus.load {
+        placement::pin_self(load).context("pinning the load generator")?;
+    }
     if args.repeat == 1 {
-        let report = compare(&args, profile, &bin_dir).await?;
+        let report = compare(&args, profile, &bin_dir, &cpus).await?;
         return write(&report, &args.out);
     }
     let mut reports = Vec::new();
     for n in 1..=args.repeat {
         println!("archlab compare: run {n} of {}", args.repeat);
-        let report = compare(&args, profile, &bin_dir).await?;
+        let report = compare(&args, profile, &bin_dir, &cpus).await?;
         write(&report, &args.out.join(format!("run-{n}")))?;
         reports.push(report);
     }
@@ -245,13 +250,15 @@ fn write(report: &CompareReport, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measure every build of `args` and return the report (nothing written yet).
-pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> anyhow::Result<CompareReport> {
+/// Measure every build of `args` with the generator already placed as `cpus` says, and
+/// return the report (nothing written yet).
+pub async fn compare(
+    args: &CompareArgs,
+    profile: Profile,
+    bin_dir: &Path,
+    cpus: &placement::Plan,
+) -> anyhow::Result<CompareReport> {
     let objective = Objective { p99_us: (args.objective_p99_ms * 1000.0) as u64, error_budget: args.error_budget };
-    let cpus = placement::Plan::new(args.placement, args.load_cpus.as_deref(), args.app_cpus.as_deref())?;
-    if let Some(load) = &cpus.load {
-        placement::pin_self(load).context("pinning the load generator")?;
-    }
     let mut names: Vec<&str> = Vec::new();
     for build in &args.builds {
         names.extend(Topology::new(build.kind(), Options::default(), |_| None).names());
@@ -270,7 +277,7 @@ pub async fn compare(args: &CompareArgs, profile: Profile, bin_dir: &Path) -> an
     let mut observed = None;
     for &build in &args.builds {
         println!("archlab compare: {} ({} profile)", build.name(), profile_label(profile.name));
-        let ctx = BuildContext { args, profile, objective, bin_dir, cpus: &cpus, run_id: &run_id };
+        let ctx = BuildContext { args, profile, objective, bin_dir, cpus, run_id: &run_id };
         let (result, base, placement) =
             measure_build(&ctx, build).await.with_context(|| format!("measuring {}", build.name()))?;
         builds.push(result);
