@@ -1,16 +1,22 @@
 //! `archlab`, the lab bench: it runs both builds of archlab on one machine so they can be
 //! measured side by side.
 //!
-//! Today it has one command, `archlab up monolith|micro`, which starts a build's processes,
-//! shows their output behind a name prefix, waits until each answers `/ready`, and stops
-//! them all on Ctrl-C. `load`, `compare`, `chaos` and `traces` (see DESIGN.md, "The
-//! harness") will join [`Command`] as siblings.
+//! Its commands: `up` starts a build's processes behind name-prefixed output, waits until
+//! each answers `/ready` and stops them all on Ctrl-C; `load` drives a running build's public
+//! API (open loop, corrected for coordinated omission); `compare` runs every build in turn
+//! under the same stepped load and writes a side-by-side report; `calibrate` checks the
+//! load generator against wrk; `traces` receives and shows traces. `chaos` (see DESIGN.md,
+//! "The harness") will join [`Command`] as a sibling.
 //!
 //! # Layout
 //!
 //! Start with [`topology`]: the processes of each build, their addresses and what they are
 //! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
+//! [`model`] holds every figure as data; [`load`] produces [`model::LoadReport`]s, [`cost`]
+//! and [`placement`] measure what a build costs and where it ran, [`compare`] strings them
+//! into a [`model::CompareReport`], and [`report`] renders it. [`criterion`] reads the
+//! benches' figures for the report.
 
 pub mod calibrate;
 pub mod compare;
