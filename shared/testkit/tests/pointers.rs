@@ -34,11 +34,14 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The path-like words of `text`.
 fn paths_in(text: &str) -> Vec<String> {
-    // `:` belongs to words so that URLs (`http://host:port/x.json`) stay whole and are skipped.
-    let word = |c: char| c.is_ascii_alphanumeric() || "_./*{},-:".contains(c);
+    // `:` belongs to words so that URLs (`http://host:port/x.json`) stay whole and are skipped,
+    // and `$` so that shell paths (`$dir/x.json`) do too. Paths under `target/` are what the
+    // commands the docs describe write (reports, criterion output), not files of the repo.
+    let word = |c: char| c.is_ascii_alphanumeric() || "_./*{},-:$".contains(c);
     text.split(|c: char| !word(c))
         .map(|w| w.trim_start_matches(['.', ',', '-', ':']).trim_end_matches(['.', ',', ':']))
         .filter(|w| w.contains('/') && !w.starts_with('/') && !w.contains(':'))
+        .filter(|w| !w.contains('$') && !w.starts_with("target/"))
         .filter(|w| w.rsplit_once('.').is_some_and(|(_, ext)| EXTENSIONS.contains(&ext)))
         .map(str::to_owned)
         .collect()
