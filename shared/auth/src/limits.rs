@@ -116,8 +116,13 @@ impl AddressLimit {
     /// address. Applied as a route layer, so it sees only requests that matched one of
     /// `router`'s routes, whatever spelling reached it. The client's address is the TCP
     /// peer: serve with `into_make_service_with_connect_info::<SocketAddr>()`; without it
-    /// (a router driven in-process) nothing is limited.
+    /// (a router driven in-process) nothing is limited. With the limit off the router is
+    /// returned as it is: a layer that would only pass every request on still costs each one
+    /// a boxed future.
     pub fn apply(&self, router: Router) -> Router {
+        if self.0.is_none() {
+            return router;
+        }
         router.route_layer(axum::middleware::from_fn_with_state(self.clone(), limit_by_address))
     }
 }

@@ -331,7 +331,14 @@ fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send +
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_filter(filter);
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("archlab")).with_filter(otel_filter());
+    // No context activation: nothing in the lab reads `opentelemetry::Context::current()`;
+    // every context is read from the tracing span (`archlab_kernel::trace`), and parents are
+    // found through the tracing span tree. Activating it would attach and detach an
+    // OpenTelemetry context on every poll of every instrumented future.
+    let otel = tracing_opentelemetry::layer()
+        .with_context_activation(false)
+        .with_tracer(provider.tracer("archlab"))
+        .with_filter(otel_filter());
     tracing_subscriber::registry().with(fmt).with(otel)
 }
 
