@@ -14,8 +14,14 @@
 //!   and the email provider (shared/notifications/src/email.rs).
 //! - [`BROKER_PUBLISH`]: every publish to RabbitMQ (microservices/remote/src/broker/publisher.rs).
 //!
+//! Beside them, `archlab_spans_total{outcome}`: what the process's span pipeline did with its
+//! spans (`ended`, `exported`, `export_failed`), as archlab-telemetry counts them and
+//! registers with [`report_spans_with`]; `ended − exported − export_failed` is what was
+//! dropped (or is still queued). `archlab trace-overhead` reads it.
+//!
 //! A plain static registry of atomics, no metrics library: three counters do not need one.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
@@ -68,6 +74,29 @@ pub static BROKER_PUBLISH: Counter = Counter::new("broker_publish");
 /// Every counter `/metrics` shows, in the order it shows them.
 pub static ALL: [&Counter; 3] = [&INTERNAL_RPC, &THIRD_PARTY, &BROKER_PUBLISH];
 
+/// The metric name of the span pipeline's counts.
+pub const SPANS_TOTAL: &str = "archlab_spans_total";
+
+/// What a process's span pipeline did with its spans so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpanTotals {
+    /// Spans ended and handed to the exporter's queue.
+    pub ended: u64,
+    /// Spans the receiver accepted.
+    pub exported: u64,
+    /// Spans in export requests that failed.
+    pub export_failed: u64,
+}
+
+/// Where `/metrics` reads the span counts; set once by the telemetry set-up.
+static SPAN_SOURCE: OnceLock<fn() -> SpanTotals> = OnceLock::new();
+
+/// Show `source()` as `archlab_spans_total` on `/metrics`. The first call wins; without one
+/// the series is absent (a process that exports nothing has nothing to count).
+pub fn report_spans_with(source: fn() -> SpanTotals) {
+    let _ = SPAN_SOURCE.set(source);
+}
+
 /// Every counter in Prometheus text exposition format (version 0.0.4).
 pub fn render() -> String {
     let mut out = format!(
@@ -76,19 +105,51 @@ pub fn render() -> String {
     for counter in ALL {
         out.push_str(&format!("{CALLS_TOTAL}{{kind=\"{}\"}} {}\n", counter.kind, counter.get()));
     }
+    if let Some(source) = SPAN_SOURCE.get() {
+        let spans = source();
+        out.push_str(&format!(
+            "# HELP {SPANS_TOTAL} Spans this process ended, exported and failed to export.\n# TYPE {SPANS_TOTAL} counter\n"
+        ));
+        for (outcome, value) in
+            [("ended", spans.ended), ("exported", spans.exported), ("export_failed", spans.export_failed)]
+        {
+            out.push_str(&format!("{SPANS_TOTAL}{{outcome=\"{outcome}\"}} {value}\n"));
+        }
+    }
     out
 }
 
 /// Read `text` (Prometheus text format) back into `(kind, value)` pairs of
 /// [`CALLS_TOTAL`]; lines of other metrics, comments and malformed lines are skipped.
 pub fn parse(text: &str) -> Vec<(String, u64)> {
+    parse_series(text, CALLS_TOTAL, "kind")
+}
+
+/// The `(label value, value)` pairs of the series of `metric` with the single label
+/// `label`, read from Prometheus text; everything else is skipped.
+pub fn parse_series(text: &str, metric: &str, label: &str) -> Vec<(String, u64)> {
+    let open = format!("{{{label}=\"");
     text.lines()
         .filter_map(|line| {
-            let rest = line.trim().strip_prefix(CALLS_TOTAL)?.strip_prefix("{kind=\"")?;
-            let (kind, rest) = rest.split_once("\"}")?;
-            Some((kind.to_owned(), rest.trim().parse().ok()?))
+            let rest = line.trim().strip_prefix(metric)?.strip_prefix(open.as_str())?;
+            let (value_of_label, rest) = rest.split_once("\"}")?;
+            Some((value_of_label.to_owned(), rest.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// The span counts read back from one process's `/metrics` text (zero when absent).
+pub fn parse_spans(text: &str) -> SpanTotals {
+    let mut spans = SpanTotals::default();
+    for (outcome, value) in parse_series(text, SPANS_TOTAL, "outcome") {
+        match outcome.as_str() {
+            "ended" => spans.ended = value,
+            "exported" => spans.exported = value,
+            "export_failed" => spans.export_failed = value,
+            _ => {}
+        }
+    }
+    spans
 }
 
 /// The content type of [`render`]'s text.
@@ -97,7 +158,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Counts of the calls this process made to other processes.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health", responses(
     (status = 200, description = "`archlab_calls_total{kind=\"internal_rpc\"|\"third_party\"|\"broker_publish\"}` \
-        counters in Prometheus text format", body = String, content_type = "text/plain"),
+        counters in Prometheus text format, and `archlab_spans_total{outcome=\"ended\"|\"exported\"|\"export_failed\"}` \
+        when the process exports spans", body = String, content_type = "text/plain"),
 ))]
 pub(crate) async fn metrics() -> impl axum::response::IntoResponse {
     ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], render())
@@ -156,6 +218,19 @@ mod tests {
             parse("# x\narchlab_calls_total{kind=\"third_party\"} 42\nother{kind=\"a\"} 1\nbroken{\n"),
             [("third_party".to_owned(), 42)]
         );
+    }
+
+    #[test]
+    fn span_counts_render_once_registered_and_parse_back() {
+        fn totals() -> SpanTotals {
+            SpanTotals { ended: 7, exported: 5, export_failed: 1 }
+        }
+        assert_eq!(parse_spans(&render()), SpanTotals::default(), "absent before registration");
+        report_spans_with(totals);
+        let text = render();
+        assert!(text.contains("\n# TYPE archlab_spans_total counter\n"), "{text}");
+        assert_eq!(parse_spans(&text), totals());
+        assert_eq!(parse(&text).len(), 3, "the calls series are unchanged: {text}");
     }
 
     #[tokio::test]
