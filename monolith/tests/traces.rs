@@ -2,7 +2,8 @@
 //! (microservices/system-tests/tests/traces.rs), in one process and one tree, and a failed
 //! purchase that answers the trace id showing its failing step.
 
-use archlab_conformance::{Api, Target, unique_key};
+use archlab_conformance::{Api, Target, User, unique_key};
+use archlab_extsim::{BehaviourPatch, SimConfigPatch};
 use archlab_kernel::NotificationMode;
 use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
 use archlab_kernel::processes::MONOLITH;
@@ -72,9 +73,14 @@ async fn traced_monolith(mode: NotificationMode) -> Traced {
     }
 }
 
-/// One purchase: its status, body and the trace id of its `traceparent` header.
+/// One purchase by a new user: its status, body and the trace id of its `traceparent` header.
 async fn purchase(app: &Traced) -> (u16, serde_json::Value, String) {
     let user = Api::new(app).new_user().await;
+    purchase_by(app, &user).await
+}
+
+/// One purchase by `user`.
+async fn purchase_by(app: &Traced, user: &User) -> (u16, serde_json::Value, String) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/payments", app.base_url))
         .bearer_auth(&user.token)
@@ -144,16 +150,29 @@ async fn an_async_purchase_continues_its_trace_through_the_outbox_worker() {
     assert_eq!(outbox.parent_span_id.as_deref(), Some(record.span_id.as_str()), "{}", listing(&trace));
 }
 
+/// In one process a module cannot go down on its own; what can is its dependency. With the
+/// email provider failing every request, notifications fails, and the purchase with it.
 #[tokio::test]
-async fn a_purchase_failed_by_notifications_answers_the_trace_that_shows_the_failing_span() {
+async fn a_purchase_failed_by_notifications_down_answers_the_trace_that_shows_the_failing_span() {
     let app = traced_monolith(NotificationMode::Sync).await;
-    app.handle.faults.enable(archlab_notifications::faults::DELIVER);
-    let (status, body, trace_id) = purchase(&app).await;
+    // Signed up first: in sync mode the welcome email is part of the signup.
+    let user = Api::new(&app).new_user().await;
+    let down = SimConfigPatch::default().with_email(BehaviourPatch::default().with_failure_rate(1.0));
+    app.extsim.client.set_config(&down).await.expect("set the email provider down");
+    let (status, body, trace_id) = purchase_by(&app, &user).await;
     assert!(status >= 500, "the purchase fails ({status}: {body})");
     assert_eq!(body["error"]["trace_id"].as_str(), Some(trace_id.as_str()), "the body names the header's trace");
-    let trace = complete_trace(&app.receiver, &trace_id, &STEPS).await;
-    let failed = trace.iter().find(|s| s.name == "notifications.deliver").expect("checked above");
-    assert!(failed.status_error, "the failing step has error status: {failed:?}");
+    let mut expected = STEPS.to_vec();
+    expected.push("email.send");
+    let trace = complete_trace(&app.receiver, &trace_id, &expected).await;
+    let failed = trace.iter().find(|s| s.name == "email.send").expect("checked above");
+    assert_eq!(failed.kind, "client", "{failed:?}");
+    assert!(failed.status_error, "the failed call to the provider has error status: {failed:?}");
+    let deliver = trace.iter().find(|s| s.name == "notifications.deliver").expect("checked above");
+    assert_eq!(failed.parent_span_id.as_deref(), Some(deliver.span_id.as_str()), "{}", listing(&trace));
+    assert!(deliver.status_error, "the failing step has error status: {deliver:?}");
+    let purchase = trace.iter().find(|s| s.name == "payments.purchase").expect("checked above");
+    assert!(purchase.status_error, "the purchase step failed too: {purchase:?}");
     let root = trace.iter().find(|s| s.is_root()).expect("checked above");
     assert!(root.status_error, "a 5xx marks the root span: {root:?}");
 }

@@ -92,7 +92,7 @@ async fn complete_trace(receiver: &Receiver, trace_id: &str, expected: &[(&str, 
 
 /// One root (the gateway's server span), no orphans, and every hop between two processes
 /// goes from a client or producer span to a server or consumer span.
-fn assert_one_tree(trace: &[SpanRecord]) {
+fn assert_one_tree(trace: &[SpanRecord], min_hops: usize) {
     let roots: Vec<&SpanRecord> = trace.iter().filter(|s| s.is_root()).collect();
     assert_eq!(roots.len(), 1, "one root:\n{}", listing(trace));
     assert_eq!((roots[0].service_name.as_str(), roots[0].kind.as_str()), (GATEWAY.name, "server"));
@@ -117,7 +117,7 @@ fn assert_one_tree(trace: &[SpanRecord]) {
             );
         }
     }
-    assert!(hops >= 4, "gateway→payments→auth, users, notifications: {hops} hops\n{}", listing(trace));
+    assert!(hops >= min_hops, "{hops} hops between processes, expected {min_hops} or more\n{}", listing(trace));
 }
 
 /// The ancestors of `span`, nearest first.
@@ -149,7 +149,7 @@ async fn a_sync_purchase_is_one_trace_across_every_process(transport: Transport)
     assert_eq!(status, 201, "{body}");
 
     let trace = complete_trace(&receiver, &trace_id, &STEPS).await;
-    assert_one_tree(&trace);
+    assert_one_tree(&trace, 4);
     // The transport shows in the server spans of the callee.
     let get_profile = find(&trace, USERS_SERVICE.name, "users.get_profile");
     let server = ancestors(&trace, get_profile)
@@ -190,7 +190,7 @@ async fn an_async_purchase_continues_its_trace_through_the_outbox_and_the_broker
         (NOTIFICATIONS_SERVICE.name, "broker.consume"),
     ]);
     let trace = complete_trace(&receiver, &trace_id, &expected).await;
-    assert_one_tree(&trace);
+    assert_one_tree(&trace, 4);
 
     // notifications.deliver ← broker.consume ← broker.publish ← outbox.deliver ← payments.record
     let deliver = find(&trace, NOTIFICATIONS_SERVICE.name, "notifications.deliver");
@@ -219,22 +219,35 @@ async fn over_http_an_async_purchase_continues_its_trace_through_the_outbox_and_
     an_async_purchase_continues_its_trace_through_the_outbox_and_the_broker(Transport::Http).await;
 }
 
+/// Payments' client span of the call to notifications (gRPC).
+const DELIVER_CALL: &str = "archlab.notifications.v1.Notifications/Deliver";
+
 #[tokio::test]
-async fn a_purchase_failed_by_notifications_answers_the_trace_that_shows_the_failing_span() {
-    let (stack, receiver) = traced_stack(NotificationMode::Sync, Transport::Grpc).await;
-    stack.notifications_faults.enable(archlab_notifications::faults::DELIVER);
+async fn a_purchase_failed_by_notifications_down_answers_the_trace_that_shows_the_failing_span() {
+    let (mut stack, receiver) = traced_stack(NotificationMode::Sync, Transport::Grpc).await;
+    stack.stop(NOTIFICATIONS_SERVICE.name).await;
     let (status, body, trace_id) = purchase(&stack).await;
     assert!(status >= 500, "the seed story: the purchase fails ({status}: {body})");
     assert_eq!(body["error"]["trace_id"].as_str(), Some(trace_id.as_str()), "the body names the header's trace");
 
-    let trace = complete_trace(&receiver, &trace_id, &STEPS).await;
-    assert_one_tree(&trace);
-    let failed = find(&trace, NOTIFICATIONS_SERVICE.name, "notifications.deliver");
-    assert!(failed.status_error, "the failing step has error status: {failed:?}");
-    let server = ancestors(&trace, failed).into_iter().find(|s| s.kind == "server").expect("a server span above it");
-    assert_eq!(server.service_name, NOTIFICATIONS_SERVICE.name);
-    assert!(server.status_error, "the failed call's server span: {server:?}");
-    assert_eq!(server.attributes.get("rpc.grpc.status_code").map(String::as_str), Some("14"), "UNAVAILABLE");
+    let expected = [
+        (GATEWAY.name, "POST /api/payments"),
+        (PAYMENTS_SERVICE.name, "payments.purchase"),
+        (AUTH_SERVICE.name, "auth.verify_session"),
+        (USERS_SERVICE.name, "users.get_profile"),
+        (PAYMENTS_SERVICE.name, DELIVER_CALL),
+    ];
+    let trace = complete_trace(&receiver, &trace_id, &expected).await;
+    // gateway→auth, gateway→payments, payments→auth, payments→users; nothing reached notifications.
+    assert_one_tree(&trace, 3);
+    assert!(
+        !trace.iter().any(|s| s.service_name == NOTIFICATIONS_SERVICE.name),
+        "a stopped process sent spans:\n{}",
+        listing(&trace)
+    );
+    let failed = find(&trace, PAYMENTS_SERVICE.name, DELIVER_CALL);
+    assert_eq!(failed.kind, "client");
+    assert!(failed.status_error, "the call to the stopped service has error status: {failed:?}");
     let root = find(&trace, GATEWAY.name, "POST /api/payments");
     assert!(root.status_error, "a 5xx marks the root span: {root:?}");
     assert_eq!(root.attributes.get("http.response.status_code"), Some(&status.to_string()));
