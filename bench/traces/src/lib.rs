@@ -11,9 +11,10 @@
 //! (`receiver`) is the OTLP/gRPC server over a bounded [`Store`] (`store`); the services'
 //! integration tests start one in-process. [`Waterfall`] (`waterfall`) lays a trace out and
 //! computes the time between processes; `render` draws it as SVG/HTML, `jaeger` exports it.
-//! `source` reads spans back from a running `serve` or a file, `serve` is the local page and
+//! [`census`] counts how many of a run's traces arrived whole. `source` reads spans back from a running `serve` or a file, `serve` is the local page and
 //! its JSON API, and `cli` the subcommands.
 
+mod census;
 mod cli;
 mod jaeger;
 mod receiver;
@@ -24,6 +25,7 @@ mod span;
 mod store;
 mod waterfall;
 
+pub use census::{Census, census};
 pub use cli::{
     CompareArgs, DEFAULT_HTTP_ADDR, DEFAULT_OTLP_ADDR, ExportArgs, FromArgs, MONOLITH_SERVICE, ServeArgs, ShowArgs,
     TracesArgs, TracesCommand, run,

@@ -141,6 +141,26 @@ impl Receiver {
         }
     }
 
+    /// Remove and return every span held (the counters keep counting): how a benchmark
+    /// starts each run with an empty store.
+    pub fn take(&self) -> Vec<SpanRecord> {
+        self.store().take()
+    }
+
+    /// Wait until no span has arrived for `quiet`, or `limit` passes; true when it went quiet.
+    pub async fn wait_quiet(&self, quiet: Duration, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut inserts = self.shared.inserts.subscribe();
+        loop {
+            inserts.borrow_and_update();
+            tokio::select! {
+                changed = inserts.changed() => if changed.is_err() { return true },
+                () = tokio::time::sleep(quiet) => return true,
+                () = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
     /// Add spans as if they had been received (used to load a file into the page).
     pub fn insert(&self, spans: Vec<SpanRecord>) {
         self.shared.insert(spans);

@@ -65,6 +65,13 @@ impl Store {
         self.order.iter().filter_map(|id| self.traces.get(id)).flatten().cloned().collect()
     }
 
+    /// Remove and return every span held, trace by trace in arrival order.
+    pub fn take(&mut self) -> Vec<SpanRecord> {
+        let mut traces = std::mem::take(&mut self.traces);
+        self.held = 0;
+        self.order.drain(..).filter_map(|id| traces.remove(&id)).flatten().collect()
+    }
+
     /// The spans of one trace (empty when unknown).
     pub fn trace(&self, trace_id: &str) -> Vec<SpanRecord> {
         self.traces.get(&trace_id.to_ascii_lowercase()).cloned().unwrap_or_default()
@@ -133,5 +140,17 @@ mod tests {
         store.insert(vec![span("a", "3")]);
         assert_eq!(store.trace("a").len(), 2);
         assert_eq!(store.trace_ids_newest_first(), vec!["b".to_owned(), "a".to_owned()]);
+    }
+
+    #[test]
+    fn take_empties_the_store_in_arrival_order_and_keeps_counting() {
+        let mut store = Store::new(10);
+        store.insert(vec![span("a", "1"), span("b", "2"), span("a", "3")]);
+        let taken: Vec<String> = store.take().into_iter().map(|s| s.span_id).collect();
+        assert_eq!(taken, ["1", "3", "2"]);
+        let stats = store.stats();
+        assert_eq!((stats.received, stats.held, stats.traces), (3, 0, 0));
+        store.insert(vec![span("c", "4")]);
+        assert_eq!(store.trace_ids_newest_first(), vec!["c".to_owned()]);
     }
 }
