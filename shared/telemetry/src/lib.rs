@@ -17,7 +17,8 @@
 //!
 //! The batch queue is sized for sampling at 1.0 under the lab's loads (see [`MAX_QUEUE_SIZE`]),
 //! and what it drops is counted, never lost silently: [`span_counts`], logged once when the
-//! [`Guard`] shuts the provider down.
+//! [`Guard`] shuts the provider down, and shown on the process's `/metrics` as
+//! `archlab_spans_total` while it runs.
 
 use anyhow::Context as _;
 use archlab_kernel::Server;
@@ -331,13 +332,21 @@ fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send +
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_filter(filter);
-    // No context activation: nothing in the lab reads `opentelemetry::Context::current()`;
-    // every context is read from the tracing span (`archlab_kernel::trace`), and parents are
-    // found through the tracing span tree. Activating it would attach and detach an
-    // OpenTelemetry context on every poll of every instrumented future.
+    // Each span carries what the lab reads and no more. The layer's defaults add eight
+    // attributes to every span (thread id and name, target, busy and idle time, which takes
+    // two clock reads on every poll, and the code location: span names already say where),
+    // and exporting them was most of what tracing cost per request (docs/traces.md,
+    // "Overhead"). No context activation either: nothing in the lab reads
+    // `opentelemetry::Context::current()`; every context is read from the tracing span
+    // (`archlab_kernel::trace`), so activating one on every poll of every instrumented
+    // future would be work for nobody.
     let otel = tracing_opentelemetry::layer()
         .with_context_activation(false)
         .with_tracer(provider.tracer("archlab"))
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_location(false)
         .with_filter(otel_filter());
     tracing_subscriber::registry().with(fmt).with(otel)
 }
@@ -377,6 +386,16 @@ pub fn init(service_name: &str) -> Guard {
         }
     };
     let exporting = !matches!(export, Export::None) && PROCESS_COUNTERS.set(counters.clone()).is_ok();
+    if exporting {
+        archlab_kernel::metrics::report_spans_with(|| {
+            let counts = span_counts();
+            archlab_kernel::metrics::SpanTotals {
+                ended: counts.ended,
+                exported: counts.exported,
+                export_failed: counts.export_failed,
+            }
+        });
+    }
     let _ = tracing::subscriber::set_global_default(subscriber(&provider));
     opentelemetry::global::set_tracer_provider(provider.clone());
     guard.provider = Some(provider);
