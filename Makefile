@@ -68,11 +68,15 @@ bench: services ## Criterion benchmarks (hop, codec, purchase; release profile),
 	@# run, `make clean-dbs` drops what it left behind.
 	$(CARGO) bench -p archlab-benches
 
-.PHONY: traces trace-screenshot
+.PHONY: traces trace-screenshot trace-overhead
 
 traces: ## Receive spans on :4317 and list traces on http://127.0.0.1:16687; Ctrl-C stops
 	$(CARGO) build --release -p archlab-harness
 	$(RELEASE_BIN)/archlab traces serve $(TRACES_ARGS)
 
-trace-screenshot: ## Redo docs/images/trace-waterfall.png (demo traces, headless chromium)
+trace-screenshot: ## Redo docs/images/trace-waterfall.png from a real purchase through the microservices (headless chromium)
 	deploy/local/screenshot-trace.sh
+
+trace-overhead: services ## Tracing on vs off: throughput cost and spans delivered, every build (release; docs/results/trace-overhead.md)
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab trace-overhead --rounds 2 --out docs/results

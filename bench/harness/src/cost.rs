@@ -266,12 +266,23 @@ fn require_loopback(url: &str) -> anyhow::Result<()> {
 /// `archlab_calls_total` by kind, summed over the `/metrics` of every process at
 /// `http_urls` (base URLs, e.g. `http://127.0.0.1:8001`; loopback only).
 pub async fn scrape_counters(http_urls: &[String]) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut sums = BTreeMap::new();
+    for text in scrape_metrics(http_urls).await? {
+        for (kind, value) in archlab_kernel::metrics::parse(&text) {
+            *sums.entry(kind).or_insert(0) += value;
+        }
+    }
+    Ok(sums)
+}
+
+/// The `/metrics` text of every process at `http_urls` (loopback only), in order.
+pub async fn scrape_metrics(http_urls: &[String]) -> anyhow::Result<Vec<String>> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .context("building the metrics client")?;
-    let mut sums = BTreeMap::new();
+    let mut texts = Vec::new();
     for base in http_urls {
         require_loopback(base)?;
         let url = format!("{}/metrics", base.trim_end_matches('/'));
@@ -279,12 +290,9 @@ pub async fn scrape_counters(http_urls: &[String]) -> anyhow::Result<BTreeMap<St
         if !response.status().is_success() {
             bail!("GET {url} answered {}", response.status());
         }
-        let text = response.text().await.with_context(|| format!("reading {url}"))?;
-        for (kind, value) in archlab_kernel::metrics::parse(&text) {
-            *sums.entry(kind).or_insert(0) += value;
-        }
+        texts.push(response.text().await.with_context(|| format!("reading {url}"))?);
     }
-    Ok(sums)
+    Ok(texts)
 }
 
 /// What a [`Meter`] watches: one running build.

@@ -5,7 +5,8 @@
 //! each answers `/ready` and stops them all on Ctrl-C; `load` drives a running build's public
 //! API (open loop, corrected for coordinated omission); `compare` runs every build in turn
 //! under the same stepped load and writes a side-by-side report; `calibrate` checks the
-//! load generator against wrk; `traces` receives and shows traces. `chaos` (see DESIGN.md,
+//! load generator against wrk; `traces` receives and shows traces; `trace-overhead` measures
+//! what exporting spans costs. `chaos` (see DESIGN.md,
 //! "The harness") will join [`Command`] as a sibling.
 //!
 //! # Layout
@@ -29,6 +30,7 @@ pub mod placement;
 pub mod report;
 pub mod supervisor;
 pub mod topology;
+pub mod trace_overhead;
 pub mod traces;
 pub mod up;
 
@@ -57,6 +59,8 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Receive, keep, show, compare and export traces (an OTLP receiver and a local page).
     Traces(traces::TracesArgs),
+    /// What exporting every span costs each build in throughput, and whether every trace arrives.
+    TraceOverhead(trace_overhead::TraceOverheadArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -67,5 +71,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => load::command(args).await,
         Command::Calibrate(args) => calibrate::command(args).await,
         Command::Traces(args) => traces::run(args).await,
+        Command::TraceOverhead(args) => trace_overhead::run(args).await,
     }
 }

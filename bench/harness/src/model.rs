@@ -53,6 +53,10 @@ pub struct LoadReport {
     pub duration_s: f64,
     /// Requests completed (any answer or error) inside the measured window.
     pub requests: u64,
+    /// Requests sent in all, warm-up included; each was answered or failed before the run
+    /// returned (what a trace count compares with).
+    #[serde(default)]
+    pub sent_total: u64,
     /// Of those, answers with the status the scenario expects.
     pub ok: u64,
     /// Everything else by cause: an unexpected status as its number (`"503"`), or

@@ -37,6 +37,13 @@ async fn open_loop_holds_its_rate_and_its_counts_add_up() -> anyhow::Result<()> 
     assert_eq!(report.by_step["users.me"].count, report.requests);
     // Warm-up excluded: 1 s at 500/s, not 1.2 s.
     assert!(report.requests <= 510, "{}", report.requests);
+    // The total counts the warm-up's ~100 too (0.2 s at 500/s), and nothing twice.
+    assert!(
+        report.sent_total >= report.requests + 50 && report.sent_total <= 620,
+        "sent {} with {} in the window",
+        report.sent_total,
+        report.requests
+    );
     Ok(())
 }
 

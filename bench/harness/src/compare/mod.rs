@@ -53,14 +53,14 @@ impl Build {
         }
     }
 
-    fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Self::Monolith => Kind::Monolith,
             Self::MicroGrpc | Self::MicroHttp => Kind::Micro,
         }
     }
 
-    fn transport(self) -> Option<Transport> {
+    pub(crate) fn transport(self) -> Option<Transport> {
         match self {
             Self::Monolith => None,
             Self::MicroGrpc => Some(Transport::Grpc),
@@ -356,7 +356,7 @@ struct BuildContext<'a> {
 
 /// Free loopback ports for every listener and fresh database and broker names, so a compare
 /// run touches nothing a running `archlab up` or a test uses.
-fn isolated_env(build: Build, run_id: &str, database_url: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn isolated_env(build: Build, run_id: &str, database_url: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut env = Vec::new();
     let mut listener = |l: processes::Listener| -> anyhow::Result<()> {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -387,6 +387,10 @@ fn isolated_env(build: Build, run_id: &str, database_url: &str) -> anyhow::Resul
         ("AMQP_QUEUE_EXPIRES_MS".to_owned(), "60000".to_owned()),
         // Only what goes wrong reaches the terminal; request logs would cost the builds CPU.
         ("RUST_LOG".to_owned(), "warn".to_owned()),
+        // No span export unless a measurement asks for it: an endpoint in the caller's
+        // environment would otherwise make this run measure a tracing pipeline too.
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), String::new()),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(), String::new()),
     ]);
     env.extend(child_settings_env());
     Ok(env)
@@ -401,11 +405,79 @@ fn child_settings_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn child_settings(mode: NotificationMode) -> BTreeMap<String, String> {
+pub(crate) fn child_settings(mode: NotificationMode) -> BTreeMap<String, String> {
     let mut settings: BTreeMap<String, String> = child_settings_env().into_iter().collect();
     settings.insert("NOTIFICATION_MODE".into(), mode.to_string());
     settings.insert("RUST_LOG".into(), "warn".into());
     settings
+}
+
+/// One build running in its own isolated environment ([`isolated_env`]): what
+/// `archlab compare` and `archlab trace-overhead` measure.
+pub(crate) struct Running {
+    pub topology: Topology,
+    /// What the cost meter watches: the build's processes, databases and `/metrics`.
+    pub target: cost::Target,
+    /// From spawning the first process to every process ready.
+    pub startup: Duration,
+    pub children: Supervisor,
+    admin_url: String,
+}
+
+impl Running {
+    /// Start `build` on fresh databases and broker names named after `run_id`, pinned to
+    /// `app_cpus`, with `extra_env` over the isolated environment; wait until every process
+    /// is ready. On failure whatever started is stopped and its databases dropped.
+    pub(crate) async fn start(
+        build: Build,
+        mode: NotificationMode,
+        run_id: &str,
+        database_url: &str,
+        bin_dir: &Path,
+        app_cpus: Option<&str>,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Running> {
+        let mut env = isolated_env(build, run_id, database_url)?;
+        env.extend(extra_env.iter().cloned());
+        let lookup = |key: &str| {
+            env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
+        };
+        let options = Options { mode: Some(mode), transport: build.transport(), extsim: true };
+        let mut topology = Topology::new(build.kind(), options, lookup);
+        topology.env.extend(env.iter().cloned());
+        let admin_url = admin_url(database_url);
+
+        let started = Instant::now();
+        let children = Supervisor::start_pinned(&topology, bin_dir, false, app_cpus).await?;
+        let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
+        let mut running = Running { topology, target, startup: Duration::ZERO, children, admin_url };
+        let processes = running.topology.processes.clone();
+        let ready = running.watch(supervisor::wait_ready(&processes, Duration::from_secs(60))).await;
+        match ready {
+            Ok(()) => {
+                running.startup = started.elapsed();
+                Ok(running)
+            }
+            Err(error) => {
+                let _ = running.stop().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// `work` to completion, unless one of the build's processes exits first.
+    pub(crate) async fn watch<T>(&mut self, work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        tokio::select! {
+            result = work => result,
+            exit = self.children.next_exit() => bail!("{} exited ({})", exit.name, exit.describe()),
+        }
+    }
+
+    /// Stop every process (gracefully: they flush their spans) and drop the databases.
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        self.children.stop(GRACE, std::future::pending()).await;
+        cost::drop_databases(&self.admin_url, &self.target.databases).await.context("dropping the run's databases")
+    }
 }
 
 /// Start one build, measure it, stop it, drop its databases. Also says where its processes
@@ -414,36 +486,16 @@ async fn measure_build(
     ctx: &BuildContext<'_>,
     build: Build,
 ) -> anyhow::Result<(BuildResult, Option<BuildResult>, Placement)> {
-    let env = isolated_env(build, ctx.run_id, &ctx.args.database_url)?;
-    let lookup =
-        |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok());
-    let options = Options { mode: Some(ctx.args.mode), transport: build.transport(), extsim: true };
-    let mut topology = Topology::new(build.kind(), options, lookup);
-    topology.env.extend(env.iter().cloned());
-    let admin_url = admin_url(&ctx.args.database_url);
     let app_cpus = ctx.cpus.app_list();
-
-    let started = Instant::now();
-    let mut children = Supervisor::start_pinned(&topology, ctx.bin_dir, false, app_cpus.as_deref()).await?;
-    let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
-    let outcome = async {
-        tokio::select! {
-            ready = supervisor::wait_ready(&topology.processes, Duration::from_secs(60)) => ready?,
-            exit = children.next_exit() => bail!("{} exited during start-up ({})", exit.name, exit.describe()),
-        }
-        let startup = started.elapsed();
-        let placement = placement::observe(ctx.args.placement, target.app_pids.first().copied());
-        let measured = measure_running(ctx, build, &topology, &target, startup);
-        tokio::select! {
-            result = measured => result.map(|(r, b)| (r, b, placement)),
-            exit = children.next_exit() => bail!("{} exited during the measurement ({})", exit.name, exit.describe()),
-        }
-    }
-    .await;
-    children.stop(GRACE, std::future::pending()).await;
-    let dropped = cost::drop_databases(&admin_url, &target.databases).await;
-    let (mut result, base, placement) = outcome?;
-    dropped.context("dropping the run's databases")?;
+    let mut running =
+        Running::start(build, ctx.args.mode, ctx.run_id, &ctx.args.database_url, ctx.bin_dir, app_cpus.as_deref(), &[])
+            .await?;
+    let placement = placement::observe(ctx.args.placement, running.target.app_pids.first().copied());
+    let (topology, target, startup) = (running.topology.clone(), running.target.clone(), running.startup);
+    let outcome = running.watch(measure_running(ctx, build, &topology, &target, startup)).await;
+    let stopped = running.stop().await;
+    let (mut result, base) = outcome?;
+    stopped?;
     result.cost.processes = app_process_count(&topology);
     result.cost.binaries = cost::binaries(ctx.bin_dir, &app_names(&topology))?;
     result.cost.binaries_total_bytes = result.cost.binaries.values().sum();
@@ -454,7 +506,7 @@ async fn measure_build(
 }
 
 /// The maintenance database on the builds' server, where the meter and the clean-up connect.
-fn admin_url(database_url: &str) -> String {
+pub(crate) fn admin_url(database_url: &str) -> String {
     format!("{}/postgres", database_url.trim_end_matches('/'))
 }
 
@@ -702,7 +754,7 @@ fn profile_label(name: ProfileName) -> &'static str {
 }
 
 /// `release` or `debug`, from where the binaries were found.
-fn build_profile(bin_dir: &Path) -> String {
+pub(crate) fn build_profile(bin_dir: &Path) -> String {
     bin_dir.file_name().and_then(|n| n.to_str()).unwrap_or("unknown").to_owned()
 }
 
@@ -734,7 +786,7 @@ pub fn goals(report: &CompareReport) -> Vec<Goal> {
 }
 
 /// Where and on what this run happened.
-fn machine_meta() -> RunMeta {
+pub(crate) fn machine_meta() -> RunMeta {
     let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default();
     let cpu_model = read("/proc/cpuinfo")
         .lines()
@@ -761,7 +813,7 @@ fn machine_meta() -> RunMeta {
     }
 }
 
-fn git_revision() -> String {
+pub(crate) fn git_revision() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)

@@ -170,6 +170,7 @@ mod tests {
 
     fn report(p99_us: u64, requests: u64, ok: u64, unsent: u64) -> LoadReport {
         LoadReport {
+            sent_total: 0,
             scenario: "browse".into(),
             target: "http://127.0.0.1:1".into(),
             offered: crate::model::Offered::Open { rate_per_s: 100.0 },

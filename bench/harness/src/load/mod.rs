@@ -375,6 +375,7 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
         warmup_s: plan.warmup.as_secs_f64(),
         duration_s,
         requests: total.requests,
+        sent_total: counters.completed.load(Relaxed),
         ok: total.ok,
         errors: total.errors.clone(),
         unsent: total.unsent,

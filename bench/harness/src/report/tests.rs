@@ -24,6 +24,7 @@ fn percentiles(p50_ms: f64, p99_ms: f64) -> Percentiles {
 fn load(scenario: &str, target: &str, rate: f64, achieved: f64, p50_ms: f64, p99_ms: f64) -> LoadReport {
     let requests = (achieved * 10.0) as u64;
     LoadReport {
+        sent_total: 0,
         scenario: scenario.to_string(),
         target: target.to_string(),
         offered: Offered::Open { rate_per_s: rate },
