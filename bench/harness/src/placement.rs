@@ -234,6 +234,35 @@ pub fn observe(preset: Preset, app_pid: Option<u32>) -> Placement {
     }
 }
 
+/// The placement options `archlab compare` and `archlab trace-overhead` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlacementArgs {
+    /// Where the load generator and the builds run: `split` puts the generator on the first
+    /// CPU and each build (with extsim) on the others; `shared` pins nothing; `custom` takes
+    /// `--load-cpus` and `--app-cpus`. PostgreSQL and RabbitMQ are never moved; the report
+    /// records where they were allowed to run.
+    #[arg(long, value_enum, default_value_t = Preset::Split)]
+    pub placement: Preset,
+    /// The generator's CPUs (`custom` only), as `taskset -c` lists them: `0`, `0-1`, `0,2`.
+    #[arg(long, value_name = "CPUS")]
+    pub load_cpus: Option<String>,
+    /// The builds' CPUs (`custom` only).
+    #[arg(long, value_name = "CPUS")]
+    pub app_cpus: Option<String>,
+}
+
+impl PlacementArgs {
+    /// Decide the placement and pin this process (the generator) to its CPUs; after this,
+    /// the process sees only those.
+    pub fn apply(&self) -> anyhow::Result<Plan> {
+        let cpus = Plan::new(self.placement, self.load_cpus.as_deref(), self.app_cpus.as_deref())?;
+        if let Some(load) = &cpus.load {
+            pin_self(load).context("pinning the load generator")?;
+        }
+        Ok(cpus)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

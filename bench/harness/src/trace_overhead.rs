@@ -66,15 +66,9 @@ pub struct TraceOverheadArgs {
     /// Notification mode of the builds.
     #[arg(long, value_enum, default_value_t = NotificationMode::Async)]
     pub mode: NotificationMode,
-    /// Where the generator (and the receiver) and the builds run; as `archlab compare`.
-    #[arg(long, value_enum, default_value_t = placement::Preset::Split)]
-    pub placement: placement::Preset,
-    /// The generator's CPUs (`custom` only).
-    #[arg(long, value_name = "CPUS")]
-    pub load_cpus: Option<String>,
-    /// The builds' CPUs (`custom` only).
-    #[arg(long, value_name = "CPUS")]
-    pub app_cpus: Option<String>,
+    /// Where the generator (with the receiver) and the builds run, as for `archlab compare`.
+    #[command(flatten)]
+    pub placement: placement::PlacementArgs,
     /// Directory for trace-overhead.md and trace-overhead.json.
     #[arg(long, default_value = "target/trace-overhead")]
     pub out: PathBuf,
@@ -182,10 +176,7 @@ pub async fn run(args: TraceOverheadArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => crate::up::default_bin_dir()?,
     };
-    let cpus = placement::Plan::new(args.placement, args.load_cpus.as_deref(), args.app_cpus.as_deref())?;
-    if let Some(load) = &cpus.load {
-        placement::pin_self(load).context("pinning the load generator")?;
-    }
+    let cpus = args.placement.apply()?;
     let report = measure(&args, &bin_dir, &cpus).await?;
     write(&report, &args.out)
 }
@@ -227,7 +218,7 @@ async fn measure(args: &TraceOverheadArgs, bin_dir: &Path, cpus: &placement::Pla
                         .await
                         .with_context(|| format!("starting {}", build.name()))?;
                 observed.get_or_insert_with(|| {
-                    placement::observe(args.placement, running.target.app_pids.first().copied())
+                    placement::observe(args.placement.placement, running.target.app_pids.first().copied())
                 });
                 let urls = running.target.http_urls.clone();
                 let public = running.topology.public_url.clone();
@@ -266,7 +257,7 @@ async fn measure(args: &TraceOverheadArgs, bin_dir: &Path, cpus: &placement::Pla
             started_at,
             profile: compare::build_profile(bin_dir),
             profile_name: "trace-overhead".to_owned(),
-            placement: observed.unwrap_or_else(|| placement::observe(args.placement, None)),
+            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings,
             ..compare::machine_meta()

@@ -184,18 +184,8 @@ pub struct CompareArgs {
     /// Error budget of the saturation search, as a share (0.01 = 1 %).
     #[arg(long, default_value_t = 0.01)]
     pub error_budget: f64,
-    /// Where the load generator and the builds run: `split` puts the generator on the first
-    /// CPU and each build (with extsim) on the others; `shared` pins nothing; `custom` takes
-    /// `--load-cpus` and `--app-cpus`. PostgreSQL and RabbitMQ are never moved; the report
-    /// records where they were allowed to run.
-    #[arg(long, value_enum, default_value_t = placement::Preset::Split)]
-    pub placement: placement::Preset,
-    /// The generator's CPUs (`custom` only), as `taskset -c` lists them: `0`, `0-1`, `0,2`.
-    #[arg(long, value_name = "CPUS")]
-    pub load_cpus: Option<String>,
-    /// The builds' CPUs (`custom` only).
-    #[arg(long, value_name = "CPUS")]
-    pub app_cpus: Option<String>,
+    #[command(flatten)]
+    pub placement: placement::PlacementArgs,
     /// Directory for report.md, report.html, report.json and the plots.
     #[arg(long, default_value = "target/compare")]
     pub out: PathBuf,
@@ -233,10 +223,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         None => crate::up::default_bin_dir()?,
     };
     // Decided and applied once: after pinning, this process sees only the generator's CPUs.
-    let cpus = placement::Plan::new(args.placement, args.load_cpus.as_deref(), args.app_cpus.as_deref())?;
-    if let Some(load) = &cpus.load {
-        placement::pin_self(load).context("pinning the load generator")?;
-    }
+    let cpus = args.placement.apply()?;
     if args.repeat == 1 {
         let report = compare(&args, profile, &bin_dir, &cpus).await?;
         return write(&report, &args.out);
@@ -331,7 +318,7 @@ pub async fn compare(
             started_at,
             profile: build_profile(bin_dir),
             profile_name: profile_label(profile.name).to_owned(),
-            placement: observed.unwrap_or_else(|| placement::observe(args.placement, None)),
+            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings: child_settings(args.mode),
             ..machine_meta()
@@ -499,7 +486,7 @@ async fn measure_build(
     let mut running =
         Running::start(build, ctx.args.mode, ctx.run_id, &ctx.args.database_url, ctx.bin_dir, app_cpus.as_deref(), &[])
             .await?;
-    let placement = placement::observe(ctx.args.placement, running.target.app_pids.first().copied());
+    let placement = placement::observe(ctx.args.placement.placement, running.target.app_pids.first().copied());
     let (topology, target, startup) = (running.topology.clone(), running.target.clone(), running.startup);
     let outcome = running.watch(measure_running(ctx, build, &topology, &target, startup)).await;
     let stopped = running.stop().await;
