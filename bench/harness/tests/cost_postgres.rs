@@ -103,6 +103,18 @@ async fn a_meter_counts_a_steps_transactions_and_cpu() {
     }
     conn.close().await.expect("close");
     transactions_reaching(&target.databases, 50).await;
+    // /proc counts CPU in clock ticks (10 ms): fifty statements may not fill one. Work until
+    // the kernel has counted two more ticks of this process, so the step's CPU cannot round
+    // to zero (the meter's own reading is what is checked below).
+    let pid = [std::process::id()];
+    let cpu = |pids: &[u32]| cost::sample_pids(pids).expect("sample this process").cpu_s;
+    let (from, mut x) = (cpu(&pid), 1u64);
+    while cpu(&pid) < from + 0.015 {
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
     let measured = meter.finish_with(50, Duration::ZERO).await.expect("finish");
     let database = measured.calls["database"];
     assert!((50..=55).contains(&database), "50 statements measured as {database} transactions");
