@@ -112,11 +112,26 @@ impl Profile {
     pub fn of(name: ProfileName) -> Self {
         // Three bisections after the 1.6× steps leave the saturation point within 6 %
         // (1.6^(1/8)), so three runs can agree within 10 %; two left it within 12 %.
-        let search = Search { start: 500.0, factor: 1.6, refinements: 3, max_steps: 12, max_rate: 60_000.0 };
+        // Each miss is run twice before it counts (see `search`): up to four more steps.
+        let search = Search {
+            start: 500.0,
+            factor: 1.6,
+            refinements: 3,
+            max_steps: 16,
+            max_rate: 60_000.0,
+            confirm_misses: true,
+        };
         match name {
             ProfileName::Smoke => Self {
                 name,
-                search: Search { start: 20.0, factor: 2.0, refinements: 0, max_steps: 2, max_rate: 40.0 },
+                search: Search {
+                    start: 20.0,
+                    factor: 2.0,
+                    refinements: 0,
+                    max_steps: 2,
+                    max_rate: 40.0,
+                    confirm_misses: false,
+                },
                 warmup: Duration::from_millis(200),
                 step: Duration::from_millis(800),
                 headline_step: Duration::from_millis(800),
@@ -144,7 +159,7 @@ impl Profile {
             },
             ProfileName::Full => Self {
                 name,
-                search: Search { start: 250.0, refinements: 4, max_steps: 17, ..search },
+                search: Search { start: 250.0, refinements: 4, max_steps: 22, ..search },
                 warmup: Duration::from_secs(5),
                 step: Duration::from_secs(20),
                 headline_step: Duration::from_secs(60),
