@@ -22,7 +22,7 @@ pub struct OneTransactionSignup {
 
 #[async_trait]
 impl SignupFlow for OneTransactionSignup {
-    #[tracing::instrument(name = "auth.signup", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.signup", skip_all, err)]
     async fn signup(&self, signup: Signup) -> Result<SignedUp> {
         let password_hash = self.auth.hash_password(&signup.password).await?;
         let user_id = Uuid::new_v4();

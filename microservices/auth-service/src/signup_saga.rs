@@ -47,7 +47,7 @@ pub struct SignupSaga {
 
 #[async_trait]
 impl SignupFlow for SignupSaga {
-    #[tracing::instrument(name = "auth.signup", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.signup", skip_all, err)]
     async fn signup(&self, signup: Signup) -> Result<SignedUp> {
         let password_hash = self.auth.hash_password(&signup.password).await?;
         let user_id = Uuid::new_v4();
@@ -104,7 +104,7 @@ impl SignupSaga {
     /// Undo step 1 at once (the credentials go, the email is free again) and, when the
     /// profile may exist, record that its delete is owed before trying it.
     /// True when the compensation is complete (nothing left owed).
-    #[tracing::instrument(name = "auth.signup_compensate", skip(self))]
+    #[tracing::instrument(level = "debug", name = "auth.signup_compensate", skip(self))]
     async fn compensate(&self, user_id: Uuid, profile_may_exist: bool) -> bool {
         let undone = async {
             let mut tx = self.auth.pool().begin().await?;

@@ -69,14 +69,14 @@ impl AuthService {
 
     /// Hash a password with argon2id, off the async threads (it takes tens of milliseconds)
     /// and within the hashing cap (503 `overloaded` when no slot frees in time).
-    #[tracing::instrument(name = "auth.hash_password", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.hash_password", skip_all, err)]
     pub async fn hash_password(&self, password: &Password) -> Result<String> {
         let password = password.clone();
         self.hashes.run(move |memory| crate::hashing::hash(memory, password.expose())).await?
     }
 
     /// Write credentials on the caller's connection; 409 `email_taken` if the email is used.
-    #[tracing::instrument(name = "auth.create_credentials", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "auth.create_credentials", skip_all, fields(%user_id), err)]
     pub async fn insert_credentials(
         &self,
         conn: &mut PgConnection,
@@ -127,7 +127,7 @@ impl AuthService {
     }
 
     /// Remove credentials (and their sessions): a saga's compensation.
-    #[tracing::instrument(name = "auth.delete_credentials", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "auth.delete_credentials", skip_all, fields(%user_id), err)]
     pub async fn delete_credentials(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
         sqlx::query("DELETE FROM auth.credentials WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
         Ok(())
@@ -173,7 +173,7 @@ impl AuthService {
     /// Exchange email and password for a new session. The attempt is counted against the
     /// account first (429 once its budget is spent, before any hashing), then the password
     /// is checked within the hashing cap.
-    #[tracing::instrument(name = "auth.login", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.login", skip_all, err)]
     pub async fn login(&self, email: &str, password: &str) -> Result<IssuedToken> {
         let invalid = || {
             Error::new(
@@ -205,7 +205,7 @@ impl AuthService {
     }
 
     /// Revoke the session behind `token`; 401 if it is not live.
-    #[tracing::instrument(name = "auth.logout", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.logout", skip_all, err)]
     pub async fn logout(&self, token: &str) -> Result<()> {
         let session = self.verify_session(token).await?;
         let digest = token_digest(token);
@@ -223,7 +223,7 @@ impl AuthService {
 
 #[async_trait]
 impl AuthApi for AuthService {
-    #[tracing::instrument(name = "auth.verify_session", skip_all, err)]
+    #[tracing::instrument(level = "debug", name = "auth.verify_session", skip_all, err)]
     async fn verify_session(&self, token: &str) -> Result<Session> {
         let refused = || Error::unauthorized("the token is unknown, expired or revoked");
         if !is_token_shaped(token) {

@@ -216,9 +216,11 @@ pub fn grpc_server_span(request: &http::Request<()>) -> Span {
 }
 
 /// A database span for one statement on `table` (`db.collection.name`): `operation` is the
-/// statement kind (`SELECT`, `INSERT`, ...). Cheap enough to open around every store call.
+/// statement kind (`SELECT`, `INSERT`, ...). At `debug` level, like every span inside a
+/// process: built only when spans are exported (see `archlab_telemetry`), and then cheap
+/// enough to open around every store call.
 pub fn db_span(operation: &'static str, table: &'static str) -> Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "db.query",
         otel.name = format!("{operation} {table}"),
         otel.kind = "client",

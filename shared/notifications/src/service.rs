@@ -53,7 +53,7 @@ impl NotificationsService {
     }
 
     /// A user's notifications, newest first.
-    #[tracing::instrument(name = "notifications.list", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "notifications.list", skip_all, fields(%user_id), err)]
     pub async fn list(&self, user_id: Uuid) -> Result<Vec<Notification>> {
         Ok(sqlx::query_as(
             "SELECT notification_id, kind, subject, body, payment_id, created_at FROM notifications.notifications
@@ -131,7 +131,7 @@ impl NotificationsApi for NotificationsService {
     /// A failure before step 3 commits records nothing, so the redelivery starts again at
     /// step 1 and neither loses nor duplicates the email. A slow provider therefore costs
     /// the caller time but never holds one of the pool's connections.
-    #[tracing::instrument(name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
+    #[tracing::instrument(level = "debug", name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
     async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
         self.faults.check(faults::DELIVER)?;
         if let Some(notification_id) = self.recorded(event.event_id).await? {

@@ -54,7 +54,7 @@ impl PurchaseService {
     }
 
     /// Buy: the whole seed scenario for one request.
-    #[tracing::instrument(name = "payments.purchase", skip_all, fields(mode = %self.mode), err)]
+    #[tracing::instrument(level = "debug", name = "payments.purchase", skip_all, fields(mode = %self.mode), err)]
     pub async fn purchase(&self, token: &str, key: &IdempotencyKey, request: &PurchaseRequest) -> Result<Payment> {
         let money = request.money()?;
         let session = self.auth.verify_session(token).await?;
@@ -114,7 +114,7 @@ impl PurchaseService {
 
     /// Mark the payment charged; in `async` mode the receipt enters the outbox in the same
     /// transaction, so it exists if and only if the payment is recorded.
-    #[tracing::instrument(name = "payments.record", skip_all, fields(payment_id = %payment.payment_id), err)]
+    #[tracing::instrument(level = "debug", name = "payments.record", skip_all, fields(payment_id = %payment.payment_id), err)]
     async fn record(&self, payment: &PaymentRow, charge_id: &str, user: &Profile, money: Money) -> Result<PaymentRow> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -187,7 +187,7 @@ impl PurchaseService {
     }
 
     /// The caller's payments, newest first.
-    #[tracing::instrument(name = "payments.list", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "payments.list", skip_all, fields(%user_id), err)]
     pub async fn list(&self, user_id: Uuid) -> Result<Vec<Payment>> {
         let rows: Vec<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT_PAYMENT} WHERE user_id = $1 ORDER BY created_at DESC, payment_id"
@@ -199,7 +199,7 @@ impl PurchaseService {
     }
 
     /// One of the caller's payments; another user's is `not_found`.
-    #[tracing::instrument(name = "payments.get", skip_all, fields(%user_id, %payment_id), err)]
+    #[tracing::instrument(level = "debug", name = "payments.get", skip_all, fields(%user_id, %payment_id), err)]
     pub async fn get(&self, user_id: Uuid, payment_id: Uuid) -> Result<Payment> {
         let row: Option<PaymentRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_PAYMENT} WHERE payment_id = $1 AND user_id = $2")))

@@ -13,7 +13,9 @@
 //!   (`OTEL_SERVICE_NAME` overrides the name given to [`init`], `OTEL_TRACES_SAMPLER` and
 //!   `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`).
 //! - Without it there is still a tracer provider, with no processor at all: spans get trace
-//!   ids (every response names its trace) but nothing is queued, exported or waited for.
+//!   ids (every response names its trace) but nothing is queued, exported or waited for, and
+//!   only the spans at a process boundary are built (`info` level); the spans inside one
+//!   (`debug`: domain operations, `db.query`) are built only when exporting (`otel_filter`).
 //!
 //! The batch queue is sized for sampling at 1.0 under the lab's loads (see [`MAX_QUEUE_SIZE`]),
 //! and what it drops is counted, never lost silently: [`span_counts`], logged once when the
@@ -294,11 +296,20 @@ fn provider(
     Ok((builder.build(), counters))
 }
 
-/// Which spans reach OpenTelemetry: ours at `info` and above, never the exporter's own
-/// transport (h2, hyper, tonic, tower), which would trace its own traffic.
-fn otel_filter() -> Targets {
+/// Which spans reach OpenTelemetry, never the exporter's own transport (h2, hyper, tonic,
+/// tower), which would trace its own traffic.
+///
+/// Spans at a process boundary (server, client, producer, consumer) are at `info`: they carry
+/// the trace id every response names and the context every outgoing call injects, so they
+/// are built always. Spans inside a process (domain operations such as `users.get_profile`,
+/// and `db.query`) are at `debug`, and reach OpenTelemetry only when `exporting`: without an
+/// exporter nobody can see them, and a span that no layer wants costs next to nothing, where
+/// a built one costs thousands of instructions (docs/benchmarks.md, "Monolith vs baseline").
+fn otel_filter(exporting: bool) -> Targets {
+    let ours = if exporting { LevelFilter::DEBUG } else { LevelFilter::INFO };
     Targets::new()
         .with_default(LevelFilter::INFO)
+        .with_target("archlab", ours)
         .with_target("h2", LevelFilter::OFF)
         .with_target("hyper", LevelFilter::OFF)
         .with_target("hyper_util", LevelFilter::OFF)
@@ -316,12 +327,12 @@ fn otel_filter() -> Targets {
 pub fn dispatch(service_name: &str, export: Export) -> anyhow::Result<(tracing::Dispatch, Guard)> {
     install_propagator();
     let (provider, counters) = provider(service_name, &export, true)?;
-    let dispatch = tracing::Dispatch::new(subscriber(&provider));
     let exporting = !matches!(export, Export::None);
+    let dispatch = tracing::Dispatch::new(subscriber(&provider, exporting));
     Ok((dispatch, Guard { service_name: service_name.to_owned(), provider: Some(provider), counters, exporting }))
 }
 
-fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send + Sync + 'static {
+fn subscriber(provider: &SdkTracerProvider, exporting: bool) -> impl tracing::Subscriber + Send + Sync + 'static {
     // The SDK narrates its own set-up at info level; a person reading the logs wants its warnings.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"));
@@ -347,7 +358,7 @@ fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send +
         .with_target(false)
         .with_tracked_inactivity(false)
         .with_location(false)
-        .with_filter(otel_filter());
+        .with_filter(otel_filter(exporting));
     tracing_subscriber::registry().with(fmt).with(otel)
 }
 
@@ -373,13 +384,14 @@ pub fn init(service_name: &str) -> Guard {
         return guard;
     }
     install_propagator();
-    let export = Export::from_env();
+    let mut export = Export::from_env();
     let (provider, counters) = match provider(service_name, &export, false) {
         Ok(built) => built,
         Err(e) => {
             // Telemetry never stops a process: log it and run with trace ids only.
             eprintln!("telemetry: {e:#}; spans will not be exported");
-            match provider(service_name, &Export::None, false) {
+            export = Export::None;
+            match provider(service_name, &export, false) {
                 Ok(built) => built,
                 Err(_) => return guard,
             }
@@ -396,7 +408,7 @@ pub fn init(service_name: &str) -> Guard {
             }
         });
     }
-    let _ = tracing::subscriber::set_global_default(subscriber(&provider));
+    let _ = tracing::subscriber::set_global_default(subscriber(&provider, exporting));
     opentelemetry::global::set_tracer_provider(provider.clone());
     guard.provider = Some(provider);
     guard.counters = counters;

@@ -55,3 +55,40 @@ async fn with_the_receiver_gone_every_span_is_counted_as_lost() {
     assert_eq!(counts.exported, 0);
     assert_eq!(counts.export_failed + counts.dropped(), 20, "{counts:?}");
 }
+
+/// A root span with a database span inside it, under `subscriber`: whether the inner span
+/// was built, and the trace id seen from inside it.
+fn db_span_inside_a_root(subscriber: &tracing::Dispatch) -> (bool, Option<String>, Option<String>) {
+    tracing::dispatcher::with_default(subscriber, || {
+        let root = tracing::info_span!("test.root");
+        let _root = root.enter();
+        let root_id = archlab_kernel::trace::current_trace_id();
+        let inner = archlab_kernel::trace::db_span("SELECT", "test");
+        let _inner = inner.enter();
+        (!inner.is_disabled(), root_id, archlab_kernel::trace::current_trace_id())
+    })
+}
+
+#[tokio::test]
+async fn spans_inside_a_process_are_built_only_when_exported() {
+    // Without an endpoint nobody sees a db.query span: it is not built, and code inside it
+    // still reads its request's trace id (for an error body, an outbox row).
+    let (subscriber, guard) = dispatch("inner-off", Export::None).unwrap();
+    let (built, root_id, inner_id) = db_span_inside_a_root(&subscriber);
+    assert!(!built, "a debug-level span is built with nobody to export it to");
+    assert!(root_id.is_some());
+    assert_eq!(inner_id, root_id);
+    drop(guard);
+
+    // With one, it is exported as the root's child.
+    let (receiver, addr) = Receiver::start().await.unwrap();
+    let (subscriber, guard) = dispatch("inner-on", Export::To(format!("http://{addr}"))).unwrap();
+    let (built, root_id, inner_id) = db_span_inside_a_root(&subscriber);
+    assert!(built);
+    assert_eq!(inner_id, root_id);
+    assert_eq!(guard.shutdown().await.ended, 2);
+    let received = receiver.spans();
+    let root = received.iter().find(|s| s.name == "test.root").expect("root exported");
+    let inner = received.iter().find(|s| s.name == "SELECT test").expect("db span exported");
+    assert_eq!(inner.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+}

@@ -27,7 +27,7 @@ impl UsersService {
 
     /// Create a profile on the caller's connection, inside the caller's transaction: the
     /// monolith's signup uses this to make credentials and profile one atomic write.
-    #[tracing::instrument(name = "users.create_profile", skip_all, fields(user_id = %new.user_id), err)]
+    #[tracing::instrument(level = "debug", name = "users.create_profile", skip_all, fields(user_id = %new.user_id), err)]
     pub async fn create_profile_in(&self, conn: &mut PgConnection, new: &NewProfile) -> Result<Profile> {
         let inserted = sqlx::query(
             "INSERT INTO users.profiles (user_id, email, name) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
@@ -55,7 +55,7 @@ impl UsersService {
     }
 
     /// Apply a partial update to one's own profile.
-    #[tracing::instrument(name = "users.update_profile", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "users.update_profile", skip_all, fields(%user_id), err)]
     pub async fn update_profile(&self, user_id: Uuid, patch: ProfilePatch) -> Result<Profile> {
         let name = patch.name.as_deref().map(DisplayName::parse).transpose()?;
         let prefs = patch.preferences.unwrap_or_default();
@@ -94,7 +94,7 @@ impl UsersApi for UsersService {
         Ok(profile)
     }
 
-    #[tracing::instrument(name = "users.get_profile", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "users.get_profile", skip_all, fields(%user_id), err)]
     async fn get_profile(&self, user_id: Uuid) -> Result<Profile> {
         sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE)
             .bind(user_id)
@@ -105,7 +105,7 @@ impl UsersApi for UsersService {
             .ok_or_else(|| Error::not_found("user"))
     }
 
-    #[tracing::instrument(name = "users.delete_profile", skip_all, fields(%user_id), err)]
+    #[tracing::instrument(level = "debug", name = "users.delete_profile", skip_all, fields(%user_id), err)]
     async fn delete_profile(&self, user_id: Uuid) -> Result<()> {
         // Preferences go with it (ON DELETE CASCADE).
         sqlx::query("DELETE FROM users.profiles WHERE user_id = $1").bind(user_id).execute(&self.pool).await?;
