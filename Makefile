@@ -39,7 +39,11 @@ test: services tools clean-dbs ## Every test against the real services (schemath
 	$(CARGO) build --workspace --bins
 	@# Each test creates a fresh database (~8 MB); drop them afterwards, pass or fail, so
 	@# repeated runs do not fill the disk.
-	$(CARGO) test --workspace --no-fail-fast; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
+	@# Test binaries run in parallel under cargo-nextest when it is installed (each test in a
+	@# process of its own), else one after another under cargo test; doctests either way.
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast && $(CARGO) test --workspace --doc; \
+	else $(CARGO) test --workspace --no-fail-fast; fi; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
 	$(CARGO) check -p archlab-testkit --features containers
 
 lint: ## rustfmt, clippy and unused dependencies (cargo-machete), as before every commit
