@@ -142,6 +142,23 @@ impl Topology {
         Self { kind, processes, env: child_env, public_url, extsim_url, mode, transport }
     }
 
+    /// One HTTP process `name` on `addr`, ready when its `/health` answers, with `env` and
+    /// otherwise this topology's settings: a side process such as the baseline, started by
+    /// the same supervisor.
+    pub fn single(&self, name: &'static str, addr: &str, env: Vec<(String, String)>) -> Self {
+        Self {
+            processes: vec![Process {
+                name,
+                ready_url: format!("http://{addr}/health"),
+                http_url: format!("http://{addr}"),
+                grpc_addr: None,
+            }],
+            env,
+            public_url: format!("http://{addr}"),
+            ..self.clone()
+        }
+    }
+
     /// Binary names in start order.
     pub fn names(&self) -> Vec<&'static str> {
         self.processes.iter().map(|p| p.name).collect()

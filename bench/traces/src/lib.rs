@@ -32,7 +32,7 @@ pub use cli::{
 };
 pub use jaeger::{Document as JaegerDocument, document as jaeger_document};
 pub use receiver::{DEFAULT_KEEP, Receiver};
-pub use render::{html, svg};
+pub use render::{escape, html, svg};
 pub use serve::{TraceSummary, app};
 pub use source::{Selector, Source, check_loopback_url, group, read_file, root, select};
 pub use span::{SpanRecord, from_request};

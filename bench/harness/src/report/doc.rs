@@ -77,21 +77,8 @@ pub fn markdown(blocks: &[Block]) -> String {
     out
 }
 
-/// `s` with the five HTML-special characters escaped.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+/// `s` with the five HTML-special characters escaped (the trace pages' escaping).
+pub use archlab_traces::escape;
 
 /// An SVG as it can sit inside HTML: without the XML namespace attribute, which HTML does
 /// not need and which would be the page's only external-looking URL.
