@@ -160,6 +160,11 @@ pub struct BuildResult {
     pub saturation: Option<Saturation>,
     /// Each scenario on its own at the common rate (`CompareReport::common_rate_per_s`).
     pub at_common_rate: Vec<LoadReport>,
+    /// Every metered run of the saturation scenario at the common rate, the one in
+    /// `at_common_rate` first: the headline's p50 and p99 are their medians, so one stall
+    /// in one run does not move the headline (empty in reports from before it existed).
+    #[serde(default)]
+    pub headline_runs: Vec<LoadReport>,
     /// Closed-loop runs of the users search, and the most users held at the objective.
     pub user_runs: Vec<LoadReport>,
     pub users_at_objective: Option<u32>,

@@ -106,9 +106,19 @@ fn header(report: &CompareReport) -> Vec<Block> {
     vec![Block::List(items), Block::Para("To run it again:".to_string()), Block::Code(or_missing(&m.command))]
 }
 
-/// The common-rate run of the saturation scenario, if measured.
-fn common(report: &CompareReport, b: &BuildResult) -> Option<LoadReport> {
-    at_common(b, &report.saturation_scenario).cloned()
+/// The headline's p50 and p99 of one build, in µs: the medians over its metered runs of the
+/// saturation scenario at the common rate (`BuildResult::headline_runs`), or that scenario's
+/// one common-rate run in a report from before there were several.
+pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Option<(u64, u64)> {
+    if b.headline_runs.is_empty() {
+        return at_common(b, &report.saturation_scenario).map(|r| (r.latency.p50_us, r.latency.p99_us));
+    }
+    let median = |f: fn(&LoadReport) -> u64| {
+        let mut v: Vec<u64> = b.headline_runs.iter().map(f).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    Some((median(|r| r.latency.p50_us), median(|r| r.latency.p99_us)))
 }
 
 fn cost_measured(c: &Cost) -> bool {
@@ -143,15 +153,15 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
                 (None, true) => (MISSING.to_string(), MISSING.to_string(), MISSING.to_string()),
                 (None, false) => ("none met the objective".to_string(), MISSING.to_string(), MISSING.to_string()),
             };
-            let c = common(report, b);
+            let c = headline_latency(report, b);
             vec![
                 b.name.clone(),
                 or_missing(&b.mode),
                 sat_rate,
                 sat_tp,
                 sat_p99,
-                c.as_ref().map_or_else(|| MISSING.to_string(), |r| ms(r.latency.p50_us)),
-                c.as_ref().map_or_else(|| MISSING.to_string(), |r| ms(r.latency.p99_us)),
+                c.map_or_else(|| MISSING.to_string(), |(p50, _)| ms(p50)),
+                c.map_or_else(|| MISSING.to_string(), |(_, p99)| ms(p99)),
                 b.users_at_objective.map_or_else(|| MISSING.to_string(), |u| u.to_string()),
             ]
         })
@@ -254,14 +264,14 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
     let Some(mono) = report.builds.iter().find(|b| b.name == "monolith") else {
         return Vec::new();
     };
-    let mono_common = common(report, mono);
+    let mono_common = headline_latency(report, mono);
     report
         .builds
         .iter()
         .filter(|b| b.name != "monolith")
         .map(|b| {
-            let c = common(report, b);
-            let lat = |f: fn(&LoadReport) -> u64| match (&c, &mono_common) {
+            let c = headline_latency(report, b);
+            let lat = |f: fn((u64, u64)) -> u64| match (c, mono_common) {
                 (Some(m), Some(o)) => format::ratio(f(m) as f64, f(o) as f64),
                 _ => None,
             };
@@ -273,8 +283,8 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
                     (None, Some(_)) if !b.steps.is_empty() => Some(0.0),
                     _ => None,
                 },
-                p50_at_common_rate: lat(|r| r.latency.p50_us),
-                p99_at_common_rate: lat(|r| r.latency.p99_us),
+                p50_at_common_rate: lat(|(p50, _)| p50),
+                p99_at_common_rate: lat(|(_, p99)| p99),
                 cpu_s_per_1k: match (cpu_total(&b.cost), cpu_total(&mono.cost)) {
                     (Some(m), Some(o)) => format::ratio(m, o),
                     _ => None,

@@ -82,6 +82,7 @@ fn build(name: &str, sat: f64, p50_ms: f64, p99_ms: f64, cpu_app: f64) -> BuildR
             .iter()
             .map(|s| load(s, target, 100.0, 100.0, p50_ms, p99_ms))
             .collect(),
+        headline_runs: Vec::new(),
         user_runs: vec![LoadReport {
             offered: Offered::Closed { users: 50, think_time_ms: 1000 },
             ..load("mixed", target, 0.0, 48.0, p50_ms, p99_ms)
@@ -202,6 +203,21 @@ fn headline_ratios_divide_micro_by_monolith() {
     let cpu = grpc.cpu_s_per_1k.unwrap_or(f64::NAN);
     assert!((cpu - 1.7 / 0.7).abs() < 1e-9, "cpu ratio {cpu}");
     assert_eq!(ratios[1].throughput_at_saturation, Some(0.4));
+}
+
+#[test]
+fn headline_latency_is_the_median_of_the_headline_runs() {
+    let mut r = fixture();
+    let target = r.builds[1].at_common_rate[0].target.clone();
+    // micro-grpc's three runs: one stalled (p99 80 ms); the medians are p50 5 ms, p99 35 ms.
+    r.builds[1].headline_runs = [(5.0, 30.0), (4.0, 80.0), (6.0, 35.0)]
+        .iter()
+        .map(|&(p50, p99)| load("browse", &target, 100.0, 100.0, p50, p99))
+        .collect();
+    let grpc = &headline_ratios(&r)[0];
+    // The monolith has no headline runs: its one common-rate run (p50 2 ms, p99 10 ms).
+    assert_eq!(grpc.p50_at_common_rate, Some(2.5), "median p50 5 ms over the monolith's 2 ms");
+    assert_eq!(grpc.p99_at_common_rate, Some(3.5), "median p99 35 ms, not the stalled run's 80");
 }
 
 #[test]
