@@ -160,11 +160,16 @@ pub struct BuildResult {
     pub saturation: Option<Saturation>,
     /// Each scenario on its own at the common rate (`CompareReport::common_rate_per_s`).
     pub at_common_rate: Vec<LoadReport>,
-    /// Every metered run of the saturation scenario at the common rate, the one in
-    /// `at_common_rate` first: the headline's p50 and p99 are their medians, so one stall
-    /// in one run does not move the headline (empty in reports from before it existed).
+    /// The headline rounds: the saturation scenario at the common rate, one run per round,
+    /// with every build up at once and the builds taking turns (`compare::headline_rounds`).
+    /// The headline's p50 and p99 are their medians, and its ratios the medians of the
+    /// round-by-round ratios (empty in reports from before there were rounds).
     #[serde(default)]
     pub headline_runs: Vec<LoadReport>,
+    /// CPU-seconds per 1,000 requests of each headline run (app, PostgreSQL and RabbitMQ
+    /// together), in the same order.
+    #[serde(default)]
+    pub headline_cpu_s_per_1k: Vec<f64>,
     /// Closed-loop runs of the users search, and the most users held at the objective.
     pub user_runs: Vec<LoadReport>,
     pub users_at_objective: Option<u32>,

@@ -45,6 +45,15 @@ fn smoke_compare_measures_both_builds_and_cleans_up() {
         let answered: u64 = build.steps.iter().map(|s| s.report.ok).sum();
         assert!(answered > 0, "{}: no request answered as expected in any step", build.name);
         assert_eq!(build.at_common_rate.len(), 6, "{}: every scenario runs at the common rate", build.name);
+        // The headline round: each build ran once more, up together with the other.
+        assert_eq!(build.headline_runs.len(), 1, "{}: one headline round in the smoke profile", build.name);
+        assert!(build.headline_runs[0].ok > 0, "{}: the headline run answered nothing", build.name);
+        assert!(
+            build.headline_cpu_s_per_1k.len() == 1 && build.headline_cpu_s_per_1k[0] > 0.0,
+            "{}: the headline run's CPU was not metered: {:?}",
+            build.name,
+            build.headline_cpu_s_per_1k
+        );
         for run in &build.at_common_rate {
             assert!(
                 run.ok > 0,

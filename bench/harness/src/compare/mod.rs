@@ -87,12 +87,15 @@ pub struct Profile {
     pub search: Search,
     pub warmup: Duration,
     pub step: Duration,
-    /// Length of each metered common-rate run of the saturation scenario, whose p50 and p99
-    /// medians are the headline's: each at least a step, so its p99 rests on enough requests
-    /// to repeat from run to run.
+    /// Length of the metered common-rate run of the saturation scenario, whose cost figures
+    /// fill the cost table: longer than a step, so its CPU per request rests on enough
+    /// requests.
+    pub metered_step: Duration,
+    /// Length of each headline run ([`headline_rounds`]).
     pub headline_step: Duration,
-    /// How many metered runs of `headline_step` the headline's p50 and p99 are the medians of.
-    pub headline_runs: usize,
+    /// Headline rounds: in each, every build runs the saturation scenario at the common rate
+    /// once, in turn; the headline's figures are medians over the rounds.
+    pub headline_rounds: usize,
     /// Rate of the common-rate runs (and of the metered step).
     pub common_rate: f64,
     /// Login and signup are bound by password hashing, the same in every build; they run at
@@ -138,8 +141,9 @@ impl Profile {
                 },
                 warmup: Duration::from_millis(200),
                 step: Duration::from_millis(800),
+                metered_step: Duration::from_millis(800),
                 headline_step: Duration::from_millis(800),
-                headline_runs: 1,
+                headline_rounds: 1,
                 common_rate: 20.0,
                 hash_rate: 5.0,
                 connections: 4,
@@ -153,8 +157,11 @@ impl Profile {
                 search,
                 warmup: Duration::from_secs(1),
                 step: Duration::from_secs(4),
-                headline_step: Duration::from_secs(8),
-                headline_runs: 3,
+                metered_step: Duration::from_secs(8),
+                // 6 s keeps the quick comparison under 10 minutes (8 s took it to 9);
+                // 1,800 requests a run, and the median of three runs.
+                headline_step: Duration::from_secs(6),
+                headline_rounds: 3,
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -168,8 +175,9 @@ impl Profile {
                 search: Search { start: 250.0, refinements: 5, max_steps: 24, ..search },
                 warmup: Duration::from_secs(5),
                 step: Duration::from_secs(20),
-                headline_step: Duration::from_secs(30),
-                headline_runs: 3,
+                metered_step: Duration::from_secs(30),
+                headline_step: Duration::from_secs(20),
+                headline_rounds: 5,
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -331,6 +339,20 @@ pub async fn compare(
         observed.get_or_insert(placement);
         if base.is_some() {
             baseline = base;
+        }
+    }
+
+    if builds.len() > 1 && profile.headline_rounds > 0 {
+        println!(
+            "archlab compare: headline rounds ({} × {} s per build, the builds up together and taking turns)",
+            profile.headline_rounds,
+            profile.headline_step.as_secs_f64()
+        );
+        let ctx = BuildContext { args, profile, objective, bin_dir, cpus, run_id: &run_id };
+        let rounds = headline_rounds(&ctx).await.context("the headline rounds")?;
+        for (result, (runs, cpu)) in builds.iter_mut().zip(rounds) {
+            result.headline_runs = runs;
+            result.headline_cpu_s_per_1k = cpu;
         }
     }
 
@@ -498,6 +520,83 @@ impl Running {
     }
 }
 
+/// The headline's runs of every build of `ctx.args`: all of them up at once (fresh
+/// databases and broker names again), and in each round every build runs the saturation
+/// scenario at the common rate in turn, the order rotated from round to round. Measured one
+/// build after another, minutes apart, a build's figures moved with the machine by up to
+/// 40 % between runs of the whole comparison, in opposite directions for two builds; taking
+/// turns within seconds, a drift moves every build alike and cancels in their ratios. Each
+/// run is metered for CPU only (no settling: the transaction counts are the cost table's).
+/// Per build, in `ctx.args.builds` order: its runs and their CPU-seconds per 1k requests.
+async fn headline_rounds(ctx: &BuildContext<'_>) -> anyhow::Result<Vec<(Vec<LoadReport>, Vec<f64>)>> {
+    let args = ctx.args;
+    let app_cpus = ctx.cpus.app_list();
+    let run_id = format!("{}r", ctx.run_id);
+    let mut running: Vec<Running> = Vec::new();
+    for &build in &args.builds {
+        let started =
+            Running::start(build, args.mode, &run_id, &args.database_url, ctx.bin_dir, app_cpus.as_deref(), &[]).await;
+        match started {
+            Ok(r) => running.push(r),
+            Err(error) => {
+                for r in running {
+                    let _ = r.stop().await;
+                }
+                return Err(error.context(format!("starting {}", build.name())));
+            }
+        }
+    }
+    let outcome = take_turns(ctx, &mut running).await;
+    for r in running {
+        let _ = r.stop().await;
+    }
+    outcome
+}
+
+async fn take_turns(
+    ctx: &BuildContext<'_>,
+    running: &mut [Running],
+) -> anyhow::Result<Vec<(Vec<LoadReport>, Vec<f64>)>> {
+    let profile = ctx.profile;
+    let mut seeded = Vec::new();
+    for r in running.iter() {
+        seeded.push(
+            load::seed(&r.topology.public_url, Scenario::Mixed, profile.seed_users).await.context("seeding users")?,
+        );
+    }
+    let n = running.len();
+    let mut out = vec![(Vec::new(), Vec::new()); n];
+    for round in 0..profile.headline_rounds {
+        for turn in 0..n {
+            let i = (round + turn) % n;
+            let plan = Plan {
+                target: running[i].topology.public_url.clone(),
+                scenario: ctx.args.scenario,
+                offered: Offered::Open { rate_per_s: profile.common_rate },
+                connections: profile.connections,
+                warmup: profile.warmup,
+                duration: profile.headline_step,
+                max_requests: u64::MAX,
+                timeout: Duration::from_secs(5),
+                progress: false,
+            };
+            let meter = cost::Meter::start(running[i].target.clone()).await?;
+            let report = running[i].watch(load::run(&plan, &seeded[i])).await?;
+            let measured = meter.finish_with(report.requests + warmup_requests(&report), Duration::ZERO).await?;
+            let cpu = measured.per_1k(measured.cpu_s_app + measured.cpu_s_postgres + measured.cpu_s_rabbitmq);
+            println!(
+                "  round {} {:>10}: {}, {cpu:.3} CPU-s per 1k",
+                round + 1,
+                ctx.args.builds[i].name(),
+                one_line(&report, ctx.objective.holds(&report))
+            );
+            out[i].0.push(report);
+            out[i].1.push(cpu);
+        }
+    }
+    Ok(out)
+}
+
 /// Start one build, measure it, stop it, drop its databases. Also says where its processes
 /// were allowed to run.
 async fn measure_build(
@@ -585,7 +684,6 @@ async fn measure_running(
 
     // 2. Every scenario at the common rate; the saturation scenario's run is metered.
     let mut at_common_rate = Vec::new();
-    let mut headline_runs = Vec::new();
     for scenario in
         [Scenario::Browse, Scenario::Profile, Scenario::Purchase, Scenario::Mixed, Scenario::Login, Scenario::Signup]
     {
@@ -595,27 +693,19 @@ async fn measure_running(
             _ => profile.common_rate,
         };
         let metered = scenario == ctx.args.scenario;
+        let before = if metered { Some(cost::Meter::start(meter.clone()).await?) } else { None };
         let mut run = plan(scenario, Offered::Open { rate_per_s: rate });
-        if !metered {
-            let report = load::run(&run, &seeded).await?;
-            println!("  {scenario:>8} at {rate:>5.0} req/s: {}", one_line(&report, ctx.objective.holds(&report)));
-            at_common_rate.push(report);
-            continue;
+        if metered {
+            run.duration = profile.metered_step;
         }
-        // The headline's runs, back to back under one meter: their medians are the headline's
-        // p50 and p99, and the CPU per request is read over all of them.
-        run.duration = profile.headline_step;
-        let before = cost::Meter::start(meter.clone()).await?;
-        let mut sent = 0;
-        for _ in 0..profile.headline_runs.max(1) {
-            let report = load::run(&run, &seeded).await?;
-            println!("  {scenario:>8} at {rate:>5.0} req/s: {}", one_line(&report, ctx.objective.holds(&report)));
-            sent += report.requests + warmup_requests(&report);
-            headline_runs.push(report);
+        let report = load::run(&run, &seeded).await?;
+        println!("  {scenario:>8} at {rate:>5.0} req/s: {}", one_line(&report, ctx.objective.holds(&report)));
+        if let Some(before) = before {
+            let settle = if profile.name == ProfileName::Smoke { Duration::from_secs(2) } else { cost::STATS_SETTLE };
+            let measured = before.finish_with(report.requests + warmup_requests(&report), settle).await?;
+            measured.apply(&mut cost);
         }
-        let settle = if profile.name == ProfileName::Smoke { Duration::from_secs(2) } else { cost::STATS_SETTLE };
-        before.finish_with(sent, settle).await?.apply(&mut cost);
-        at_common_rate.push(headline_runs[0].clone());
+        at_common_rate.push(report);
     }
 
     // Under load: the heavier of the last step that met the objective and the metered one.
@@ -631,7 +721,8 @@ async fn measure_running(
         steps,
         saturation,
         at_common_rate,
-        headline_runs,
+        headline_runs: Vec::new(),
+        headline_cpu_s_per_1k: Vec::new(),
         user_runs,
         users_at_objective,
         max_throughput: Vec::new(),
@@ -739,6 +830,7 @@ async fn measure_baseline(
             saturation: None,
             at_common_rate: Vec::new(),
             headline_runs: Vec::new(),
+            headline_cpu_s_per_1k: Vec::new(),
             user_runs: Vec::new(),
             users_at_objective: None,
             max_throughput: vec![report],

@@ -116,7 +116,8 @@ pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Optio
     let median = |f: fn(&LoadReport) -> u64| {
         let mut v: Vec<u64> = b.headline_runs.iter().map(f).collect();
         v.sort_unstable();
-        v[v.len() / 2]
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2 }
     };
     Some((median(|r| r.latency.p50_us), median(|r| r.latency.p99_us)))
 }
@@ -241,7 +242,10 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
         ));
     } else {
         out.push(Block::Para(
-            "Ratios micro / monolith (above 1.00× the microservices build has more of it):".to_string(),
+            "Ratios micro / monolith (above 1.00× the microservices build has more of it). Where the run had \
+             headline rounds, the p50, p99 and CPU ratios are the medians of the round-by-round ratios, \
+             measured with every build up at once and taking turns:"
+                .to_string(),
         ));
         out.push(table(
             &["build", "throughput at saturation", "p50 at common rate", "p99 at common rate", "CPU-s per 1k requests"],
@@ -270,6 +274,9 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
         .iter()
         .filter(|b| b.name != "monolith")
         .map(|b| {
+            if let Some(paired) = paired_ratios(b, mono) {
+                return Ratios { build: b.name.clone(), throughput_at_saturation: saturation_ratio(b, mono), ..paired };
+            }
             let c = headline_latency(report, b);
             let lat = |f: fn((u64, u64)) -> u64| match (c, mono_common) {
                 (Some(m), Some(o)) => format::ratio(f(m) as f64, f(o) as f64),
@@ -277,12 +284,7 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
             };
             Ratios {
                 build: b.name.clone(),
-                throughput_at_saturation: match (b.saturation, mono.saturation) {
-                    (Some(m), Some(o)) => format::ratio(m.throughput_per_s, o.throughput_per_s),
-                    // Nothing met the objective: the micro build held zero.
-                    (None, Some(_)) if !b.steps.is_empty() => Some(0.0),
-                    _ => None,
-                },
+                throughput_at_saturation: saturation_ratio(b, mono),
                 p50_at_common_rate: lat(|(p50, _)| p50),
                 p99_at_common_rate: lat(|(_, p99)| p99),
                 cpu_s_per_1k: match (cpu_total(&b.cost), cpu_total(&mono.cost)) {
@@ -292,6 +294,55 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
             }
         })
         .collect()
+}
+
+/// Micro/monolith throughput at the saturation points.
+fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
+    match (b.saturation, mono.saturation) {
+        (Some(m), Some(o)) => format::ratio(m.throughput_per_s, o.throughput_per_s),
+        // Nothing met the objective: the micro build held zero.
+        (None, Some(_)) if !b.steps.is_empty() => Some(0.0),
+        _ => None,
+    }
+}
+
+/// The p50, p99 and CPU ratios from the headline rounds, when `b` and `mono` have the same
+/// number of them: each the median of the round-by-round ratios, so that what moved both
+/// builds within a round cancels. `None` for reports from before there were rounds.
+fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
+    let n = b.headline_runs.len();
+    if n == 0
+        || mono.headline_runs.len() != n
+        || b.headline_cpu_s_per_1k.len() != n
+        || mono.headline_cpu_s_per_1k.len() != n
+    {
+        return None;
+    }
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        if v.len() != n {
+            return None; // a round without a ratio (a zero figure): no median of the rest
+        }
+        v.sort_by(f64::total_cmp);
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    };
+    let per_round = |f: fn(&LoadReport) -> u64| {
+        median(
+            b.headline_runs
+                .iter()
+                .zip(&mono.headline_runs)
+                .filter_map(|(m, o)| format::ratio(f(m) as f64, f(o) as f64))
+                .collect(),
+        )
+    };
+    let cpu =
+        b.headline_cpu_s_per_1k.iter().zip(&mono.headline_cpu_s_per_1k).filter_map(|(m, o)| format::ratio(*m, *o));
+    Some(Ratios {
+        build: b.name.clone(),
+        throughput_at_saturation: None,
+        p50_at_common_rate: per_round(|r| r.latency.p50_us),
+        p99_at_common_rate: per_round(|r| r.latency.p99_us),
+        cpu_s_per_1k: median(cpu.collect()),
+    })
 }
 
 /// Each run's ratios, their spread and the verdict.

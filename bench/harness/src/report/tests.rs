@@ -83,6 +83,7 @@ fn build(name: &str, sat: f64, p50_ms: f64, p99_ms: f64, cpu_app: f64) -> BuildR
             .map(|s| load(s, target, 100.0, 100.0, p50_ms, p99_ms))
             .collect(),
         headline_runs: Vec::new(),
+        headline_cpu_s_per_1k: Vec::new(),
         user_runs: vec![LoadReport {
             offered: Offered::Closed { users: 50, think_time_ms: 1000 },
             ..load("mixed", target, 0.0, 48.0, p50_ms, p99_ms)
@@ -218,6 +219,33 @@ fn headline_latency_is_the_median_of_the_headline_runs() {
     // The monolith has no headline runs: its one common-rate run (p50 2 ms, p99 10 ms).
     assert_eq!(grpc.p50_at_common_rate, Some(2.5), "median p50 5 ms over the monolith's 2 ms");
     assert_eq!(grpc.p99_at_common_rate, Some(3.5), "median p99 35 ms, not the stalled run's 80");
+}
+
+#[test]
+fn headline_ratios_from_rounds_are_medians_of_round_by_round_ratios() {
+    let mut r = fixture();
+    let target = r.builds[0].at_common_rate[0].target.clone();
+    let runs = |p50s: [f64; 3]| -> Vec<LoadReport> {
+        p50s.iter().map(|&p50| load("browse", &target, 300.0, 300.0, p50, p50 * 4.0)).collect()
+    };
+    // The machine slowed down in round 2 for both builds; in round 3 only micro-grpc was slow.
+    r.builds[0].headline_runs = runs([2.0, 4.0, 3.0]);
+    r.builds[0].headline_cpu_s_per_1k = vec![1.0, 2.0, 1.5];
+    r.builds[1].headline_runs = runs([3.0, 6.0, 6.0]);
+    r.builds[1].headline_cpu_s_per_1k = vec![2.0, 4.0, 3.0];
+    let grpc = &headline_ratios(&r)[0];
+    // Round by round 1.5, 1.5, 2.0: the median is 1.5. The medians' ratio would be 6 / 3 = 2.
+    assert_eq!(grpc.p50_at_common_rate, Some(1.5));
+    assert_eq!(grpc.p99_at_common_rate, Some(1.5));
+    assert_eq!(grpc.cpu_s_per_1k, Some(2.0));
+    assert_eq!(grpc.throughput_at_saturation, Some(0.5), "saturation is not a round figure");
+    // micro-http has no rounds: its ratios come from the common-rate run and the cost table.
+    let http = &headline_ratios(&r)[1];
+    assert_eq!(http.p50_at_common_rate, Some(6.0 / 3.0), "its 6 ms over the monolith's median 3 ms");
+    // A round missing on one side: no pairing, the medians' ratio.
+    r.builds[1].headline_runs.pop();
+    r.builds[1].headline_cpu_s_per_1k.pop();
+    assert_eq!(headline_ratios(&r)[0].p50_at_common_rate, Some(4.5 / 3.0));
 }
 
 #[test]
