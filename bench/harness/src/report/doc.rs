@@ -32,8 +32,11 @@ pub enum Block {
     },
 }
 
-/// A table from string-like headers and rows.
+/// A table from string-like headers and rows; without rows, the words "not measured".
 pub fn table(head: &[&str], rows: Vec<Vec<String>>) -> Block {
+    if rows.is_empty() {
+        return Block::Para("not measured".to_string());
+    }
     Block::Table { head: head.iter().map(|h| h.to_string()).collect(), rows }
 }
 

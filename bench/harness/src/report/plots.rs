@@ -37,6 +37,29 @@ fn split<'a>(
     root.split_horizontally(SIZE.0 - LEGEND_WIDTH)
 }
 
+/// A chart drawn on an SVG area, with `x` and `y` as its axes.
+type Chart<'a, 'b, X, Y> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// A chart on `root` with the report's caption, margin and label areas.
+fn chart<'a, 'b, X: AsRangedCoord, Y: AsRangedCoord>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    x: X,
+    y: Y,
+) -> anyhow::Result<Chart<'a, 'b, X, Y>> {
+    ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_err)
+}
+
 /// Draw the legend entries one under the other in their own panel.
 fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, Mark)]) -> anyhow::Result<()> {
     let font = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
@@ -249,13 +272,7 @@ where
     let x_end = x.end;
     let (root, side) = split(root);
     let mut legend = Vec::new();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x, y)
-        .map_err(plot_err)?;
+    let mut chart = chart(&root, caption, x, y)?;
     chart
         .configure_mesh()
         .x_desc("offered load (req/s)")
@@ -318,13 +335,7 @@ fn grouped_bars(
     render(|root| {
         let (root, side) = split(root);
         let mut legend = Vec::new();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..max_y * 1.18)
-            .map_err(plot_err)?;
+        let mut chart = chart(&root, caption, -0.5..(n as f64 - 0.5), 0.0..max_y * 1.18)?;
         let label = |v: &f64| {
             let i = v.round();
             if (v - i).abs() < 1e-6 && i >= 0.0 {
@@ -437,13 +448,7 @@ fn throughput(report: &CompareReport) -> anyhow::Result<String> {
     render(|root| {
         let (root, side) = split(root);
         let mut legend = Vec::new();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&caption, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..top, 0.0..top)
-            .map_err(plot_err)?;
+        let mut chart = chart(&root, &caption, 0.0..top, 0.0..top)?;
         chart
             .configure_mesh()
             .x_desc("offered load (req/s)")

@@ -627,10 +627,6 @@ fn common_rate(report: &CompareReport) -> Vec<Block> {
             }
         }
     }
-    if rows.is_empty() {
-        out.push(Block::Para("not measured".to_string()));
-        return out;
-    }
     out.push(table(
         &[
             "build",
@@ -722,10 +718,6 @@ fn coordinated_omission(report: &CompareReport) -> Vec<Block> {
                 times(format::ratio(r.latency.p99_us as f64, r.service_time.p99_us as f64)),
             ]);
         }
-    }
-    if rows.is_empty() {
-        out.push(Block::Para("not measured".to_string()));
-        return out;
     }
     out.push(table(
         &[
