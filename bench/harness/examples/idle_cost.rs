@@ -11,7 +11,7 @@
 use anyhow::{Context, bail};
 use archlab_harness::cost::{self, Target};
 use archlab_harness::placement::{self, Plan, Preset};
-use archlab_harness::supervisor::{self, GRACE, Supervisor};
+use archlab_harness::supervisor::{self, GRACE, Restart, Supervisor};
 use archlab_harness::{Kind, Options, Topology};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     supervisor::check_binaries(&bin_dir, &topology.names())?;
     let started = Instant::now();
     let app_list = plan.app_list();
-    let mut children = Supervisor::start_pinned(&topology, &bin_dir, false, app_list.as_deref()).await?;
+    let mut children = Supervisor::start_pinned(&topology, &bin_dir, false, app_list.as_deref(), Restart::Off).await?;
     let outcome = async {
         supervisor::wait_ready(&topology.processes, Duration::from_secs(60)).await?;
         let startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

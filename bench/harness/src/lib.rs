@@ -12,7 +12,7 @@
 //! # Layout
 //!
 //! Start with [`topology`]: the processes of each build, their addresses and what they are
-//! told, as plain data. Then [`supervisor`], which spawns, watches, polls and stops them, and
+//! told, as plain data. Then [`supervisor`], which spawns, watches, restarts (per its policy), polls and stops them, and
 //! [`up`], the command that strings the two together. [`logs`] prefixes children's lines.
 //! [`model`] holds every figure as data; [`load`] produces [`model::LoadReport`]s, [`cost`]
 //! and [`placement`] measure what a build costs and where it ran, [`compare`] strings them

@@ -49,3 +49,11 @@ pub async fn forward(reader: impl AsyncRead + Unpin, prefix: String) {
         }
     }
 }
+
+/// One line of the harness's own among the children's, `archlab | <text>`: what happened to
+/// a child (started, exited, restarted, with its pid). Like [`forward`], it ignores a closed
+/// stdout rather than panic.
+pub fn announce(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "archlab | {text}").and_then(|()| out.flush());
+}

@@ -1,13 +1,23 @@
 //! `archlab up monolith|micro`: run one build locally until Ctrl-C.
 //!
-//! Start the children, wait for every `/ready`, print where things are, then wait for a stop
-//! request (exit 0) or for a child to die on its own (exit 1). Either way every child is
-//! stopped before the harness returns.
+//! Start the children, wait for every `/ready`, print where things are, then run until a stop
+//! request (Ctrl-C, SIGTERM, SIGHUP; exit 0), and stop every child before returning.
+//!
+//! A child that dies once the build is ready never takes the others down: under `--restart
+//! off` (the default) it stays down, under `on-failure` it is started again with back-off
+//! until its restart limit (see [`Restart`]); either way the rest keep serving, so "one dead
+//! service, the rest still up" can be watched. Even a child left down for good does not end
+//! `archlab up`: that half-broken build is exactly what a workshop or a chaos experiment wants
+//! to look at, and only the person running it knows when they are done.
+//!
+//! During start-up a child left down fails the whole start (exit 1, naming it): a process that
+//! cannot start is a configuration problem to report, not a state to run in. One that will be
+//! restarted gets until `--ready-timeout` to come up.
 
 use crate::logs;
-use crate::supervisor::{self, GRACE, Supervisor};
+use crate::supervisor::{self, GRACE, Restart, Supervisor};
 use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +45,13 @@ pub struct UpArgs {
     /// Do not start extsim: one is already running at EXTSIM_URL (or EXTSIM_ADDR).
     #[arg(long)]
     pub no_extsim: bool,
+    /// What happens to a process that dies: `off` leaves it down; `on-failure` starts it
+    /// again after a growing back-off, and leaves it down after a few failures in a row. The
+    /// others keep running either way. `off` by default: in a lab, a killed or crashed
+    /// process should stay visibly dead, its last words on screen, rather than be hidden by
+    /// a quick restart; `on-failure` is for watching recovery, as an orchestrator would do it.
+    #[arg(long, value_enum, env = "ARCHLAB_RESTART", default_value_t = Restart::Off)]
+    pub restart: Restart,
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), listened for from before the first
@@ -82,18 +99,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut stop = StopRequests::install()?;
     let started = Instant::now();
-    let mut children = Supervisor::start(&topology, &bin_dir, logs::use_color()).await?;
+    let mut children = Supervisor::start(&topology, &bin_dir, logs::use_color(), args.restart).await?;
 
-    let ready_timeout = Duration::from_secs(args.ready_timeout);
-    let failure = tokio::select! {
-        ready = supervisor::wait_ready(&topology.processes, ready_timeout) => ready.err(),
-        exit = children.next_exit() => {
-            Some(anyhow::anyhow!("{} exited during start-up ({}); its output is above", exit.name, exit.describe()))
-        }
-        signal = stop.next() => {
-            tracing::info!("{signal} during start-up: stopping");
-            children.stop(GRACE, hurry(&mut stop)).await;
-            return Ok(());
+    let ready = supervisor::wait_ready(&topology.processes, Duration::from_secs(args.ready_timeout));
+    tokio::pin!(ready);
+    let failure = loop {
+        tokio::select! {
+            ready = &mut ready => break ready.err(),
+            exit = children.next_exit() => if exit.restart_in.is_none() {
+                break Some(anyhow::anyhow!("{} exited during start-up ({}); its output is above", exit.name, exit.describe()));
+            },
+            signal = stop.next() => {
+                tracing::info!("{signal} during start-up: stopping");
+                children.stop(GRACE, hurry(&mut stop)).await;
+                return Ok(());
+            }
         }
     };
     if let Some(error) = failure {
@@ -103,19 +123,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 
     print_block(&topology.summary(started.elapsed()));
+    tracing::info!("restart policy {}: a process that dies never stops the others", args.restart);
 
-    tokio::select! {
-        signal = stop.next() => {
-            tracing::info!("{signal}: stopping {}", topology.kind);
-            children.stop(GRACE, hurry(&mut stop)).await;
-            Ok(())
-        }
-        exit = children.next_exit() => {
-            tracing::error!("{} exited on its own ({}); stopping the others", exit.name, exit.describe());
-            children.stop(GRACE, hurry(&mut stop)).await;
-            bail!("{} exited on its own ({})", exit.name, exit.describe())
-        }
-    }
+    // Exits and restarts are announced by the supervisor as they happen; only a stop
+    // request ends the run.
+    let signal = stop.next().await;
+    tracing::info!("{signal}: stopping {}", topology.kind);
+    children.stop(GRACE, hurry(&mut stop)).await;
+    Ok(())
 }
 
 /// The standard variable the children's OTLP exporter reads.
@@ -155,6 +170,26 @@ fn print_block(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::receiver_endpoint;
+    use crate::supervisor::Restart;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    fn restart_of(args: &[&str]) -> Restart {
+        match Cli::try_parse_from(args).expect("a valid command line").command {
+            Command::Up(up) => up.restart,
+            other => panic!("not `up`: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn restart_is_off_unless_asked_for() {
+        assert_eq!(restart_of(&["archlab", "up", "micro", "--restart", "on-failure"]), Restart::OnFailure);
+        assert_eq!(restart_of(&["archlab", "up", "micro", "--restart", "off"]), Restart::Off);
+        if std::env::var_os("ARCHLAB_RESTART").is_none() {
+            assert_eq!(restart_of(&["archlab", "up", "micro"]), Restart::Off);
+        }
+        assert!(Cli::try_parse_from(["archlab", "up", "micro", "--restart", "always"]).is_err());
+    }
 
     #[tokio::test]
     async fn the_children_are_pointed_at_a_receiver_only_when_one_answers_and_none_is_set() -> anyhow::Result<()> {

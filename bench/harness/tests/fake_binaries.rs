@@ -171,3 +171,25 @@ fn a_second_stop_request_kills_a_child_that_ignores_sigterm() {
     assert!(!alive(read_pid(&monolith_pidfile)), "monolith was stopped");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn under_on_failure_a_child_failing_during_start_up_is_retried_until_its_limit() {
+    let dir = common::temp_dir("retried");
+    let pidfile = dir.join("extsim.pid");
+    let monolith = "echo 'cannot reach the database' >&2\nexit 3";
+
+    let (status, lines, stderr) =
+        run(&dir, [("extsim", &sleeper(&pidfile)), ("monolith", monolith)], &["--restart", "on-failure"]);
+
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}\nstdout:\n{}", lines.dump());
+    let restarted = lines.seen.iter().filter(|l| l.starts_with("archlab | restarted monolith pid=")).count();
+    assert_eq!(restarted, archlab_harness::supervisor::RESTART_LIMIT as usize, "{}", lines.dump());
+    assert!(
+        lines.seen.iter().any(|l| l.starts_with("archlab | monolith exited (exit status: 3); left down: 6 restarts")),
+        "{}",
+        lines.dump()
+    );
+    assert!(stderr.contains("monolith exited during start-up (exit status: 3)"), "only once left down: {stderr}");
+    assert!(!alive(read_pid(&pidfile)), "extsim was stopped before archlab exited");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -116,8 +116,8 @@ fn up_monolith_serves_until_sigterm_then_leaves_nothing_listening() {
 }
 
 #[test]
-fn a_child_dying_after_ready_stops_the_rest_and_exits_1() {
-    let up = Up::start();
+fn a_child_dying_after_ready_leaves_the_rest_running_until_asked_to_stop() {
+    let mut up = Up::start();
     let extsim = up.extsim;
     // The harness prints each child's pid as it starts it: `archlab | started monolith pid=1234`.
     let monolith_pid: u32 = up
@@ -129,8 +129,17 @@ fn a_child_dying_after_ready_stops_the_rest_and_exits_1() {
         .expect("the pid is a number");
 
     common::signal(monolith_pid, Signal::SIGKILL);
-    let (status, lines, stderr) = up.exit("after the monolith was killed");
-    assert_eq!(status.code(), Some(1), "a dead child exits 1; stdout:\n{}\nstderr:\n{stderr}", lines.dump());
-    assert!(stderr.contains("monolith exited on its own (signal: 9 (SIGKILL))"), "{stderr}");
-    assert!(!accepts(extsim), "extsim was stopped too, yet {extsim} still accepts connections");
+    // The default policy is `off`: the exit is announced and the monolith stays down.
+    let announced = up.lines.wait_for(Duration::from_secs(10), |line| line.starts_with("archlab | monolith exited"));
+    let line = announced.unwrap_or_else(|why| panic!("no exit line ({why}); stdout:\n{}", up.lines.dump()));
+    assert_eq!(line, "archlab | monolith exited (signal: 9 (SIGKILL)); left down: restart policy off");
+    assert!(accepts(extsim), "extsim was taken down with the monolith: {extsim} refuses connections");
+    assert!(!accepts(up.monolith), "the monolith was started again under policy off");
+
+    // Had archlab given up on its own it would exit 1; a requested stop exits 0.
+    common::signal(up.pid, Signal::SIGTERM);
+    let (status, lines, stderr) = up.exit("after the monolith was killed, then SIGTERM");
+    assert_eq!(status.code(), Some(0), "ran on until asked to stop; stdout:\n{}\nstderr:\n{stderr}", lines.dump());
+    assert!(!lines.seen.iter().any(|l| l.contains("restarted monolith")), "{}", lines.dump());
+    assert!(!accepts(extsim), "extsim was stopped at the end, yet {extsim} still accepts connections");
 }

@@ -21,7 +21,7 @@ pub mod search;
 
 use crate::load::{self, Plan, Scenario, Seeded};
 use crate::model::{BuildResult, CompareReport, Cost, Goal, LoadReport, Offered, Placement, RunMeta, Step};
-use crate::supervisor::{self, GRACE, Supervisor};
+use crate::supervisor::{self, GRACE, Restart, Supervisor};
 use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
 use crate::{cost, placement, report};
 use anyhow::{Context, bail};
@@ -454,6 +454,10 @@ pub(crate) fn child_settings(mode: NotificationMode) -> BTreeMap<String, String>
 
 /// One build running in its own isolated environment ([`isolated_env`]): what
 /// `archlab compare` and `archlab trace-overhead` measure.
+///
+/// Its processes run under [`Restart::Off`] and [`Running::watch`] fails on the first exit:
+/// a measurement taken while a process was dead (or restarting) measures a different
+/// system, so it is thrown away rather than reported.
 pub(crate) struct Running {
     pub topology: Topology,
     /// What the cost meter watches: the build's processes, databases and `/metrics`.
@@ -488,7 +492,7 @@ impl Running {
         let admin_url = admin_url(database_url);
 
         let started = Instant::now();
-        let children = Supervisor::start_pinned(&topology, bin_dir, false, app_cpus).await?;
+        let children = Supervisor::start_pinned(&topology, bin_dir, false, app_cpus, Restart::Off).await?;
         let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
         let mut running = Running { topology, target, startup: Duration::ZERO, children, admin_url };
         let processes = running.topology.processes.clone();
@@ -505,7 +509,8 @@ impl Running {
         }
     }
 
-    /// `work` to completion, unless one of the build's processes exits first.
+    /// `work` to completion, unless one of the build's processes exits first (it stays down:
+    /// [`Restart::Off`]).
     pub(crate) async fn watch<T>(&mut self, work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
         tokio::select! {
             result = work => result,
@@ -814,7 +819,8 @@ async fn measure_baseline(
     );
     let started = Instant::now();
     let app_cpus = ctx.cpus.app_list();
-    let mut child = Supervisor::start_pinned(&baseline_topology, ctx.bin_dir, false, app_cpus.as_deref()).await?;
+    let mut child =
+        Supervisor::start_pinned(&baseline_topology, ctx.bin_dir, false, app_cpus.as_deref(), Restart::Off).await?;
     let measured = async {
         supervisor::wait_ready(&baseline_topology.processes, Duration::from_secs(30)).await?;
         let startup = started.elapsed();
