@@ -303,6 +303,14 @@ async fn toxiproxy_http_api_drives_proxies() {
     )
     .await;
     assert_eq!(status, 400, "a proxy listening beyond loopback");
+    let (status, _) = call(
+        &http,
+        Method::POST,
+        format!("{base}/proxies"),
+        Some(json!({"name": "echo", "upstream": echo.to_string()})),
+    )
+    .await;
+    assert_eq!(status, 409, "a second proxy under a taken name");
     let (status, _) = call(&http, Method::DELETE, format!("{base}/proxies/nope/toxics/x"), None).await;
     assert_eq!(status, 404);
 

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::net::TcpListener;
@@ -181,15 +182,20 @@ async fn create_proxy(State(proxies): State<Proxies>, body: Bytes) -> ApiResult 
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| bad_request(format!("upstream must be host:port, got {}", new.upstream)))?;
+    let exists = || ApiError(StatusCode::CONFLICT, format!("proxy already exists: {}", new.name));
     if proxies.get(&new.name).is_some() {
-        return Err(ApiError(StatusCode::CONFLICT, format!("proxy already exists: {}", new.name)));
+        return Err(exists());
     }
     let proxy =
         TcpProxy::bind(listen, upstream).await.map_err(|e| bad_request(format!("cannot listen on {listen}: {e}")))?;
     proxy.set_enabled(new.enabled).await;
     let body = proxy_json(&new.name, &proxy);
-    // Two creations of one name racing: the later one wins the name, both got a listener.
-    proxies.insert(&new.name, proxy);
+    // Checked again under the lock: of two creations of one name, the second is refused
+    // (and its listener closed as `proxy` drops).
+    match proxies.map().entry(new.name.clone()) {
+        Entry::Occupied(_) => return Err(exists()),
+        Entry::Vacant(slot) => slot.insert(Arc::new(proxy)),
+    };
     ok(StatusCode::CREATED, body)
 }
 
