@@ -11,15 +11,17 @@
 //! # Layout
 //! - this file: the services' URLs, fresh databases, [`extsim`] (a simulator on a loopback
 //!   port; any archlab process starts the same way, with `archlab_kernel::server::spawn`).
-//! - `proxy`: [`TcpProxy`], a loopback TCP proxy a test cuts and restores to break a
-//!   connection (to the broker, to a service) on purpose.
+//! - [`proxy`]: [`TcpProxy`], a loopback TCP fault proxy a test cuts and restores, or loads
+//!   with Toxiproxy's toxics (latency, timeout, reset_peer, ...), to break or slow a
+//!   connection (to the database, the broker, a service) on purpose; [`proxy::api`] serves
+//!   Toxiproxy's HTTP API over such proxies.
 //! - `traced`: [`traced::spawn`], a server on a thread, runtime, subscriber and tracer
 //!   provider of its own, so its spans leave under its own `service.name`.
 //! - `containers` (feature `containers`): the services in testcontainers.
 
 #[cfg(feature = "containers")]
 mod containers;
-mod proxy;
+pub mod proxy;
 pub mod traced;
 
 use archlab_kernel::server::Running;

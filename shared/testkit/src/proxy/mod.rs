@@ -1,19 +1,33 @@
-//! A TCP proxy to break a connection on purpose.
+//! A TCP fault proxy: break, slow down or corrupt the timing of a connection on purpose.
 //!
-//! Put it between a client and a real server (RabbitMQ, PostgreSQL, another service) and the
-//! client's connections can be cut at a chosen moment: every open one closed at once, and
-//! new ones refused until [`TcpProxy::restore`]. Tests use it to show that a component
-//! notices a lost connection and comes back by itself; chaos experiments use it the same way.
-//! It runs in-process, so no root, no `iptables`, no container is needed.
+//! Put it between a client and a real server (PostgreSQL, RabbitMQ, Redis, another service)
+//! and the client's connections can be cut at a chosen moment, or degraded with Toxiproxy's
+//! toxics ([`Toxic`]: latency ± jitter, bandwidth, slicer, timeout, reset_peer, limit_data),
+//! added and removed at run time, acting on connections already open. Tests use it to show
+//! that a component notices a lost or slow connection and comes back by itself; chaos
+//! experiments use it the same way. It runs in-process, so no root, no `iptables`, no
+//! container is needed. [`api::ControlApi`] serves Toxiproxy's HTTP API over such proxies,
+//! for tools that speak it.
+//!
+//! Why not the `noxious` crate (a Rust port of Toxiproxy): it builds here and can be driven
+//! in-process, but it has no `reset_peer` toxic and no way to add one (its toxic set is a
+//! closed enum and it owns the sockets), its core ignores `enabled` (`down` is left to a
+//! server crate that is not published), and it pulls a second tokio-util and rand into the
+//! build. The toxics below are small enough to own.
+
+pub mod api;
+mod toxic;
+
+pub use toxic::{Stream, Toxic, ToxicError, ToxicKind};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use toxic::{End, ToxicList};
 
-/// An in-process TCP proxy on `127.0.0.1:0` in front of one upstream address.
+/// An in-process TCP proxy on a loopback port in front of one upstream address.
 pub struct TcpProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -28,6 +42,8 @@ struct Shared {
     state: Mutex<CutState>,
     /// Connections currently relayed.
     open: watch::Sender<usize>,
+    /// The toxics in force; every connection watches them.
+    toxics: watch::Sender<ToxicList>,
 }
 
 struct CutState {
@@ -53,13 +69,20 @@ impl Drop for OpenGuard {
 impl TcpProxy {
     /// Listen on `127.0.0.1:0` and relay every connection to `upstream`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<TcpProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        TcpProxy::bind(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await
+    }
+
+    /// Listen on `listen` (port 0 for any free port) and relay every connection to
+    /// `upstream`.
+    pub async fn bind(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             upstream,
             state: Mutex::new(CutState { cut: false, connections: stop.child_token() }),
             open: watch::Sender::new(0),
+            toxics: watch::Sender::new(Arc::new(Vec::new())),
         });
         tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
         Ok(TcpProxy { addr, shared, stop })
@@ -68,6 +91,11 @@ impl TcpProxy {
     /// The address clients connect to instead of the upstream.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address connections are relayed to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.shared.upstream
     }
 
     /// Close every open connection and, until [`restore`](Self::restore), close new ones as
@@ -89,9 +117,87 @@ impl TcpProxy {
         self.shared.state().cut = false;
     }
 
+    /// Toxiproxy's `enabled`: `false` is [`cut`](Self::cut) (the `down` of chaos
+    /// experiments), `true` is [`restore`](Self::restore).
+    pub async fn set_enabled(&self, enabled: bool) {
+        if enabled {
+            self.restore();
+        } else {
+            self.cut().await;
+        }
+    }
+
+    /// Whether new connections are relayed (not cut).
+    pub fn enabled(&self) -> bool {
+        !self.shared.state().cut
+    }
+
     /// Connections currently relayed.
     pub fn open_connections(&self) -> usize {
         *self.shared.open.borrow()
+    }
+
+    /// Put `toxic` in force on every connection, open or new. An empty name becomes
+    /// Toxiproxy's default, `<type>_<stream>`; returns the toxic as added.
+    pub fn add_toxic(&self, toxic: Toxic) -> Result<Toxic, ToxicError> {
+        let toxic = toxic.validated()?;
+        let mut result = Ok(toxic.clone());
+        self.shared.toxics.send_if_modified(|list| {
+            if list.iter().any(|t| t.name == toxic.name) {
+                result = Err(ToxicError::Exists(toxic.name.clone()));
+                return false;
+            }
+            Arc::make_mut(list).push(toxic.clone());
+            true
+        });
+        result
+    }
+
+    /// Replace the toxic named `toxic.name` (its type may change too).
+    pub fn update_toxic(&self, toxic: Toxic) -> Result<Toxic, ToxicError> {
+        let toxic = toxic.validated()?;
+        let mut result = Ok(toxic.clone());
+        self.shared.toxics.send_if_modified(|list| match list.iter().position(|t| t.name == toxic.name) {
+            Some(i) => {
+                Arc::make_mut(list)[i] = toxic.clone();
+                true
+            }
+            None => {
+                result = Err(ToxicError::NotFound(toxic.name.clone()));
+                false
+            }
+        });
+        result
+    }
+
+    /// Take the toxic named `name` out of force.
+    pub fn remove_toxic(&self, name: &str) -> Result<(), ToxicError> {
+        let mut result = Ok(());
+        self.shared.toxics.send_if_modified(|list| match list.iter().position(|t| t.name == name) {
+            Some(i) => {
+                Arc::make_mut(list).remove(i);
+                true
+            }
+            None => {
+                result = Err(ToxicError::NotFound(name.to_owned()));
+                false
+            }
+        });
+        result
+    }
+
+    /// Take every toxic out of force.
+    pub fn remove_all_toxics(&self) {
+        self.shared.toxics.send_if_modified(|list| {
+            let had = !list.is_empty();
+            *list = Arc::new(Vec::new());
+            had
+        });
+    }
+
+    /// The toxics in force, in the order they were added.
+    pub fn toxics(&self) -> Vec<Toxic> {
+        self.shared.toxics.borrow().as_ref().clone()
     }
 }
 
@@ -138,9 +244,25 @@ async fn relay(mut client: TcpStream, guard: OpenGuard, cut: CancellationToken) 
         upstream = TcpStream::connect(guard.0.upstream) => upstream.ok(),
     };
     if let Some(mut upstream) = upstream {
-        tokio::select! {
-            _ = cut.cancelled() => {}
-            _ = copy_bidirectional(&mut client, &mut upstream) => {}
+        let _ = client.set_nodelay(true);
+        let _ = upstream.set_nodelay(true);
+        // Ends both directions: on a cut, or when one direction has to take the whole
+        // connection down.
+        let end = cut.child_token();
+        let ended = {
+            let (client_read, client_write) = client.split();
+            let (upstream_read, upstream_write) = upstream.split();
+            let toxics = guard.0.toxics.subscribe();
+            let (up, down) = tokio::join!(
+                toxic::pump(client_read, upstream_write, Stream::Upstream, toxics.clone(), end.clone()),
+                toxic::pump(upstream_read, client_write, Stream::Downstream, toxics, end.clone()),
+            );
+            up.max(down)
+        };
+        if ended == End::Reset {
+            // Closing with a zero linger sends RST instead of FIN.
+            let _ = client.set_zero_linger();
+            let _ = upstream.set_zero_linger();
         }
         drop(upstream);
     }
