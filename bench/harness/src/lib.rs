@@ -6,8 +6,9 @@
 //! API (open loop, corrected for coordinated omission); `compare` runs every build in turn
 //! under the same stepped load and writes a side-by-side report; `calibrate` checks the
 //! load generator against wrk; `traces` receives and shows traces; `trace-overhead` measures
-//! what exporting spans costs. `chaos` (see DESIGN.md,
-//! "The harness") will join [`Command`] as a sibling.
+//! what exporting spans costs; `audit` checks a build's databases against each other and
+//! against the third parties' logs. `chaos` (see DESIGN.md, "The harness") will join
+//! [`Command`] as a sibling.
 //!
 //! # Layout
 //!
@@ -17,8 +18,10 @@
 //! [`model`] holds every figure as data; [`load`] produces [`model::LoadReport`]s, [`cost`]
 //! and [`placement`] measure what a build costs and where it ran, [`compare`] strings them
 //! into a [`model::CompareReport`], and [`report`] renders it. [`criterion`] reads the
-//! benches' figures for the report.
+//! benches' figures for the report. [`audit`] reads a build's data and reports what is
+//! inconsistent.
 
+pub mod audit;
 pub mod calibrate;
 pub mod compare;
 pub mod cost;
@@ -61,6 +64,8 @@ pub enum Command {
     Traces(traces::TracesArgs),
     /// What exporting every span costs each build in throughput, and whether every trace arrives.
     TraceOverhead(trace_overhead::TraceOverheadArgs),
+    /// Check a build's databases and extsim's logs against each other; exit 1 on any violation.
+    Audit(audit::AuditArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -72,5 +77,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calibrate(args) => calibrate::command(args).await,
         Command::Traces(args) => traces::run(args).await,
         Command::TraceOverhead(args) => trace_overhead::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
     }
 }

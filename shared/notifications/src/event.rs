@@ -20,8 +20,12 @@ pub struct NotificationEvent {
     pub kind: EventKind,
 }
 
+/// The stored `kind` of a welcome notification.
+pub const KIND_WELCOME: &str = "welcome";
+/// The stored `kind` of a receipt.
+pub const KIND_RECEIPT: &str = "receipt";
 /// Every [`NotificationEvent::kind_name`], as stored and shown.
-pub const KIND_NAMES: [&str; 2] = ["welcome", "receipt"];
+pub const KIND_NAMES: [&str; 2] = [KIND_WELCOME, KIND_RECEIPT];
 
 /// The OpenAPI schema of a notification's `kind`: one of [`KIND_NAMES`].
 pub(crate) fn kind_schema() -> utoipa::openapi::Object {
@@ -74,8 +78,8 @@ impl NotificationEvent {
     /// `welcome` or `receipt`: one of [`KIND_NAMES`].
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
-            EventKind::Welcome { .. } => KIND_NAMES[0],
-            EventKind::Receipt { .. } => KIND_NAMES[1],
+            EventKind::Welcome { .. } => KIND_WELCOME,
+            EventKind::Receipt { .. } => KIND_RECEIPT,
         }
     }
 

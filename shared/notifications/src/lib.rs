@@ -11,7 +11,7 @@ pub mod http;
 mod service;
 
 pub use email::{EmailApi, ExtsimEmail, OutgoingEmail};
-pub use event::{EventKind, NotificationEvent, TOPIC};
+pub use event::{EventKind, KIND_RECEIPT, KIND_WELCOME, NotificationEvent, TOPIC};
 pub use service::{Delivery, Notification, NotificationsService};
 
 use archlab_kernel::Result;
