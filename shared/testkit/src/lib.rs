@@ -13,12 +13,15 @@
 //!   port; any archlab process starts the same way, with `archlab_kernel::server::spawn`).
 //! - `proxy`: [`TcpProxy`], a loopback TCP proxy a test cuts and restores to break a
 //!   connection (to the broker, to a service) on purpose.
+//! - `process`: [`process::Child`], a workspace binary as a real child process, and its
+//!   CPU time and resident memory read from `/proc`.
 //! - `traced`: [`traced::spawn`], a server on a thread, runtime, subscriber and tracer
 //!   provider of its own, so its spans leave under its own `service.name`.
 //! - `containers` (feature `containers`): the services in testcontainers.
 
 #[cfg(feature = "containers")]
 mod containers;
+pub mod process;
 mod proxy;
 pub mod traced;
 
