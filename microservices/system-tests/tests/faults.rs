@@ -50,24 +50,20 @@ async fn latency_in_users_service_holds_signup_at_the_gateway() {
     faults::latency_holds_the_answer_at_least_that_long(&stack, &admin_of(&stack, USERS_SERVICE.name)).await;
 }
 
+/// `C` refuses a non-loopback `--admin-addr` with a message saying why, and takes a loopback one.
+fn admin_addr_must_be_loopback<C: Parser>(bin: &str) {
+    for public in ["0.0.0.0:8102", "[::]:0", "203.0.113.7:8102"] {
+        let refused = C::try_parse_from([bin, "--admin-addr", public]).err().expect(public);
+        let message = refused.to_string();
+        assert!(message.contains("loopback only"), "{bin} {public}: {message}");
+    }
+    C::try_parse_from([bin, "--admin-addr", "127.0.0.1:1"]).map(drop).expect("loopback is fine");
+}
+
 #[test]
 fn a_non_loopback_admin_address_is_refused_at_configuration() {
-    for public in ["0.0.0.0:8102", "[::]:0", "203.0.113.7:8102"] {
-        let refused =
-            archlab_users_service::Config::try_parse_from(["users-service", "--admin-addr", public]).expect_err(public);
-        let message = refused.to_string();
-        assert!(message.contains("loopback only"), "{public}: {message}");
-    }
-    let others: [fn(&str) -> Result<(), clap::Error>; 3] = [
-        |a: &str| archlab_auth_service::Config::try_parse_from(["auth-service", "--admin-addr", a]).map(drop),
-        |a: &str| archlab_payments_service::Config::try_parse_from(["payments-service", "--admin-addr", a]).map(drop),
-        |a: &str| {
-            archlab_notifications_service::Config::try_parse_from(["notifications-service", "--admin-addr", a])
-                .map(drop)
-        },
-    ];
-    for parse in others {
-        assert!(parse("0.0.0.0:1").unwrap_err().to_string().contains("loopback only"));
-        parse("127.0.0.1:1").expect("loopback is fine");
-    }
+    admin_addr_must_be_loopback::<archlab_auth_service::Config>(AUTH_SERVICE.name);
+    admin_addr_must_be_loopback::<archlab_users_service::Config>(USERS_SERVICE.name);
+    admin_addr_must_be_loopback::<archlab_payments_service::Config>(PAYMENTS_SERVICE.name);
+    admin_addr_must_be_loopback::<archlab_notifications_service::Config>(NOTIFICATIONS_SERVICE.name);
 }

@@ -121,16 +121,19 @@ pub async fn unknown_points_are_refused_with_the_known_ones(admin: &Admin, known
     assert!(admin.listing().await["points"].as_array().into_iter().flatten().all(|p| p["fault"].is_null()));
 }
 
+/// Raw request headers, as [`Api::send`] takes them.
+type Headers = &'static [(&'static str, &'static [u8])];
+
 /// Every malformed request to `point` (reached here) gets a 4xx with its code — never a
 /// 5xx, never a hung connection — and none of them sets anything.
 pub async fn malformed_requests_are_refused(admin: &Admin, point: &str) {
     let api = admin.api();
     let path = format!("/admin/faults/{point}");
-    const JSON: &[(&str, &[u8])] = &[("content-type", b"application/json")];
-    const NO_TYPE: &[(&str, &[u8])] = &[];
-    const TEXT: &[(&str, &[u8])] = &[("content-type", b"text/plain")];
+    const JSON: Headers = &[("content-type", b"application/json")];
+    const NO_TYPE: Headers = &[];
+    const TEXT: Headers = &[("content-type", b"text/plain")];
     let too_big = [b"{\"x\":\"".as_slice(), vec![b'a'; 70_000].as_slice(), b"\"}".as_slice()].concat();
-    let cases: Vec<(&str, &[(&str, &[u8])], Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<(&str, Headers, Vec<u8>, u16, &str)> = vec![
         ("not JSON", JSON, b"fail_share=1".to_vec(), 400, "malformed_json"),
         ("truncated JSON", JSON, br#"{"fail_share": 1"#.to_vec(), 400, "malformed_json"),
         ("NaN is not JSON", JSON, br#"{"fail_share": NaN}"#.to_vec(), 400, "malformed_json"),
