@@ -10,6 +10,7 @@ use crate::signup_tx::OneTransactionSignup;
 use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AddressLimit, AuthApi, AuthService, HashGate, SessionAuthenticator, SessionCache};
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::http::{edge, with_authenticator};
 use archlab_kernel::processes::MONOLITH;
 use archlab_kernel::{Addrs, Faults, Server};
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 /// A built monolith: bound, migrated, ready to serve.
 pub struct App {
     listener: TcpListener,
+    admin: Option<AdminListener>,
     router: Router,
     handle: Handle,
     poll: Duration,
@@ -69,7 +71,15 @@ impl Server for App {
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
         archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
 
-        let faults = config.behaviour.faults();
+        // Every domain runs here, so every fault point is reached here.
+        let here = [
+            archlab_auth::faults::ALL,
+            archlab_users::faults::ALL,
+            archlab_payments::faults::ALL,
+            archlab_notifications::faults::ALL,
+        ]
+        .concat();
+        let faults = config.behaviour.faults(&here)?;
         let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
 
         // The services, and the ports bound to them in-process.
@@ -105,10 +115,12 @@ impl Server for App {
         );
 
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
         let events = EventWorkers::new(&pool, notifications);
         tracing::info!(mode = %config.behaviour.notification_mode, "monolith built");
         Ok(Self {
             listener,
+            admin,
             router,
             handle: Handle { pool, faults, events, hashes },
             poll: Duration::from_millis(config.behaviour.outbox_poll_ms),
@@ -117,6 +129,7 @@ impl Server for App {
 
     fn addrs(&self) -> Addrs {
         Addrs::http(self.listener.local_addr().expect("a bound listener has an address"))
+            .with_admin(self.admin.as_ref().map(AdminListener::local_addr))
     }
 
     fn handle(&self) -> Handle {
@@ -127,6 +140,7 @@ impl Server for App {
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let workers = self.handle.events.spawn(self.poll, stop.clone());
+        let admin = self.admin.map(|admin| admin.spawn(stop.clone()));
         let serve_stop = stop.clone();
         let router = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, router)
@@ -138,7 +152,7 @@ impl Server for App {
             })
             .await;
         stop.cancel();
-        for w in workers {
+        for w in workers.into_iter().chain(admin) {
             let _ = w.await;
         }
         served.context("serving HTTP")

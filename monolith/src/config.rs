@@ -6,6 +6,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 
 const DATABASE: (&str, &str) = MONOLITH.database.expect("the monolith has a database");
+const ADMIN_ADDR_VAR: &str = MONOLITH.admin_addr_var.expect("the monolith has fault points");
 
 /// Everything the monolith reads from its environment.
 #[derive(Parser, Debug, Clone)]
@@ -14,6 +15,9 @@ pub struct Config {
     /// Where the public API listens.
     #[arg(long, env = MONOLITH.http.addr_var, default_value = MONOLITH.http.default_addr)]
     pub addr: SocketAddr,
+    /// The fault points' admin endpoint, loopback only; unset, none.
+    #[arg(long, env = ADMIN_ADDR_VAR, value_parser = archlab_kernel::faults::admin::loopback_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// The one database every module keeps its schema in.
     #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,

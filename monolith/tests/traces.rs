@@ -55,6 +55,7 @@ async fn traced_monolith(mode: NotificationMode) -> Traced {
     let extsim = archlab_testkit::extsim().await;
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: None,
         database: archlab_testkit::fresh_database_name("mono"),
         db: DatabaseArgs { database_url: archlab_testkit::database_url().await, db_max_connections: 5 },
         external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },

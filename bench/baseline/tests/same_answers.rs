@@ -20,6 +20,7 @@ async fn the_baseline_answers_me_like_the_monolith() {
     let database = archlab_testkit::fresh_database_name("baseline");
     let config = archlab_monolith::Config {
         addr: "127.0.0.1:0".parse().expect("an address"),
+        admin_addr: None,
         database: database.clone(),
         db: DatabaseArgs { database_url: db_url.clone(), db_max_connections: 5 },
         external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },

@@ -80,6 +80,7 @@ fn monolith(c: &mut Criterion) {
         let db_url = archlab_testkit::database_url().await;
         let config = archlab_monolith::Config {
             addr: "127.0.0.1:0".parse().expect("a loopback address"),
+            admin_addr: None,
             database: archlab_testkit::fresh_database_name("bench_mono"),
             db: DatabaseArgs { database_url: db_url.clone(), db_max_connections: 20 },
             external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },

@@ -11,6 +11,7 @@ use anyhow::Context;
 use archlab_auth::http::AuthRoutes;
 use archlab_auth::{AuthService, HashGate, SessionCache};
 use archlab_kernel::config::{AbuseArgs, SessionArgs};
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::processes::AUTH_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_remote::Relay;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 const GRPC: archlab_kernel::processes::Listener = AUTH_SERVICE.grpc.expect("auth-service serves gRPC");
 const DATABASE: (&str, &str) = AUTH_SERVICE.database.expect("auth-service has a database");
+const ADMIN_ADDR_VAR: &str = AUTH_SERVICE.admin_addr_var.expect("auth-service has fault points");
 
 /// auth-service's environment.
 #[derive(Parser, Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct Config {
     /// gRPC.
     #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
+    /// The fault points' admin endpoint, loopback only; unset, none.
+    #[arg(long, env = ADMIN_ADDR_VAR, value_parser = archlab_kernel::faults::admin::loopback_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// This service's own database.
     #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
@@ -93,7 +98,7 @@ impl Server for App {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_auth::migrate(&pool).await.context("migrating auth")?;
         signup_saga::migrate(&pool).await.context("migrating the signup saga's bookkeeping")?;
-        let faults = config.common.behaviour.faults();
+        let faults = config.common.behaviour.faults(archlab_auth::faults::ALL)?;
         let cache = SessionCache::connect_optional(config.sessions.redis_url.as_deref()).await;
         let ttl = Duration::from_secs(config.sessions.session_ttl_secs);
         let auth = Arc::new(AuthService::new(pool.clone(), cache, ttl, faults.clone()).with_limits(&config.limits));
@@ -110,7 +115,8 @@ impl Server for App {
         );
         let grpc = GrpcServer::new(&me).auth(auth);
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_auth::SCHEMA, &config.broker);
-        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
+        let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?.with_admin(admin);
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay, saga, hashes } })
     }

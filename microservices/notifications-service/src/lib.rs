@@ -10,6 +10,7 @@
 
 use anyhow::Context;
 use archlab_kernel::config::ExternalArgs;
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::processes::NOTIFICATIONS_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_notifications::{ExtsimEmail, NotificationsService};
@@ -25,6 +26,7 @@ use std::sync::Arc;
 const GRPC: archlab_kernel::processes::Listener =
     NOTIFICATIONS_SERVICE.grpc.expect("notifications-service serves gRPC");
 const DATABASE: (&str, &str) = NOTIFICATIONS_SERVICE.database.expect("notifications-service has a database");
+const ADMIN_ADDR_VAR: &str = NOTIFICATIONS_SERVICE.admin_addr_var.expect("notifications-service has fault points");
 
 /// notifications-service's environment.
 #[derive(Parser, Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct Config {
     /// gRPC.
     #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
+    /// The fault points' admin endpoint, loopback only; unset, none.
+    #[arg(long, env = ADMIN_ADDR_VAR, value_parser = archlab_kernel::faults::admin::loopback_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// This service's own database.
     #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
@@ -80,7 +85,7 @@ impl Server for App {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_notifications::migrate(&pool).await.context("migrating notifications")?;
-        let faults = config.common.behaviour.faults();
+        let faults = config.common.behaviour.faults(archlab_notifications::faults::ALL)?;
         let email = Arc::new(ExtsimEmail::new(&config.external.extsim_url, config.external.timeout()));
         let notifications = Arc::new(NotificationsService::new(pool.clone(), email, faults.clone()));
 
@@ -92,7 +97,8 @@ impl Server for App {
             &pool,
         );
         let grpc = GrpcServer::new(&me).notifications(notifications.clone());
-        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
+        let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?.with_admin(admin);
         let consumer = Consumer::new(config.broker.clone());
         let handle = Handle { pool, faults, consumer: consumer.handle() };
         Ok(Self { host, router, grpc, consumer, notifications, handle })

@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use archlab_kernel::config::ExternalArgs;
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::processes::PAYMENTS_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 const GRPC: archlab_kernel::processes::Listener = PAYMENTS_SERVICE.grpc.expect("payments-service serves gRPC");
 const DATABASE: (&str, &str) = PAYMENTS_SERVICE.database.expect("payments-service has a database");
+const ADMIN_ADDR_VAR: &str = PAYMENTS_SERVICE.admin_addr_var.expect("payments-service has fault points");
 
 /// payments-service's environment.
 #[derive(Parser, Debug, Clone)]
@@ -35,6 +37,9 @@ pub struct Config {
     /// gRPC (health only: nothing calls payments).
     #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
+    /// The fault points' admin endpoint, loopback only; unset, none.
+    #[arg(long, env = ADMIN_ADDR_VAR, value_parser = archlab_kernel::faults::admin::loopback_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// This service's own database.
     #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
@@ -81,7 +86,7 @@ impl Server for App {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
-        let faults = config.common.behaviour.faults();
+        let faults = config.common.behaviour.faults(archlab_payments::faults::ALL)?;
 
         // The same ports the monolith binds in-process, bound to remote clients that sign
         // every call as payments-service.
@@ -110,7 +115,8 @@ impl Server for App {
         let relay = archlab_remote::relay::to_broker(pool.clone(), archlab_payments::SCHEMA, &config.broker);
         // Health only: nothing calls payments.
         let grpc = GrpcServer::new(&me);
-        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
+        let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?.with_admin(admin);
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
         Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay } })
     }

@@ -1,7 +1,8 @@
 //! Hosting one service: its HTTP router and its gRPC server, stopped together.
 //!
 //! Every microservice serves two ports (public + internal HTTP/JSON on one, gRPC on the
-//! other) and runs background tasks (outbox relay, broker consumer). This is the one place
+//! other), and a third, loopback-only one for its fault points when `*_ADMIN_ADDR` asks for
+//! it, and runs background tasks (outbox relay, broker consumer). This is the one place
 //! that starts them and stops them in order, so each service's `run_until_stopped` (in its
 //! `lib.rs`) stays the size of the monolith's.
 
@@ -10,6 +11,7 @@ use crate::identity::{IdentityArgs, SignedIdentityAuthenticator};
 use anyhow::Context;
 use archlab_kernel::Addrs;
 use archlab_kernel::config::{BehaviourArgs, DatabaseArgs};
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::http::{edge, with_authenticator};
 use axum::Router;
 use clap::Args;
@@ -59,10 +61,11 @@ pub fn service_router(public: Router, internal: Router, identity: &IdentityArgs,
     edge(with_authenticator(public, authn).merge(internal).merge(archlab_kernel::health::router(checks)))
 }
 
-/// A service's two bound listeners.
+/// A service's bound listeners: HTTP, gRPC and, when configured, the fault admin endpoint.
 pub struct Host {
     http: TcpListener,
     grpc: TcpListener,
+    admin: Option<AdminListener>,
 }
 
 impl Host {
@@ -72,12 +75,22 @@ impl Host {
         identity.check_for(&[http, grpc])?;
         let http_l = TcpListener::bind(http).await.with_context(|| format!("binding HTTP {http}"))?;
         let grpc_l = TcpListener::bind(grpc).await.with_context(|| format!("binding gRPC {grpc}"))?;
-        Ok(Self { http: http_l, grpc: grpc_l })
+        Ok(Self { http: http_l, grpc: grpc_l, admin: None })
+    }
+
+    /// The same, also serving the fault admin endpoint `admin` (bound already, loopback only).
+    pub fn with_admin(mut self, admin: Option<AdminListener>) -> Self {
+        self.admin = admin;
+        self
     }
 
     /// The bound addresses.
     pub fn addrs(&self) -> Addrs {
-        Addrs { http: self.http.local_addr().expect("bound"), grpc: Some(self.grpc.local_addr().expect("bound")) }
+        Addrs {
+            http: self.http.local_addr().expect("bound"),
+            grpc: Some(self.grpc.local_addr().expect("bound")),
+            admin: self.admin.as_ref().map(AdminListener::local_addr),
+        }
     }
 
     /// Serve both until `stop` is cancelled (or one of them fails, which cancels `stop`),
@@ -87,8 +100,9 @@ impl Host {
         router: Router,
         grpc: GrpcServer,
         stop: CancellationToken,
-        background: Vec<JoinHandle<()>>,
+        mut background: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<()> {
+        background.extend(self.admin.map(|admin| admin.spawn(stop.clone())));
         let http_stop = stop.clone();
         let http = tokio::spawn(async move {
             axum::serve(self.http, router)

@@ -175,6 +175,7 @@ impl Stack {
                 ("database", archlab_testkit::fresh_database_name(db)),
                 ("http-addr", "127.0.0.1:0".to_owned()),
                 ("grpc-addr", "127.0.0.1:0".to_owned()),
+                ("admin-addr", "127.0.0.1:0".to_owned()),
                 ("notification-mode", options.mode.to_string()),
             ]
         };
@@ -290,7 +291,8 @@ impl Stack {
         }
     }
 
-    /// Where the running process `name` listens (to call a service directly, past the gateway).
+    /// Where the running process `name` listens (to call a service directly, past the gateway;
+    /// each service has a fault admin endpoint, the gateway none).
     pub fn addrs(&self, name: &str) -> Addrs {
         *self.services.get(name).unwrap_or_else(|| panic!("no running service {name}")).addrs()
     }

@@ -5,6 +5,7 @@
 //! `monolith/src/app.rs`, where the same `UsersService` is called in-process.
 
 use anyhow::Context;
+use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::processes::USERS_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_remote::grpc::GrpcServer;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 const GRPC: archlab_kernel::processes::Listener = USERS_SERVICE.grpc.expect("users-service serves gRPC");
 const DATABASE: (&str, &str) = USERS_SERVICE.database.expect("users-service has a database");
+const ADMIN_ADDR_VAR: &str = USERS_SERVICE.admin_addr_var.expect("users-service has fault points");
 
 /// users-service's environment.
 #[derive(Parser, Debug, Clone)]
@@ -29,6 +31,9 @@ pub struct Config {
     /// gRPC.
     #[arg(long, env = GRPC.addr_var, default_value = GRPC.default_addr)]
     pub grpc_addr: SocketAddr,
+    /// The fault points' admin endpoint, loopback only; unset, none.
+    #[arg(long, env = ADMIN_ADDR_VAR, value_parser = archlab_kernel::faults::admin::loopback_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// This service's own database.
     #[arg(long, env = DATABASE.0, default_value = DATABASE.1)]
     pub database: String,
@@ -63,7 +68,7 @@ impl Server for App {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_users::migrate(&pool).await.context("migrating users")?;
-        let faults = config.common.behaviour.faults();
+        let faults = config.common.behaviour.faults(archlab_users::faults::ALL)?;
         let users = Arc::new(UsersService::new(pool.clone(), faults.clone()));
 
         let me = config.common.identity.service_credentials(Self::NAME);
@@ -74,7 +79,8 @@ impl Server for App {
             &pool,
         );
         let grpc = GrpcServer::new(&me).users(users);
-        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?;
+        let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
+        let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?.with_admin(admin);
         Ok(Self { host, router, grpc, handle: Handle { pool, faults } })
     }
 

@@ -12,6 +12,8 @@ use archlab_testkit::Extsim;
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
+    /// The fault admin endpoint, `http://127.0.0.1:<another port>`.
+    pub admin_url: String,
     /// Its third parties.
     pub extsim: Extsim,
     /// Inside access: pool, faults, outbox workers.
@@ -41,6 +43,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let extsim = archlab_testkit::extsim().await;
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         database: archlab_testkit::fresh_database_name("mono"),
         db: DatabaseArgs { database_url: archlab_testkit::database_url().await, db_max_connections: 5 },
         external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },
@@ -53,7 +56,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         limits: options.limits,
     };
     let server = server::spawn::<App>(config).await.expect("build the monolith");
-    TestApp { base_url: server.addrs.http_url(), extsim, handle: server.handle.clone(), _server: server }
+    let admin_url = server.addrs.admin_url().expect("an admin endpoint was asked for");
+    TestApp { base_url: server.addrs.http_url(), admin_url, extsim, handle: server.handle.clone(), _server: server }
 }
 
 impl archlab_conformance::Target for TestApp {

@@ -45,8 +45,11 @@ pub mod codes {
 
 /// Auth's fault points (see `archlab_kernel::Faults`).
 pub mod faults {
+    use archlab_kernel::faults::points;
     /// Refuses a credentials write: the first write of a signup, in both builds.
-    pub const CREATE_CREDENTIALS: &str = "auth.create_credentials";
+    pub const CREATE_CREDENTIALS: &str = points::AUTH_CREATE_CREDENTIALS.name;
+    /// Every fault point of this domain: what a process hosting it reaches.
+    pub const ALL: &[&str] = &[CREATE_CREDENTIALS];
 }
 
 /// What other domains may ask of auth.

@@ -85,7 +85,7 @@ impl AuthService {
         password_hash: &str,
         status: CredentialStatus,
     ) -> Result<()> {
-        self.faults.check(faults::CREATE_CREDENTIALS)?;
+        self.faults.check(faults::CREATE_CREDENTIALS).await?;
         let r =
             sqlx::query("INSERT INTO auth.credentials (user_id, email, password_hash, status) VALUES ($1, $2, $3, $4)")
                 .bind(user_id)

@@ -53,12 +53,15 @@
 //! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves, and
 //!   schemathesis fuzzing the deployment against it; each build's tests call it once
 //!   (`monolith/tests/contract.rs`, `microservices/system-tests/tests/contract.rs`).
+//! - [`faults`]: the fault points' admin endpoint (unknown points, malformed requests, a
+//!   failing share, latency), for both builds, outside the macro like [`limits`].
 //! - [`limits`]: the signup and login limits, also for both builds but outside the macro:
 //!   each check spends a budget on purpose and needs a deployment of its own.
 
 pub mod api;
 pub mod cases;
 pub mod contract;
+pub mod faults;
 pub mod limits;
 pub mod raw;
 pub mod shape;

@@ -106,8 +106,10 @@ pub struct BehaviourArgs {
     /// Outbox safety-net poll interval in milliseconds (workers are also woken at commit).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 1000)]
     pub outbox_poll_ms: u64,
-    /// Fault points switched on at start-up, comma-separated (e.g. `notifications.deliver`).
-    #[arg(long, env = "ARCHLAB_FAULTS", default_value = "")]
+    /// Fault points that fail every call from the start, comma-separated (e.g.
+    /// `notifications.deliver`); a name outside the registry stops the start, listing the
+    /// registered ones (see `crate::faults::points`).
+    #[arg(long, env = "ARCHLAB_FAULTS", default_value = "", value_parser = crate::faults::checked_list)]
     pub faults: String,
 }
 
@@ -166,8 +168,12 @@ impl Default for AbuseArgs {
 }
 
 impl BehaviourArgs {
-    /// The fault set these args switch on.
-    pub fn faults(&self) -> Faults {
-        Faults::from_list(&self.faults)
+    /// The fault points of a process that reaches the points `here` (its domains'
+    /// `faults::ALL`), with those `ARCHLAB_FAULTS` names set to fail every call; an
+    /// unregistered name is refused.
+    pub fn faults(&self, here: &[&str]) -> anyhow::Result<Faults> {
+        let faults = Faults::hosting(here);
+        faults.set_list(&self.faults).map_err(|e| anyhow::anyhow!("ARCHLAB_FAULTS: {}", e.message))?;
+        Ok(faults)
     }
 }

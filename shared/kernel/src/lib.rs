@@ -4,7 +4,7 @@
 //! monolith call and a gRPC or HTTP call fail in the same words and map to the same public
 //! answer. Then the validated values ([`Email`], [`Money`]), the HTTP edge ([`http`]), the
 //! database plumbing ([`db`]), the transactional outbox ([`outbox`]), the one back-off policy
-//! every retry loop uses ([`Backoff`]) and the in-module fault flags ([`Faults`]) that tests
+//! every retry loop uses ([`Backoff`]) and the in-module fault points ([`Faults`]) that tests
 //! and workshops use to break things on purpose.
 //!
 //! # Layout
@@ -18,7 +18,8 @@
 //! - `outbox`: the table every domain's events leave by, enqueue in the caller's transaction,
 //!   claim with `FOR UPDATE SKIP LOCKED`.
 //! - `backoff`: exponential back-off, for the outbox and the broker consumer alike.
-//! - `faults`: named fault points that can be switched on at run time.
+//! - `faults`: the registry of named fault points, what each can be set to do (fail, wait,
+//!   burn CPU, leak, abort), and their loopback-only admin endpoint.
 //! - `health`: `/health`, `/ready` and `/metrics`.
 //! - `metrics`: counters of the calls a process makes to others, shown by `/metrics`.
 //! - `openapi`: how a route declares the errors it answers in the OpenAPI document.
@@ -29,13 +30,13 @@
 
 mod backoff;
 mod error;
-mod faults;
 mod strict_json;
 mod values;
 
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod faults;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -31,6 +31,9 @@ pub struct ProcessSpec {
     pub grpc: Option<Listener>,
     /// The variable naming its own database and the default name, for those that have one.
     pub database: Option<(&'static str, &'static str)>,
+    /// The variable placing its fault admin endpoint (loopback only, unset by default: no
+    /// endpoint), for the processes that reach fault points.
+    pub admin_addr_var: Option<&'static str>,
 }
 
 /// A [`Listener`] whose variables start with `$prefix` (`AUTH_HTTP` → `AUTH_HTTP_ADDR`,
@@ -47,8 +50,13 @@ macro_rules! listener {
 }
 
 /// The simulated third parties (payment provider and email).
-pub const EXTSIM: ProcessSpec =
-    ProcessSpec { name: "extsim", http: listener!("EXTSIM", "127.0.0.1:8090"), grpc: None, database: None };
+pub const EXTSIM: ProcessSpec = ProcessSpec {
+    name: "extsim",
+    http: listener!("EXTSIM", "127.0.0.1:8090"),
+    grpc: None,
+    database: None,
+    admin_addr_var: None,
+};
 
 /// The modular monolith.
 pub const MONOLITH: ProcessSpec = ProcessSpec {
@@ -56,11 +64,17 @@ pub const MONOLITH: ProcessSpec = ProcessSpec {
     http: listener!("MONOLITH", "127.0.0.1:8080"),
     grpc: None,
     database: Some(("MONOLITH_DATABASE", "archlab_monolith")),
+    admin_addr_var: Some("MONOLITH_ADMIN_ADDR"),
 };
 
 /// The microservices' front door.
-pub const GATEWAY: ProcessSpec =
-    ProcessSpec { name: "gateway", http: listener!("GATEWAY", "127.0.0.1:8000"), grpc: None, database: None };
+pub const GATEWAY: ProcessSpec = ProcessSpec {
+    name: "gateway",
+    http: listener!("GATEWAY", "127.0.0.1:8000"),
+    grpc: None,
+    database: None,
+    admin_addr_var: None,
+};
 
 /// Credentials and sessions.
 pub const AUTH_SERVICE: ProcessSpec = ProcessSpec {
@@ -68,6 +82,7 @@ pub const AUTH_SERVICE: ProcessSpec = ProcessSpec {
     http: listener!("AUTH_HTTP", "127.0.0.1:8001"),
     grpc: Some(listener!("AUTH_GRPC", "127.0.0.1:9001")),
     database: Some(("AUTH_DATABASE", "archlab_auth")),
+    admin_addr_var: Some("AUTH_ADMIN_ADDR"),
 };
 
 /// Profiles and preferences.
@@ -76,6 +91,7 @@ pub const USERS_SERVICE: ProcessSpec = ProcessSpec {
     http: listener!("USERS_HTTP", "127.0.0.1:8002"),
     grpc: Some(listener!("USERS_GRPC", "127.0.0.1:9002")),
     database: Some(("USERS_DATABASE", "archlab_users")),
+    admin_addr_var: Some("USERS_ADMIN_ADDR"),
 };
 
 /// The purchase flow.
@@ -84,6 +100,7 @@ pub const PAYMENTS_SERVICE: ProcessSpec = ProcessSpec {
     http: listener!("PAYMENTS_HTTP", "127.0.0.1:8003"),
     grpc: Some(listener!("PAYMENTS_GRPC", "127.0.0.1:9003")),
     database: Some(("PAYMENTS_DATABASE", "archlab_payments")),
+    admin_addr_var: Some("PAYMENTS_ADMIN_ADDR"),
 };
 
 /// Welcome and receipt notifications.
@@ -92,6 +109,7 @@ pub const NOTIFICATIONS_SERVICE: ProcessSpec = ProcessSpec {
     http: listener!("NOTIFICATIONS_HTTP", "127.0.0.1:8004"),
     grpc: Some(listener!("NOTIFICATIONS_GRPC", "127.0.0.1:9004")),
     database: Some(("NOTIFICATIONS_DATABASE", "archlab_notifications")),
+    admin_addr_var: Some("NOTIFICATIONS_ADMIN_ADDR"),
 };
 
 /// The four services in the order `archlab up micro` starts them: those that others call
@@ -116,6 +134,9 @@ mod tests {
                     assert!(seen.insert(item), "{item} twice");
                 }
                 assert_eq!(l.default_url, format!("http://{}", l.default_addr));
+            }
+            if let Some(var) = p.admin_addr_var {
+                assert!(seen.insert(var), "{var} twice");
             }
         }
     }

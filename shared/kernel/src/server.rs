@@ -52,12 +52,25 @@ pub struct Addrs {
     pub http: SocketAddr,
     /// Its gRPC listener, for the four services.
     pub grpc: Option<SocketAddr>,
+    /// Its fault admin endpoint (loopback only), when one is configured.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Addrs {
     /// A process with only an HTTP listener.
     pub fn http(http: SocketAddr) -> Self {
-        Self { http, grpc: None }
+        Self { http, grpc: None, admin: None }
+    }
+
+    /// These addresses, with the fault admin endpoint's.
+    pub fn with_admin(mut self, admin: Option<SocketAddr>) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// `http://<admin addr>`, when there is a fault admin endpoint.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin.map(|admin| format!("http://{admin}"))
     }
 
     /// `http://<http addr>`.
@@ -76,6 +89,9 @@ impl fmt::Display for Addrs {
         write!(f, "http {}", self.http)?;
         if let Some(grpc) = self.grpc {
             write!(f, ", grpc {grpc}")?;
+        }
+        if let Some(admin) = self.admin {
+            write!(f, ", admin {admin}")?;
         }
         Ok(())
     }

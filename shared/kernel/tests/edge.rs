@@ -5,10 +5,10 @@
 //! extractor turns malformed JSON, a wrong content type, a missing field and an oversized
 //! body into 400, 415, 422 and 413 in that shape; `http::edge` answers unknown routes and
 //! methods in JSON too, and refuses a non-canonical path before any of it; path ids, bearer tokens and the authenticated `Caller` are
-//! checked the same way; and `Faults` switch fault points on and off per instance.
+//! checked the same way.
 
 use archlab_kernel::http::{Authenticator, BODY_LIMIT, BearerToken, Caller, IdPath, Json, edge, with_authenticator};
-use archlab_kernel::{Error, ErrorKind, Faults};
+use archlab_kernel::{Error, ErrorKind};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
@@ -229,37 +229,6 @@ async fn the_caller_comes_from_the_installed_authenticator() {
     let unwired = routes().oneshot(get_request("/whoami", Some("Bearer letmein"))).await.unwrap();
     let message = assert_error(unwired, 500, "internal").await;
     assert_eq!(message, "internal error");
-}
-
-#[test]
-fn faults_switch_on_and_off_and_are_shared_by_clones_only() {
-    let faults = Faults::default();
-    assert!(faults.check("users.create_profile").is_ok());
-
-    faults.enable("users.create_profile");
-    let err = faults.check("users.create_profile").expect_err("enabled point must fail");
-    assert_eq!(err.kind, ErrorKind::Unavailable);
-    assert_eq!(err.code, "dependency_unavailable");
-    assert!(err.message.contains("users.create_profile"), "{}", err.message);
-    assert!(faults.check("payments.record").is_ok(), "another point failed");
-
-    // A clone is the same set; another instance is not.
-    let clone = faults.clone();
-    assert!(clone.check("users.create_profile").is_err());
-    assert!(Faults::default().check("users.create_profile").is_ok());
-
-    clone.disable("users.create_profile");
-    assert!(faults.check("users.create_profile").is_ok(), "disable through a clone did not apply");
-    faults.disable("never.enabled");
-}
-
-#[test]
-fn faults_from_a_comma_separated_list() {
-    let faults = Faults::from_list(" users.create_profile, ,payments.record ,");
-    assert!(faults.check("users.create_profile").is_err());
-    assert!(faults.check("payments.record").is_err());
-    assert!(faults.check("").is_ok(), "an empty entry became a fault point");
-    assert!(Faults::from_list("").check("users.create_profile").is_ok());
 }
 
 // --- helpers ---

@@ -22,11 +22,14 @@ pub const SCHEMA: &str = "notifications";
 
 /// Notifications' fault points (see `archlab_kernel::Faults`).
 pub mod faults {
+    use archlab_kernel::faults::points;
     /// Fails every delivery before anything is recorded or sent.
-    pub const DELIVER: &str = "notifications.deliver";
+    pub const DELIVER: &str = points::NOTIFICATIONS_DELIVER.name;
     /// Fails a delivery after the email went out and before anything is recorded: what a
     /// crash between the provider call and the commit leaves behind.
-    pub const RECORD: &str = "notifications.record";
+    pub const RECORD: &str = points::NOTIFICATIONS_RECORD.name;
+    /// Every fault point of this domain: what a process hosting it reaches.
+    pub const ALL: &[&str] = &[DELIVER, RECORD];
 }
 
 /// What other domains may ask of notifications.

@@ -133,7 +133,7 @@ impl NotificationsApi for NotificationsService {
     /// the caller time but never holds one of the pool's connections.
     #[tracing::instrument(level = "debug", name = "notifications.deliver", skip_all, fields(event_id = %event.event_id, kind = event.kind_name()), err)]
     async fn deliver(&self, event: NotificationEvent) -> Result<Delivery> {
-        self.faults.check(faults::DELIVER)?;
+        self.faults.check(faults::DELIVER).await?;
         if let Some(notification_id) = self.recorded(event.event_id).await? {
             return Ok(Delivery { notification_id, duplicate: true });
         }
@@ -146,7 +146,7 @@ impl NotificationsApi for NotificationsService {
             }
             None => None,
         };
-        self.faults.check(faults::RECORD)?;
+        self.faults.check(faults::RECORD).await?;
         self.record(&event, email_id).await
     }
 }

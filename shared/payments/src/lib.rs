@@ -38,8 +38,11 @@ pub mod codes {
 
 /// Payments' fault points (see `archlab_kernel::Faults`).
 pub mod faults {
+    use archlab_kernel::faults::points;
     /// Fails recording a charged payment, after the charge and before the commit.
-    pub const RECORD: &str = "payments.record";
+    pub const RECORD: &str = points::PAYMENTS_RECORD.name;
+    /// Every fault point of this domain: what a process hosting it reaches.
+    pub const ALL: &[&str] = &[RECORD];
 }
 
 /// Create the `payments` schema's tables, the outbox receipts leave by included.

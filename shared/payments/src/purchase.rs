@@ -132,7 +132,7 @@ impl PurchaseService {
         if updated == 1 && self.mode == NotificationMode::Async {
             self.enqueue_receipt(&mut tx, payment, user, money).await?;
         }
-        self.faults.check(faults::RECORD)?;
+        self.faults.check(faults::RECORD).await?;
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_PAYMENT} WHERE payment_id = $1")))
             .bind(payment.payment_id)
             .fetch_one(&mut *tx)

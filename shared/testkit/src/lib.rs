@@ -15,12 +15,15 @@
 //!   with Toxiproxy's toxics (latency, timeout, reset_peer, ...), to break or slow a
 //!   connection (to the database, the broker, a service) on purpose; [`proxy::api`] serves
 //!   Toxiproxy's HTTP API over such proxies.
+//! - `process`: [`process::Child`], a workspace binary as a real child process, and its
+//!   CPU time and resident memory read from `/proc`.
 //! - `traced`: [`traced::spawn`], a server on a thread, runtime, subscriber and tracer
 //!   provider of its own, so its spans leave under its own `service.name`.
 //! - `containers` (feature `containers`): the services in testcontainers.
 
 #[cfg(feature = "containers")]
 mod containers;
+pub mod process;
 pub mod proxy;
 pub mod traced;
 

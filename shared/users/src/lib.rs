@@ -30,8 +30,11 @@ pub mod codes {
 
 /// Users' fault points (see `archlab_kernel::Faults`).
 pub mod faults {
+    use archlab_kernel::faults::points;
     /// Fails creating a profile, after its rows are written and before they commit.
-    pub const CREATE_PROFILE: &str = "users.create_profile";
+    pub const CREATE_PROFILE: &str = points::USERS_CREATE_PROFILE.name;
+    /// Every fault point of this domain: what a process hosting it reaches.
+    pub const ALL: &[&str] = &[CREATE_PROFILE];
 }
 
 /// What other domains may ask of users.

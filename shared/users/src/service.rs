@@ -44,7 +44,7 @@ impl UsersService {
                 .execute(&mut *conn)
                 .await?;
         }
-        self.faults.check(faults::CREATE_PROFILE)?;
+        self.faults.check(faults::CREATE_PROFILE).await?;
         let profile: Profile =
             sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE).bind(new.user_id).fetch_one(&mut *conn).await?.into();
         // A retried create must describe the same person, not silently keep another.
