@@ -10,7 +10,8 @@
 //! - records a charge the provider holds exactly as the purchase does (`succeeded`, the
 //!   receipt in the outbox in `async` mode, delivered in `sync` mode);
 //! - marks `failed` a payment the provider holds no charge for;
-//! - leaves it for the next pass when the provider or a dependency does not answer.
+//! - leaves it for the next pass when the provider or a dependency does not answer; a
+//!   provider that does not answer ends the pass, rather than cost a timeout per payment.
 //!
 //! **Why it cannot overtake a live purchase.** `updated_at` is when a flow last began work
 //! on the row (the first attempt, or a retry resuming it), and the bound is required to
@@ -55,7 +56,8 @@ pub struct Reconciled {
     /// Already `succeeded`; the receipt it lacked is now sent or queued.
     pub notified: usize,
     /// Left for the next pass (provider or dependency unavailable, or settled by someone else
-    /// meanwhile).
+    /// meanwhile). The payments a pass did not reach after the provider failed are not
+    /// counted.
     pub left: usize,
 }
 
@@ -65,6 +67,8 @@ enum Outcome {
     Failed,
     Notified,
     Left,
+    /// Left, and the provider did not answer: the pass ends here.
+    ProviderDown,
 }
 
 impl Reconciler {
@@ -77,7 +81,7 @@ impl Reconciler {
     pub async fn reconcile_now(&self) -> Result<Reconciled> {
         let mut done = Reconciled::default();
         let mut cursor = (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil());
-        loop {
+        'pass: loop {
             let page = self.unsettled(cursor).await?;
             for row in &page {
                 cursor = (row.updated_at, row.payment_id);
@@ -86,6 +90,10 @@ impl Reconciler {
                     Outcome::Failed => done.failed += 1,
                     Outcome::Notified => done.notified += 1,
                     Outcome::Left => done.left += 1,
+                    Outcome::ProviderDown => {
+                        done.left += 1;
+                        break 'pass;
+                    }
                 }
             }
             if page.len() < PAGE as usize {
@@ -157,7 +165,14 @@ impl Reconciler {
             purchases.notify(row, &user, money).await?;
             return Ok(Outcome::Notified);
         }
-        match purchases.provider.find_charge(row.payment_id).await? {
+        let found = match purchases.provider.find_charge(row.payment_id).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(code = %e.code, error = %e.message, "the provider did not answer; the pass ends");
+                return Ok(Outcome::ProviderDown);
+            }
+        };
+        match found {
             Some(charge) => {
                 let user = purchases.users.get_profile(row.user_id).await?;
                 let (recorded, by_us) = purchases.record(row, &charge.charge_id, &user, money).await?;

@@ -1,14 +1,15 @@
 //! Payments left in doubt, settled: a purchase whose caller hangs up mid-charge still
 //! finishes on its own, and the reconciler completes a payment whose charge answer was lost,
 //! marks failed one the provider never charged, leaves alone what a live purchase may still
-//! be working on, and agrees with a second reconciler running at once. A retry of a failed
-//! payment tries the charge again. Driven with `Reconciler::reconcile_now`, no sleeping.
+//! be working on, agrees with a second reconciler running at once, and takes an unreachable
+//! provider for no answer (never for "no charge"). A retry of a failed payment tries the
+//! charge again. Driven with `Reconciler::reconcile_now`.
 
 mod common;
 
 use archlab_extsim::{BehaviourPatch, SimConfigPatch};
-use archlab_kernel::{ErrorKind, NotificationMode};
-use archlab_payments::{PaymentStatus, Reconciled, Reconciler};
+use archlab_kernel::{ErrorKind, Faults, NotificationMode};
+use archlab_payments::{ExtsimPayments, PaymentStatus, PurchasePorts, PurchaseService, Reconciled, Reconciler};
 use common::{Lab, User, lab};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -200,4 +201,32 @@ async fn in_sync_mode_the_reconciler_delivers_the_receipt_and_retries_an_undeliv
     assert_eq!(lab.receipt_emails(&ada).await, 1);
     assert_eq!(lab.charges_for(payment_id).await.len(), 1);
     assert_eq!(lab.count("SELECT count(*) FROM payments.outbox").await, 0, "sync mode used the outbox");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_ends_the_pass_and_changes_nothing() {
+    let lab = lab(NotificationMode::Async).await;
+    let ada = lab.user("ada").await;
+    let first = uncharged_in_doubt(&lab, &ada, "order-1").await;
+    let second = charged_in_doubt(&lab, &ada, "order-2").await;
+    lab.sim.client.reset().await.unwrap();
+    // The same flow, its provider at a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ports = PurchasePorts {
+        auth: lab.auth.clone(),
+        users: lab.users.clone(),
+        provider: Arc::new(ExtsimPayments::new(&format!("http://{closed}"), Duration::from_secs(1))),
+        notifications: lab.notifications.clone(),
+    };
+    let blind = PurchaseService::new(lab.pool.clone(), ports, NotificationMode::Async, Faults::default());
+
+    let done = Reconciler::new(Arc::new(blind), Duration::ZERO).reconcile_now().await.unwrap();
+
+    assert_eq!(done, Reconciled { left: 1, ..Reconciled::default() }, "asked again after the provider failed");
+    for payment_id in [first, second] {
+        assert_eq!(lab.row(payment_id).await, ("pending".to_owned(), false), "no answer is not \"no charge\"");
+    }
+    // With the provider back, the next pass settles both.
+    let done = reconciler(&lab, Duration::ZERO).reconcile_now().await.unwrap();
+    assert_eq!(done, Reconciled { succeeded: 1, failed: 1, ..Reconciled::default() });
 }
