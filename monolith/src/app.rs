@@ -15,7 +15,7 @@ use archlab_kernel::http::{edge, with_authenticator};
 use archlab_kernel::processes::MONOLITH;
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_notifications::{ExtsimEmail, NotificationsApi, NotificationsService};
-use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
+use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService, Reconciler};
 use archlab_users::{UsersApi, UsersService};
 use axum::Router;
 use sqlx::PgPool;
@@ -32,6 +32,7 @@ pub struct App {
     router: Router,
     handle: Handle,
     poll: Duration,
+    reconcile_every: Option<Duration>,
 }
 
 /// What tests and the harness may reach inside a running monolith.
@@ -45,6 +46,8 @@ pub struct Handle {
     pub events: EventWorkers,
     /// The cap on concurrent password hashes.
     pub hashes: HashGate,
+    /// Settles payments left in doubt (it also runs on its own, every `RECONCILE_INTERVAL_MS`).
+    pub reconciler: Reconciler,
 }
 
 impl Handle {
@@ -61,6 +64,7 @@ impl Server for App {
 
     /// Create and migrate the database, bind the address (port 0 allowed), wire everything.
     async fn build(config: Config) -> anyhow::Result<Self> {
+        config.reconcile.check(&config.external).map_err(anyhow::Error::msg)?;
         let pool = config
             .db
             .open(&config.database)
@@ -99,6 +103,7 @@ impl Server for App {
         };
         let purchases =
             Arc::new(PurchaseService::new(pool.clone(), ports, config.behaviour.notification_mode, faults.clone()));
+        let reconciler = Reconciler::new(purchases.clone(), config.reconcile.after());
         let signup = Arc::new(OneTransactionSignup { auth: auth.clone(), users: users.clone() });
 
         let api = Router::new()
@@ -122,8 +127,9 @@ impl Server for App {
             listener,
             admin,
             router,
-            handle: Handle { pool, faults, events, hashes },
+            handle: Handle { pool, faults, events, hashes, reconciler },
             poll: Duration::from_millis(config.behaviour.outbox_poll_ms),
+            reconcile_every: config.reconcile.interval(),
         })
     }
 
@@ -136,10 +142,14 @@ impl Server for App {
         self.handle.clone()
     }
 
-    /// Serve and run the outbox workers until `shutdown` completes, then stop both.
+    /// Serve and run the outbox workers and the reconciler until `shutdown` completes, then
+    /// stop them all.
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let workers = self.handle.events.spawn(self.poll, stop.clone());
+        let mut workers = self.handle.events.spawn(self.poll, stop.clone());
+        if let Some(every) = self.reconcile_every {
+            workers.push(self.handle.reconciler.clone().spawn(every, stop.clone()));
+        }
         let admin = self.admin.map(|admin| admin.spawn(stop.clone()));
         let serve_stop = stop.clone();
         let router = self.router.into_make_service_with_connect_info::<SocketAddr>();

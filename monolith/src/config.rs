@@ -1,6 +1,6 @@
 //! The monolith's configuration: the shared groups plus its own address and database.
 
-use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_kernel::processes::MONOLITH;
 use clap::Parser;
 use std::net::SocketAddr;
@@ -37,4 +37,7 @@ pub struct Config {
     /// account and the hashing cap in the auth module.
     #[command(flatten)]
     pub limits: AbuseArgs,
+    /// The payments reconciler.
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
 }

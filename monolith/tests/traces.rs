@@ -5,7 +5,7 @@
 use archlab_conformance::{Api, Target, User, unique_key};
 use archlab_extsim::{BehaviourPatch, SimConfigPatch};
 use archlab_kernel::NotificationMode;
-use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_kernel::processes::MONOLITH;
 use archlab_kernel::server::Running;
 use archlab_monolith::{App, Config, Handle};
@@ -62,6 +62,7 @@ async fn traced_monolith(mode: NotificationMode) -> Traced {
         sessions: SessionArgs { redis_url: None, session_ttl_secs: 3_600 },
         behaviour: BehaviourArgs { notification_mode: mode, outbox_poll_ms: 1_000, faults: String::new() },
         limits: AbuseArgs::default(),
+        reconcile: ReconcileArgs::default(),
     };
     let (server, thread) = traced::spawn::<App>(config, &format!("http://{addr}")).await.expect("build the monolith");
     Traced {

@@ -2,7 +2,7 @@
 //! own database: the same JSON for a live token, 401 for a garbage one.
 
 use archlab_kernel::NotificationMode;
-use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_kernel::server;
 use serde_json::{Value, json};
 
@@ -31,6 +31,7 @@ async fn the_baseline_answers_me_like_the_monolith() {
             faults: String::new(),
         },
         limits: AbuseArgs::DEFAULT,
+        reconcile: ReconcileArgs::default(),
     };
     let monolith = server::spawn::<archlab_monolith::App>(config).await.expect("build the monolith");
     let mono_url = monolith.addrs.http_url();

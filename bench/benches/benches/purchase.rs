@@ -11,7 +11,7 @@
 //! reqwest over loopback. The databases are created fresh and dropped at the end.
 
 use archlab_kernel::NotificationMode;
-use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_system_tests::{Options, Stack};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -91,6 +91,7 @@ fn monolith(c: &mut Criterion) {
                 faults: String::new(),
             },
             limits: AbuseArgs::OFF,
+            reconcile: ReconcileArgs::default(),
         };
         let server = archlab_kernel::server::spawn::<archlab_monolith::App>(config).await.expect("build the monolith");
         (server, extsim, db_url)

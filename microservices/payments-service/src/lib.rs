@@ -4,14 +4,15 @@
 //! `NotificationsApi` bound to gRPC or HTTP clients: session → user → charge → record →
 //! notify is now four network hops, and in `sync` mode a notifications outage fails the
 //! purchase. In `async` mode the receipt goes to `payments.outbox` in the payment's
-//! transaction and the relay publishes it to RabbitMQ. Compare `monolith/src/app.rs`.
+//! transaction and the relay publishes it to RabbitMQ. The reconciler settles payments a
+//! purchase left in doubt, as the monolith's does. Compare `monolith/src/app.rs`.
 
 use anyhow::Context;
-use archlab_kernel::config::ExternalArgs;
+use archlab_kernel::config::{ExternalArgs, ReconcileArgs};
 use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::processes::PAYMENTS_SERVICE;
 use archlab_kernel::{Addrs, Faults, Server};
-use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService};
+use archlab_payments::{ExtsimPayments, PurchasePorts, PurchaseService, Reconciler};
 use archlab_remote::Relay;
 use archlab_remote::broker::BrokerConfig;
 use archlab_remote::grpc::GrpcServer;
@@ -46,6 +47,9 @@ pub struct Config {
     /// The payment provider.
     #[command(flatten)]
     pub external: ExternalArgs,
+    /// The reconciler of payments left in doubt.
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
     /// RabbitMQ.
     #[command(flatten)]
     pub broker: BrokerConfig,
@@ -63,6 +67,7 @@ pub struct App {
     router: Router,
     grpc: GrpcServer,
     poll: Duration,
+    reconcile_every: Option<Duration>,
     handle: Handle,
 }
 
@@ -75,6 +80,8 @@ pub struct Handle {
     pub faults: Faults,
     /// The outbox relay (publish pending receipts now).
     pub relay: Relay,
+    /// Settles payments left in doubt (it also runs on its own, every `RECONCILE_INTERVAL_MS`).
+    pub reconciler: Reconciler,
 }
 
 impl Server for App {
@@ -84,6 +91,7 @@ impl Server for App {
 
     /// Create and migrate `archlab_payments`, bind the remote ports, bind both listeners.
     async fn build(config: Config) -> anyhow::Result<Self> {
+        config.reconcile.check(&config.external).map_err(anyhow::Error::msg)?;
         let pool = host::open_database(&config.common.db, &config.database).await?;
         archlab_payments::migrate(&pool).await.context("migrating payments")?;
         let faults = config.common.behaviour.faults(archlab_payments::faults::ALL)?;
@@ -104,6 +112,7 @@ impl Server for App {
             config.common.behaviour.notification_mode,
             faults.clone(),
         ));
+        let reconciler = Reconciler::new(purchases.clone(), config.reconcile.after());
 
         // Nothing calls payments, so it has no internal routes.
         let router = host::service_router(
@@ -118,7 +127,8 @@ impl Server for App {
         let admin = AdminListener::bind_optional(config.admin_addr, &faults).await?;
         let host = Host::bind(config.http_addr, config.grpc_addr, &config.common.identity).await?.with_admin(admin);
         let poll = Duration::from_millis(config.common.behaviour.outbox_poll_ms);
-        Ok(Self { host, router, grpc, poll, handle: Handle { pool, faults, relay } })
+        let reconcile_every = config.reconcile.interval();
+        Ok(Self { host, router, grpc, poll, reconcile_every, handle: Handle { pool, faults, relay, reconciler } })
     }
 
     fn addrs(&self) -> Addrs {
@@ -129,10 +139,13 @@ impl Server for App {
         self.handle.clone()
     }
 
-    /// Serve and relay receipts until `shutdown` completes.
+    /// Serve, relay receipts and reconcile payments left in doubt until `shutdown` completes.
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = host::stop_on(shutdown);
-        let relay = self.handle.relay.spawn(self.poll, stop.clone());
-        self.host.serve(self.router, self.grpc, stop, vec![relay]).await
+        let mut background = vec![self.handle.relay.spawn(self.poll, stop.clone())];
+        if let Some(every) = self.reconcile_every {
+            background.push(self.handle.reconciler.clone().spawn(every, stop.clone()));
+        }
+        self.host.serve(self.router, self.grpc, stop, background).await
     }
 }

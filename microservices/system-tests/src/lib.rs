@@ -41,6 +41,9 @@ pub struct Options {
     /// runtime and tracer provider of its own so its spans carry its own `service.name`
     /// (see `archlab_testkit::traced`); `None`, no telemetry.
     pub otlp_endpoint: Option<String>,
+    /// payments-service with the provider timeout and the reconciler settings of
+    /// `archlab_conformance::in_doubt` (short enough to wait out), instead of the defaults.
+    pub quick_reconcile: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             limits_off: false,
             redis_url: None,
             otlp_endpoint: None,
+            quick_reconcile: false,
         }
     }
 }
@@ -189,6 +193,17 @@ impl Stack {
         let secret = vec![("internal-secret", SECRET.to_owned())];
         let sessions: Vec<_> = options.redis_url.iter().map(|url| ("redis-url", url.clone())).collect();
         let extsim_args = vec![("extsim-url", extsim.url.clone())];
+        let reconcile = match options.quick_reconcile {
+            true => {
+                use archlab_conformance::in_doubt;
+                vec![
+                    ("external-timeout-ms", in_doubt::EXTERNAL_TIMEOUT_MS.to_string()),
+                    ("reconcile-after-ms", in_doubt::RECONCILE_AFTER_MS.to_string()),
+                    ("reconcile-interval-ms", in_doubt::RECONCILE_INTERVAL_MS.to_string()),
+                ]
+            }
+            false => Vec::new(),
+        };
 
         let limits = match options.limits_off {
             true => vec![
@@ -236,6 +251,7 @@ impl Stack {
                 broker.clone(),
                 client.clone(),
                 extsim_args,
+                reconcile,
                 auth_urls.clone(),
                 users_urls.clone(),
                 notifications_urls.clone(),

@@ -2,8 +2,9 @@
 
 #![allow(dead_code)] // each test file uses a different part of this
 
+use archlab_conformance::in_doubt;
 use archlab_kernel::NotificationMode;
-use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, SessionArgs};
+use archlab_kernel::config::{AbuseArgs, BehaviourArgs, DatabaseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_kernel::server::{self, Running};
 use archlab_monolith::{App, Config, Handle};
 use archlab_testkit::Extsim;
@@ -31,6 +32,9 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Signup and login limits (the defaults unless a test says otherwise).
     pub limits: AbuseArgs,
+    /// The provider timeout and the reconciler settings of `archlab_conformance::in_doubt`
+    /// (short enough to wait out), instead of the defaults.
+    pub quick_reconcile: bool,
 }
 
 /// A monolith in `async` notification mode.
@@ -41,12 +45,22 @@ pub async fn spawn() -> TestApp {
 /// A monolith with options.
 pub async fn spawn_with(options: Options) -> TestApp {
     let extsim = archlab_testkit::extsim().await;
+    let (external_timeout_ms, reconcile) = match options.quick_reconcile {
+        true => (
+            in_doubt::EXTERNAL_TIMEOUT_MS,
+            ReconcileArgs {
+                reconcile_interval_ms: in_doubt::RECONCILE_INTERVAL_MS,
+                reconcile_after_ms: in_doubt::RECONCILE_AFTER_MS,
+            },
+        ),
+        false => (5_000, ReconcileArgs::default()),
+    };
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         database: archlab_testkit::fresh_database_name("mono"),
         db: DatabaseArgs { database_url: archlab_testkit::database_url().await, db_max_connections: 5 },
-        external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms: 5_000 },
+        external: ExternalArgs { extsim_url: extsim.url.clone(), external_timeout_ms },
         sessions: SessionArgs { redis_url: options.redis_url, session_ttl_secs: 3_600 },
         behaviour: BehaviourArgs {
             notification_mode: if options.sync_mode { NotificationMode::Sync } else { NotificationMode::Async },
@@ -54,6 +68,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             faults: String::new(),
         },
         limits: options.limits,
+        reconcile,
     };
     let server = server::spawn::<App>(config).await.expect("build the monolith");
     let admin_url = server.addrs.admin_url().expect("an admin endpoint was asked for");

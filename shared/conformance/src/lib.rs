@@ -57,11 +57,15 @@
 //!   failing share, latency), for both builds, outside the macro like [`limits`].
 //! - [`limits`]: the signup and login limits, also for both builds but outside the macro:
 //!   each check spends a budget on purpose and needs a deployment of its own.
+//! - [`in_doubt`]: purchases cut off mid-flight and charges whose answer is lost end settled,
+//!   also for both builds outside the macro: each turns the provider's knobs and reads the
+//!   payments database of a deployment of its own.
 
 pub mod api;
 pub mod cases;
 pub mod contract;
 pub mod faults;
+pub mod in_doubt;
 pub mod limits;
 pub mod raw;
 pub mod shape;

@@ -1,5 +1,5 @@
-//! The knobs: latency and failure rate of each simulated API, read and set at run time,
-//! plus the health check.
+//! The knobs: latency, failure rate and lost-reply rate of each simulated API, read and set
+//! at run time, plus the health check.
 
 use std::time::Duration;
 
@@ -32,6 +32,11 @@ pub struct Behaviour {
     pub latency_ms: u64,
     /// Probability in [0, 1] that a request fails with `503 simulated_failure`.
     pub failure_rate: f64,
+    /// Probability in [0, 1] that a request that succeeded (the charge or email recorded)
+    /// gets no answer: the connection is dropped instead, as when a reply is lost on the
+    /// way back. The caller cannot tell this from a request that never arrived.
+    #[serde(default)]
+    pub lost_reply_rate: f64,
 }
 
 /// A partial [`SimConfig`] for `PUT /admin/config`: absent parts stay as they are.
@@ -56,6 +61,9 @@ pub struct BehaviourPatch {
     /// New failure rate, if it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_rate: Option<f64>,
+    /// New lost-reply rate, if it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_reply_rate: Option<f64>,
 }
 
 impl SimConfigPatch {
@@ -84,6 +92,12 @@ impl BehaviourPatch {
         self.failure_rate = Some(failure_rate);
         self
     }
+
+    /// This patch, also setting the lost-reply rate.
+    pub fn with_lost_reply_rate(mut self, lost_reply_rate: f64) -> Self {
+        self.lost_reply_rate = Some(lost_reply_rate);
+        self
+    }
 }
 
 impl SimConfig {
@@ -102,12 +116,16 @@ impl Behaviour {
         let next = Behaviour {
             latency_ms: patch.latency_ms.unwrap_or(self.latency_ms),
             failure_rate: patch.failure_rate.unwrap_or(self.failure_rate),
+            lost_reply_rate: patch.lost_reply_rate.unwrap_or(self.lost_reply_rate),
         };
         if next.latency_ms > MAX_LATENCY_MS {
             return Err(Error::InvalidRequest(format!("{section}.latency_ms must be at most {MAX_LATENCY_MS}")));
         }
         if !(0.0..=1.0).contains(&next.failure_rate) {
             return Err(Error::InvalidRequest(format!("{section}.failure_rate must be within [0, 1]")));
+        }
+        if !(0.0..=1.0).contains(&next.lost_reply_rate) {
+            return Err(Error::InvalidRequest(format!("{section}.lost_reply_rate must be within [0, 1]")));
         }
         Ok(next)
     }
@@ -122,6 +140,12 @@ impl Behaviour {
             return Err(Error::SimulatedFailure);
         }
         Ok(())
+    }
+
+    /// Whether this answer, to a request already carried out, is to be lost (see
+    /// `hangup.rs`), decided with the configured probability.
+    pub(crate) fn reply_lost(self) -> bool {
+        self.lost_reply_rate > 0.0 && rand::random_bool(self.lost_reply_rate)
     }
 }
 
@@ -182,13 +206,17 @@ mod tests {
             BehaviourPatch::default().with_failure_rate(1.5),
             BehaviourPatch::default().with_failure_rate(-0.1),
             BehaviourPatch::default().with_failure_rate(f64::NAN),
+            BehaviourPatch::default().with_lost_reply_rate(1.5),
+            BehaviourPatch::default().with_lost_reply_rate(-0.1),
+            BehaviourPatch::default().with_lost_reply_rate(f64::NAN),
             BehaviourPatch::default().with_latency_ms(60_001),
         ] {
             let patch = SimConfigPatch::default().with_payments(patch);
             assert!(SimConfig::default().patched(&patch).is_err(), "{patch:?}");
         }
-        let edge = SimConfigPatch::default()
-            .with_payments(BehaviourPatch::default().with_failure_rate(1.0).with_latency_ms(60_000));
+        let edge = SimConfigPatch::default().with_payments(
+            BehaviourPatch::default().with_failure_rate(1.0).with_latency_ms(60_000).with_lost_reply_rate(1.0),
+        );
         assert!(SimConfig::default().patched(&edge).is_ok());
     }
 }

@@ -2,10 +2,12 @@
 //! `Idempotency-Key`, and `GET /v1/charges` for the audit.
 //!
 //! The order of a charge request is the point of the simulation: validate, wait the
-//! configured latency, maybe fail (recording nothing), and only then record — once per key.
+//! configured latency, maybe fail (recording nothing), and only then record — once per key —
+//! and, with the configured lost-reply rate, drop the connection instead of answering.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -14,6 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::extract::{IdempotencyKey, JsonBody, QueryParams};
+use crate::hangup;
 use crate::ledger::Outcome;
 use crate::state::AppState;
 
@@ -98,9 +101,10 @@ async fn create_charge(
     State(state): State<AppState>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<NewCharge>,
-) -> Result<(StatusCode, Json<ChargeReceipt>)> {
+) -> Result<Response> {
     request.validate()?;
-    state.sim_config().payments.simulate().await?;
+    let behaviour = state.sim_config().payments;
+    behaviour.simulate().await?;
     let IdempotencyKey(key) = key;
     let outcome = state.charges().accept(&key, request.clone(), || Charge {
         charge_id: format!("ch_{}", Uuid::new_v4().simple()),
@@ -114,7 +118,8 @@ async fn create_charge(
         Outcome::Created(charge) => (StatusCode::CREATED, charge, false),
         Outcome::Replayed(charge) => (StatusCode::OK, charge, true),
     };
-    Ok((status, Json(ChargeReceipt { charge, replayed })))
+    // Recorded either way: a lost reply loses only the answer.
+    Ok(hangup::answer((status, Json(ChargeReceipt { charge, replayed })), behaviour.reply_lost()))
 }
 
 async fn list_charges(

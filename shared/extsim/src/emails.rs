@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::extract::{IdempotencyKey, JsonBody, QueryParams};
+use crate::hangup;
 use crate::ledger::Outcome;
 use crate::state::AppState;
 
@@ -86,9 +88,10 @@ async fn send_email(
     State(state): State<AppState>,
     key: IdempotencyKey,
     JsonBody(request): JsonBody<NewEmail>,
-) -> Result<(StatusCode, Json<EmailReceipt>)> {
+) -> Result<Response> {
     request.validate()?;
-    state.sim_config().email.simulate().await?;
+    let behaviour = state.sim_config().email;
+    behaviour.simulate().await?;
     let IdempotencyKey(key) = key;
     let outcome = state.emails().accept(&key, request.clone(), || Email {
         email_id: format!("em_{}", Uuid::new_v4().simple()),
@@ -101,7 +104,8 @@ async fn send_email(
         Outcome::Created(email) => (StatusCode::ACCEPTED, email, false),
         Outcome::Replayed(email) => (StatusCode::OK, email, true),
     };
-    Ok((status, Json(EmailReceipt { email, replayed })))
+    // Recorded either way: a lost reply loses only the answer.
+    Ok(hangup::answer((status, Json(EmailReceipt { email, replayed })), behaviour.reply_lost()))
 }
 
 async fn list_emails(State(state): State<AppState>, QueryParams(filter): QueryParams<EmailFilter>) -> Json<EmailList> {

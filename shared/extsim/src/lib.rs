@@ -11,10 +11,11 @@
 //!   `Idempotency-Key` header. A retry with the same key and body replays the first answer
 //!   (`"replayed": true`) instead of charging twice; the same key with another body is a
 //!   `409 idempotency_conflict`. This is what lets callers retry safely.
-//! - **Knobs turned at run time.** `PUT /admin/config` sets the latency and failure rate of
-//!   each API while a load test or a chaos experiment is running. A simulated failure
-//!   (`503 simulated_failure`) records nothing, like a request that never reached the
-//!   provider.
+//! - **Knobs turned at run time.** `PUT /admin/config` sets the latency, failure rate and
+//!   lost-reply rate of each API while a load test or a chaos experiment is running. A
+//!   simulated failure (`503 simulated_failure`) records nothing, like a request that never
+//!   reached the provider. A lost reply is the opposite: the charge or email is recorded,
+//!   then the connection is dropped without an answer, so the caller is left in doubt.
 //! - **A record.** Every accepted charge and email is kept (`GET /v1/charges`,
 //!   `GET /v1/emails`) and, with a log directory, appended as JSON lines to `charges.jsonl`
 //!   and `emails.jsonl`. The consistency audit reconciles our databases against it: a
@@ -33,6 +34,8 @@
 //! - `ledger.rs`: the idempotent, append-only log both APIs record into.
 //! - `charges.rs`, `emails.rs`: the two simulated APIs, each with its own `router()`.
 //! - `admin.rs`: [`SimConfig`] and the admin and health routes.
+//! - `hangup.rs`: how a reply is lost: the listener that keeps a handle on each connection,
+//!   and the layer that drops it instead of answering.
 //! - `extract.rs`: extractors whose rejections use our error shape.
 //! - `client.rs`: [`Client`], a typed reqwest client for the read and admin endpoints.
 //! - `error.rs`: [`Error`] and how each variant becomes `{"error":{"code","message"}}`.
@@ -44,6 +47,7 @@ mod config;
 mod emails;
 mod error;
 mod extract;
+mod hangup;
 mod ledger;
 mod server;
 mod state;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::hangup::{self, Connection};
 use crate::state::AppState;
 use crate::{admin, charges, emails};
 
@@ -21,6 +22,7 @@ pub fn app(state: AppState) -> Router {
         .merge(emails::router())
         .merge(admin::router())
         .fallback(|| async { Error::NotFound })
+        .layer(axum::middleware::from_fn(hangup::drop_marked))
         .with_state(state)
 }
 
@@ -58,9 +60,14 @@ impl Server for App {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight. Each
+    /// connection is reachable from its requests, so a reply can be lost (`hangup.rs`).
     async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, app(self.state)).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+        let service = app(self.state).into_make_service_with_connect_info::<Connection>();
+        axum::serve(hangup::Listener(self.listener), service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
     }
 }
 

@@ -20,8 +20,8 @@ async fn the_config_starts_instant_and_never_failing() {
     assert_eq!(
         answer.body,
         json!({
-            "payments": {"latency_ms": 0, "failure_rate": 0.0},
-            "email": {"latency_ms": 0, "failure_rate": 0.0},
+            "payments": {"latency_ms": 0, "failure_rate": 0.0, "lost_reply_rate": 0.0},
+            "email": {"latency_ms": 0, "failure_rate": 0.0, "lost_reply_rate": 0.0},
         })
     );
 }
@@ -38,8 +38,8 @@ async fn a_partial_update_changes_only_what_it_names() {
     let returned = sim.client.set_config(&patch).await.unwrap();
 
     let expected = SimConfig {
-        payments: Behaviour { latency_ms: 25, failure_rate: 0.5 },
-        email: Behaviour { latency_ms: 7, failure_rate: 0.0 },
+        payments: Behaviour { latency_ms: 25, failure_rate: 0.5, lost_reply_rate: 0.0 },
+        email: Behaviour { latency_ms: 7, failure_rate: 0.0, lost_reply_rate: 0.0 },
     };
     assert_eq!(returned, expected);
     assert_eq!(sim.client.config().await.unwrap(), expected);
@@ -59,6 +59,8 @@ async fn an_invalid_config_is_400_and_changes_nothing() {
         json!({"payments": {"failure_rate": -0.5}}),
         json!({"email": {"latency_ms": 60_001}}),
         json!({"email": {"latency_ms": -1}}),
+        json!({"payments": {"lost_reply_rate": 1.5}}),
+        json!({"email": {"lost_reply_rate": -0.1}}),
         // Valid payments, invalid email: all or nothing.
         json!({"payments": {"latency_ms": 10}, "email": {"failure_rate": 2}}),
         json!({"payments": {"failure_rat": 0.5}}),

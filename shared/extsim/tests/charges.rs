@@ -1,5 +1,5 @@
 //! The payment API over real HTTP: creation, idempotent replays, conflicts, validation,
-//! simulated failures and latency, and concurrent retries.
+//! simulated failures, lost replies and latency, and concurrent retries.
 
 mod common;
 
@@ -151,6 +151,31 @@ async fn a_failure_rate_of_one_fails_every_charge_and_records_nothing() {
     let retry = sim.charge("key-1", &order(500)).await;
     assert_eq!(retry.status, 201, "body: {}", retry.body);
     assert_eq!(retry.body["replayed"], false);
+    assert_eq!(sim.client.charges().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_reply_records_the_charge_and_drops_the_connection_unanswered() {
+    let sim = spawn().await;
+    sim.client.set_config(&payments(BehaviourPatch::default().with_lost_reply_rate(1.0))).await.unwrap();
+
+    for attempt in ["first", "replay"] {
+        let err = match sim.post_or_hang_up("/v1/charges", "key-1", &order(500)).await {
+            Ok(answer) => panic!("{attempt}: answered {} {}", answer.status, answer.body),
+            Err(e) => e,
+        };
+        assert!(!err.is_timeout(), "{attempt}: the connection hung instead of closing: {err}");
+        assert!(err.status().is_none(), "{attempt}: an HTTP status came back: {err}");
+    }
+    // Recorded once, although nobody heard of it.
+    let charges = sim.client.charges_with_key("key-1").await.unwrap();
+    assert_eq!(charges.len(), 1);
+
+    sim.client.set_config(&payments(BehaviourPatch::default().with_lost_reply_rate(0.0))).await.unwrap();
+    let retry = sim.charge("key-1", &order(500)).await;
+    assert_eq!(retry.status, 200, "body: {}", retry.body);
+    assert_eq!(retry.body["replayed"], true);
+    assert_eq!(retry.body["charge_id"], charges[0].charge_id.as_str());
     assert_eq!(sim.client.charges().await.unwrap().len(), 1);
 }
 

@@ -91,6 +91,20 @@ async fn email_failures_are_configured_apart_from_payments() {
 }
 
 #[tokio::test]
+async fn a_lost_email_reply_sends_the_email_and_leaves_payments_answering() {
+    let sim = spawn().await;
+    let lost = BehaviourPatch::default().with_lost_reply_rate(1.0);
+    sim.client.set_config(&SimConfigPatch::default().with_email(lost)).await.unwrap();
+
+    let answer = sim.post_or_hang_up("/v1/emails", "mail-1", &welcome("ada@example.com")).await;
+
+    assert!(answer.is_err(), "answered: {:?}", answer.map(|a| (a.status, a.body)));
+    assert_eq!(sim.client.emails_to("ada@example.com").await.unwrap().len(), 1, "sent, though unanswered");
+    let charge = json!({"amount_cents": 100, "currency": "EUR"});
+    assert_eq!(sim.charge("pay-1", &charge).await.status, 201, "the payment API lost a reply too");
+}
+
+#[tokio::test]
 async fn the_list_filters_by_recipient() {
     let sim = spawn().await;
     for (key, to) in [("m1", "ada@example.com"), ("m2", "bob@example.com"), ("m3", "ada@example.com")] {

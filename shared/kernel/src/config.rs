@@ -86,6 +86,58 @@ impl ExternalArgs {
     }
 }
 
+/// The payments reconciler (`archlab_payments::Reconciler`), which the monolith and
+/// payments-service run under the same variables: every `RECONCILE_INTERVAL_MS` it settles
+/// the payments no flow has touched for `RECONCILE_AFTER_MS` (docs/architecture.md,
+/// "Payments left in doubt").
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileArgs {
+    /// How often the reconciler looks for payments left in doubt, in milliseconds. `0`: it
+    /// never runs (the in-doubt payments stay as they are, for an experiment to show).
+    #[arg(long, env = "RECONCILE_INTERVAL_MS", default_value_t = ReconcileArgs::DEFAULT.reconcile_interval_ms)]
+    pub reconcile_interval_ms: u64,
+    /// How long a payment must be left alone (no purchase attempt working on it) before the
+    /// reconciler settles it, in milliseconds; must exceed `EXTERNAL_TIMEOUT_MS`.
+    #[arg(long, env = "RECONCILE_AFTER_MS", default_value_t = ReconcileArgs::DEFAULT.reconcile_after_ms)]
+    pub reconcile_after_ms: u64,
+}
+
+impl ReconcileArgs {
+    /// The defaults. The bound, 30 s, is six times the default provider timeout (5 s): a
+    /// purchase's charge has answered or timed out long before, with room for the database
+    /// steps around it and for a provider slow to finish a request its caller abandoned.
+    /// Every 10 s, a payment left in doubt is settled within 40 s of its last attempt.
+    pub const DEFAULT: ReconcileArgs = ReconcileArgs { reconcile_interval_ms: 10_000, reconcile_after_ms: 30_000 };
+
+    /// The pause between passes; `None` when the reconciler is off.
+    pub fn interval(&self) -> Option<Duration> {
+        (self.reconcile_interval_ms > 0).then(|| Duration::from_millis(self.reconcile_interval_ms))
+    }
+
+    /// How long a payment is left alone before it is reconciled.
+    pub fn after(&self) -> Duration {
+        Duration::from_millis(self.reconcile_after_ms)
+    }
+
+    /// Refuse a bound that a live purchase's charge could outlast: the reconciler would then
+    /// ask the provider while the charge may still be in flight.
+    pub fn check(&self, external: &ExternalArgs) -> Result<(), String> {
+        if self.interval().is_some() && self.reconcile_after_ms <= external.external_timeout_ms {
+            return Err(format!(
+                "RECONCILE_AFTER_MS ({}) must exceed EXTERNAL_TIMEOUT_MS ({}): a purchase's charge may take that long",
+                self.reconcile_after_ms, external.external_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ReconcileArgs {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Sessions and their optional cache.
 #[derive(Args, Debug, Clone)]
 pub struct SessionArgs {
@@ -175,5 +227,26 @@ impl BehaviourArgs {
         let faults = Faults::hosting(here);
         faults.set_list(&self.faults).map_err(|e| anyhow::anyhow!("ARCHLAB_FAULTS: {}", e.message))?;
         Ok(faults)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn external(external_timeout_ms: u64) -> ExternalArgs {
+        ExternalArgs { extsim_url: EXTSIM.http.default_url.to_owned(), external_timeout_ms }
+    }
+
+    #[test]
+    fn the_reconcile_bound_must_exceed_the_provider_timeout() {
+        assert_eq!(ReconcileArgs::DEFAULT.check(&external(5_000)), Ok(()), "the defaults go together");
+        let tight = ReconcileArgs { reconcile_interval_ms: 1_000, reconcile_after_ms: 5_000 };
+        assert!(tight.check(&external(5_000)).unwrap_err().contains("EXTERNAL_TIMEOUT_MS"));
+        assert_eq!(tight.check(&external(4_999)), Ok(()));
+        // Off: no bound to keep.
+        let off = ReconcileArgs { reconcile_interval_ms: 0, ..tight };
+        assert_eq!(off.interval(), None);
+        assert_eq!(off.check(&external(60_000)), Ok(()));
     }
 }

@@ -91,10 +91,13 @@ pub enum PaymentStatus {
     Pending,
     /// Charged and recorded.
     Succeeded,
+    /// The provider holds no charge for it, found when it was reconciled; a retry with the
+    /// same `Idempotency-Key` makes it `pending` again and tries the charge once more.
+    Failed,
 }
 
 impl PaymentStatus {
-    /// The stored name: `pending` or `succeeded`.
+    /// The stored name: `pending`, `succeeded` or `failed`.
     pub fn as_str(self) -> &'static str {
         archlab_kernel::wire::name(&self)
     }
@@ -113,7 +116,7 @@ impl TryFrom<String> for PaymentStatus {
 pub struct Payment {
     /// Its id (also the provider's idempotency key for the charge).
     pub payment_id: Uuid,
-    /// `pending` until the provider charged, then `succeeded`.
+    /// `pending` until the provider charged, then `succeeded`; `failed` if it never did.
     pub status: PaymentStatus,
     /// Minor units.
     #[schema(schema_with = Money::amount_schema)]
@@ -136,6 +139,8 @@ pub(crate) struct PaymentRow {
     pub status: PaymentStatus,
     pub notified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When a flow last began work on it, or settled it (the reconciler's clock).
+    pub updated_at: DateTime<Utc>,
 }
 
 impl PaymentRow {
@@ -171,12 +176,16 @@ mod tests {
 
     #[test]
     fn stored_statuses_match_the_migration() {
-        // 3001_payments.sql allows exactly these in `payments.status`.
-        for (status, stored) in [(PaymentStatus::Pending, "pending"), (PaymentStatus::Succeeded, "succeeded")] {
+        // 3002_failed_and_reconcile.sql allows exactly these in `payments.status`.
+        for (status, stored) in [
+            (PaymentStatus::Pending, "pending"),
+            (PaymentStatus::Succeeded, "succeeded"),
+            (PaymentStatus::Failed, "failed"),
+        ] {
             assert_eq!(status.as_str(), stored);
             assert_eq!(PaymentStatus::try_from(stored.to_owned()).unwrap(), status);
         }
-        assert!(PaymentStatus::try_from("failed".to_owned()).is_err());
+        assert!(PaymentStatus::try_from("refunded".to_owned()).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Read top to bottom: [`domain`] (the request, the idempotency key, the payment), the
 //! [`PaymentProvider`] port with its extsim adapter, [`PurchaseService`] (the seed scenario:
-//! session → user → charge → record → notify) and [`http::router`].
+//! session → user → charge → record → notify), the [`Reconciler`] that settles what a
+//! purchase left in doubt, and [`http::router`].
 //!
 //! The purchase flow is the same code in both builds. What differs is only what its ports
 //! are bound to: in the monolith `auth`, `users` and `notifications` are in-process services;
@@ -13,11 +14,13 @@ pub mod domain;
 pub mod http;
 mod provider;
 mod purchase;
+mod reconcile;
 
 pub use archlab_kernel::NotificationMode;
 pub use domain::{IdempotencyKey, Payment, PaymentStatus, PurchaseRequest};
 pub use provider::{Charge, ExtsimPayments, PaymentProvider};
 pub use purchase::{PurchasePorts, PurchaseService};
+pub use reconcile::{Reconciled, Reconciler};
 
 /// The schema that holds this domain's tables.
 pub const SCHEMA: &str = "payments";

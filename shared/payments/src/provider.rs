@@ -19,6 +19,11 @@ pub struct Charge {
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Charge `amount` once per `payment_id`: the provider deduplicates on it.
     async fn charge(&self, payment_id: Uuid, amount: Money) -> Result<Charge>;
+
+    /// The charge the provider holds for `payment_id`, if any: what the reconciler asks of
+    /// a payment left in doubt. Answers only what the provider said; an unreachable
+    /// provider is an error, never "no charge".
+    async fn find_charge(&self, payment_id: Uuid) -> Result<Option<Charge>>;
 }
 
 /// extsim's `POST /v1/charges`.
@@ -69,4 +74,30 @@ impl PaymentProvider for ExtsimPayments {
         }
         response.json().await.map_err(provider_failed)
     }
+
+    /// `GET /v1/charges?idempotency_key=<payment_id>`: the key [`charge`](Self::charge) sends.
+    #[tracing::instrument(name = "payments.find_charge", skip_all, fields(otel.kind = "client", http.request.method = "GET", server.address = "extsim", %payment_id), err)]
+    async fn find_charge(&self, payment_id: Uuid) -> Result<Option<Charge>> {
+        archlab_kernel::metrics::THIRD_PARTY.inc();
+        // A payment id is a UUID: nothing in it needs escaping in a query string.
+        let response = self
+            .client
+            .get(format!("{}/v1/charges?idempotency_key={payment_id}", self.base_url))
+            .headers(archlab_kernel::trace::headers())
+            .send()
+            .await
+            .map_err(provider_failed)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(provider_failed(format!("answered {status} to a charge look-up")));
+        }
+        let list: ChargeList = response.json().await.map_err(provider_failed)?;
+        Ok(list.charges.into_iter().next())
+    }
+}
+
+/// The body of `GET /v1/charges`.
+#[derive(Deserialize)]
+struct ChargeList {
+    charges: Vec<Charge>,
 }

@@ -6,6 +6,10 @@
 //! - the provider is charged with the payment id as its idempotency key (one charge, ever);
 //! - recording flips `pending` → `succeeded` once;
 //! - the receipt's event id is derived from the payment id, and delivery is idempotent.
+//!
+//! From the row on, the flow (begin, charge, record, receipt) runs in a task of its own, so
+//! it finishes, or stops at a recorded state, even when the caller hangs up. What it leaves
+//! in doubt (a charge whose answer was lost) the reconciler settles (`reconcile.rs`).
 
 use crate::domain::{PaymentRow, fingerprint};
 use crate::{IdempotencyKey, Payment, PaymentProvider, PaymentStatus, PurchaseRequest, codes, faults};
@@ -18,17 +22,21 @@ use std::sync::Arc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-const SELECT_PAYMENT: &str =
-    "SELECT payment_id, user_id, request_fingerprint, amount_cents, currency, status, notified_at, created_at
-     FROM payments.payments";
+/// The columns of a [`PaymentRow`].
+macro_rules! payment_columns {
+    () => {
+        "payment_id, user_id, request_fingerprint, amount_cents, currency, status, notified_at, created_at, updated_at"
+    };
+}
+pub(crate) const SELECT_PAYMENT: &str = concat!("SELECT ", payment_columns!(), " FROM payments.payments");
 
 /// The purchase flow and the payment records, over the `payments` schema.
 #[derive(Clone)]
 pub struct PurchaseService {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     auth: Arc<dyn AuthApi>,
-    users: Arc<dyn UsersApi>,
-    provider: Arc<dyn PaymentProvider>,
+    pub(crate) users: Arc<dyn UsersApi>,
+    pub(crate) provider: Arc<dyn PaymentProvider>,
     notifications: Arc<dyn NotificationsApi>,
     mode: NotificationMode,
     faults: Faults,
@@ -66,24 +74,49 @@ impl PurchaseService {
                 "this account may not make purchases",
             ));
         }
-        let mut payment = self.begin(user.user_id, key, &money).await?;
+        // From the payment row on, the flow has effects (the row, the charge), so it runs in a
+        // task of its own: dropping this future (the caller hung up, the server let go of the
+        // handler) drops only the handle, never the task. A caller still listening gets the
+        // task's answer or error through the handle; its spans stay children of this one.
+        let flow = self.clone();
+        let key = key.clone();
+        let rest = async move {
+            let payment = flow.begin(user.user_id, &key, &money).await?;
+            let payment_id = payment.payment_id;
+            let settled = flow.settle(payment, &user, money).await;
+            if let Err(e) = &settled {
+                tracing::info!(%payment_id, code = %e.code, "purchase stopped short; a retry or the reconciler finishes it");
+            }
+            settled
+        };
+        tokio::spawn(rest.instrument(tracing::Span::current()))
+            .await
+            .map_err(|e| Error::internal(format!("the purchase task did not finish: {e}")))?
+    }
+
+    /// Charge, record and send the receipt of a begun payment, each step only if still due.
+    async fn settle(&self, mut payment: PaymentRow, user: &Profile, money: Money) -> Result<Payment> {
         if payment.status == PaymentStatus::Pending {
             let charge = self.provider.charge(payment.payment_id, money).await?;
-            payment = self.record(&payment, &charge.charge_id, &user, money).await?;
+            (payment, _) = self.record(&payment, &charge.charge_id, user, money).await?;
         }
         if payment.notified_at.is_none() {
-            self.notify(&payment, &user, money).await?;
+            self.notify(&payment, user, money).await?;
         }
         Ok(payment.view())
     }
 
     /// Insert the pending payment for (user, key), or find the one an earlier attempt wrote.
+    /// Resuming an unsettled one marks it as worked on now (the reconciler leaves it alone
+    /// for its bound) and turns a `failed` one `pending` again, to try its charge once more.
     async fn begin(&self, user_id: Uuid, key: &IdempotencyKey, money: &Money) -> Result<PaymentRow> {
         let fp = fingerprint(money);
-        sqlx::query(
+        let inserted: Option<PaymentRow> = sqlx::query_as(concat!(
             "INSERT INTO payments.payments (payment_id, user_id, idempotency_key, request_fingerprint, amount_cents, currency, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING
+             RETURNING ",
+            payment_columns!()
+        ))
         .bind(Uuid::new_v4())
         .bind(user_id)
         .bind(key.as_str())
@@ -91,9 +124,12 @@ impl PurchaseService {
         .bind(money.amount_cents)
         .bind(money.currency.code())
         .bind(PaymentStatus::Pending.as_str())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .instrument(archlab_kernel::trace::db_span("INSERT", "payments.payments"))
         .await?;
+        if let Some(row) = inserted {
+            return Ok(row);
+        }
         let row: PaymentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT_PAYMENT} WHERE user_id = $1 AND idempotency_key = $2"
         )))
@@ -109,22 +145,56 @@ impl PurchaseService {
                 "this Idempotency-Key was used with a different request body",
             ));
         }
-        Ok(row)
+        if row.status == PaymentStatus::Succeeded {
+            return Ok(row);
+        }
+        let resumed: Option<PaymentRow> = sqlx::query_as(concat!(
+            "UPDATE payments.payments SET status = $2, updated_at = now()
+             WHERE payment_id = $1 AND status <> $3
+             RETURNING ",
+            payment_columns!()
+        ))
+        .bind(row.payment_id)
+        .bind(PaymentStatus::Pending.as_str())
+        .bind(PaymentStatus::Succeeded.as_str())
+        .fetch_optional(&self.pool)
+        .instrument(archlab_kernel::trace::db_span("UPDATE", "payments.payments"))
+        .await?;
+        // None: recorded as succeeded in between, by another attempt or the reconciler.
+        match resumed {
+            Some(row) => Ok(row),
+            None => self.load(row.payment_id).await,
+        }
+    }
+
+    /// The payment row `payment_id`.
+    async fn load(&self, payment_id: Uuid) -> Result<PaymentRow> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_PAYMENT} WHERE payment_id = $1")))
+            .bind(payment_id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Mark the payment charged; in `async` mode the receipt enters the outbox in the same
-    /// transaction, so it exists if and only if the payment is recorded.
+    /// transaction, so it exists if and only if the payment is recorded. A charge the
+    /// provider holds wins over a `failed` mark (the reconciler asked before it landed).
+    /// Returns the row, and whether this call recorded it (not an attempt racing it).
     #[tracing::instrument(level = "debug", name = "payments.record", skip_all, fields(payment_id = %payment.payment_id), err)]
-    async fn record(&self, payment: &PaymentRow, charge_id: &str, user: &Profile, money: Money) -> Result<PaymentRow> {
+    pub(crate) async fn record(
+        &self,
+        payment: &PaymentRow,
+        charge_id: &str,
+        user: &Profile,
+        money: Money,
+    ) -> Result<(PaymentRow, bool)> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE payments.payments SET status = $3, provider_charge_id = $2, updated_at = now()
-             WHERE payment_id = $1 AND status = $4",
+             WHERE payment_id = $1 AND status <> $3",
         )
         .bind(payment.payment_id)
         .bind(charge_id)
         .bind(PaymentStatus::Succeeded.as_str())
-        .bind(PaymentStatus::Pending.as_str())
         .execute(&mut *tx)
         .instrument(archlab_kernel::trace::db_span("UPDATE", "payments.payments"))
         .await?
@@ -138,7 +208,7 @@ impl PurchaseService {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(row)
+        Ok((row, updated == 1))
     }
 
     async fn enqueue_receipt(
@@ -158,7 +228,7 @@ impl PurchaseService {
     }
 
     /// Send the receipt of a recorded payment that has none yet.
-    async fn notify(&self, payment: &PaymentRow, user: &Profile, money: Money) -> Result<()> {
+    pub(crate) async fn notify(&self, payment: &PaymentRow, user: &Profile, money: Money) -> Result<()> {
         match self.mode {
             NotificationMode::Sync => {
                 self.notifications.deliver(receipt(payment, user, money)).await.map_err(|e| {
@@ -211,7 +281,7 @@ impl PurchaseService {
     }
 }
 
-fn receipt(payment: &PaymentRow, user: &Profile, money: Money) -> NotificationEvent {
+pub(crate) fn receipt(payment: &PaymentRow, user: &Profile, money: Money) -> NotificationEvent {
     let email_to = user.preferences.email_receipts.then(|| user.email.clone());
     NotificationEvent::receipt(payment.user_id, payment.payment_id, money, email_to)
 }

@@ -373,6 +373,21 @@ pub fn payments(snapshot: &Snapshot, cutoff: DateTime<Utc>) -> Vec<Violation> {
                     ));
                 }
             }
+            // Failed means no money was taken: a charge the provider holds contradicts it.
+            PaymentStatus::Failed => {
+                let settled: Vec<&Charge> = charges.iter().copied().filter(|c| c.created_at <= cutoff).collect();
+                if !settled.is_empty() {
+                    found.push(Violation::new(
+                        LostPayment,
+                        id,
+                        ids(&settled),
+                        format!(
+                            "charged at the provider, yet marked failed: {} {} taken, no purchase recorded",
+                            payment.amount_cents, payment.currency
+                        ),
+                    ));
+                }
+            }
         }
         if !disagreements.is_empty() {
             found.push(Violation::new(ChargeMismatch, id, ids(charges), disagreements.join("; ")));

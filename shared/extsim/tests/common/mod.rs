@@ -82,6 +82,20 @@ impl TestSim {
         Answer::from(request.send().await.expect("request is sent")).await
     }
 
+    /// `POST path` under `key`, for a request that may get no answer at all: the error the
+    /// HTTP client met when the connection ended without one.
+    pub async fn post_or_hang_up(&self, path: &str, key: &str, body: &Value) -> Result<Answer, reqwest::Error> {
+        // Bounded, so a connection left hanging shows as a timeout error instead of a hung test.
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Idempotency-Key", key)
+            .timeout(std::time::Duration::from_secs(10))
+            .json(body)
+            .send();
+        Ok(Answer::from(response.await?).await)
+    }
+
     /// `POST /v1/charges` under `key`.
     pub async fn charge(&self, key: &str, body: &Value) -> Answer {
         self.post("/v1/charges", Some(key), body).await

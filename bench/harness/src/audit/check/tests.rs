@@ -195,6 +195,18 @@ fn a_charge_for_a_payment_still_pending_is_a_lost_payment() {
 }
 
 #[test]
+fn a_failed_payment_is_clean_without_a_charge_and_lost_with_one() {
+    let mut s = world();
+    pending(&mut s, id(ADA), id(ANOTHER_PAYMENT), OLD);
+    if let Some(p) = s.payments.last_mut() {
+        p.status = PaymentStatus::Failed;
+    }
+    assert_eq!(found(&s), [], "failed with no charge: nothing was taken");
+    s.charges.push(charge_for(id(ANOTHER_PAYMENT), OLD - 1));
+    assert_eq!(found(&s), one(LostPayment, id(ANOTHER_PAYMENT), &[charge_id(id(ANOTHER_PAYMENT))]));
+}
+
+#[test]
 fn a_second_charge_for_one_payment_is_a_double_charge() {
     let mut s = world();
     // Under another key, as a retry that forgot its key would; the reference still names it.
