@@ -271,6 +271,21 @@ async fn relay(mut client: TcpStream, guard: OpenGuard, cut: CancellationToken) 
     drop(guard);
 }
 
+/// A loopback upstream that echoes every byte back, for trying a proxy and its toxics on.
+pub async fn echo_server() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = socket.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,21 +293,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const PATIENCE: Duration = Duration::from_secs(5);
-
-    /// An upstream that echoes every byte back.
-    async fn echo_server() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let (mut read, mut write) = socket.split();
-                    let _ = tokio::io::copy(&mut read, &mut write).await;
-                });
-            }
-        });
-        addr
-    }
 
     async fn roundtrip(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
         stream.write_all(bytes).await?;
@@ -317,7 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_flow_through() {
-        let proxy = TcpProxy::start(echo_server().await).await.unwrap();
+        let proxy = TcpProxy::start(echo_server().await.unwrap()).await.unwrap();
         let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(roundtrip(&mut client, b"hello").await.unwrap(), b"hello");
         assert_eq!(proxy.open_connections(), 1);
@@ -327,7 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn cut_closes_open_connections() {
-        let proxy = TcpProxy::start(echo_server().await).await.unwrap();
+        let proxy = TcpProxy::start(echo_server().await.unwrap()).await.unwrap();
         let mut a = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut b = TcpStream::connect(proxy.addr()).await.unwrap();
         roundtrip(&mut a, b"a").await.unwrap();
@@ -343,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_connections_fail_during_a_cut_and_work_after_restore() {
-        let proxy = TcpProxy::start(echo_server().await).await.unwrap();
+        let proxy = TcpProxy::start(echo_server().await.unwrap()).await.unwrap();
         proxy.cut().await;
 
         let mut during = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -360,7 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_stops_the_proxy() {
-        let proxy = TcpProxy::start(echo_server().await).await.unwrap();
+        let proxy = TcpProxy::start(echo_server().await.unwrap()).await.unwrap();
         let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
         roundtrip(&mut client, b"x").await.unwrap();
         drop(proxy);
