@@ -118,6 +118,22 @@ pub struct Snapshot {
     pub emails: Vec<Email>,
 }
 
+impl Snapshot {
+    /// Nothing read yet, as of `now`.
+    pub fn empty(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            credentials: Vec::new(),
+            profiles: Vec::new(),
+            compensations: Vec::new(),
+            payments: Vec::new(),
+            notifications: Vec::new(),
+            charges: Vec::new(),
+            emails: Vec::new(),
+        }
+    }
+}
+
 /// What is wrong. The `id` of a [`Violation`] names a record of [`ViolationKind::subject`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

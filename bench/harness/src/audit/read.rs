@@ -114,16 +114,7 @@ pub async fn snapshot(
     extsim_url: &str,
 ) -> anyhow::Result<Snapshot> {
     let now = Utc::now();
-    let mut snapshot = Snapshot {
-        now,
-        credentials: Vec::new(),
-        profiles: Vec::new(),
-        compensations: Vec::new(),
-        payments: Vec::new(),
-        notifications: Vec::new(),
-        charges: Vec::new(),
-        emails: Vec::new(),
-    };
+    let mut snapshot = Snapshot::empty(now);
     for (name, domains) in databases.grouped() {
         read_database(kind, database_url, name, &domains, &mut snapshot)
             .await

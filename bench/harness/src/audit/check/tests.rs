@@ -72,16 +72,7 @@ fn email_for(event: Uuid, age: i64) -> Email {
 }
 
 fn empty() -> Snapshot {
-    Snapshot {
-        now: now(),
-        credentials: Vec::new(),
-        profiles: Vec::new(),
-        compensations: Vec::new(),
-        payments: Vec::new(),
-        notifications: Vec::new(),
-        charges: Vec::new(),
-        emails: Vec::new(),
-    }
+    Snapshot::empty(now())
 }
 
 /// A complete signup `age` seconds ago: credentials, profile, welcome, its email.
