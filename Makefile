@@ -40,9 +40,11 @@ test: services tools clean-dbs ## Every test against the real services (schemath
 	@# Each test creates a fresh database (~8 MB); drop them afterwards, pass or fail, so
 	@# repeated runs do not fill the disk.
 	@# Test binaries run in parallel under cargo-nextest when it is installed (each test in a
-	@# process of its own), else one after another under cargo test; doctests either way.
+	@# process of its own), else one after another under cargo test; doctests either way
+	@# (under nextest, only the packages that have any: deploy/local/doctest-packages.sh).
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --workspace --no-fail-fast && $(CARGO) test --workspace --doc; \
+	  $(CARGO) nextest run --workspace --no-fail-fast && \
+	  $(CARGO) test --doc $$(bash deploy/local/doctest-packages.sh | sed 's/^/-p /'); \
 	else $(CARGO) test --workspace --no-fail-fast; fi; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
 	$(CARGO) check -p archlab-testkit --features containers
 
