@@ -30,6 +30,7 @@ pub mod load;
 pub mod logs;
 pub mod model;
 pub mod placement;
+pub mod ports;
 pub mod report;
 pub mod supervisor;
 pub mod topology;
