@@ -170,6 +170,12 @@ pub struct BuildResult {
     /// together), in the same order.
     #[serde(default)]
     pub headline_cpu_s_per_1k: Vec<f64>,
+    /// The headline rounds' floods: the saturation scenario offered far above any build's
+    /// capacity, one run per round, so the connections run back to back and the throughput
+    /// is the most the build answers. The headline's throughput ratio is the median of the
+    /// round-by-round ratios of these (empty in reports from before there were floods).
+    #[serde(default)]
+    pub headline_floods: Vec<LoadReport>,
     /// Closed-loop runs of the users search, and the most users held at the objective.
     pub user_runs: Vec<LoadReport>,
     pub users_at_objective: Option<u32>,

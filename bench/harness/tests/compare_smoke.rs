@@ -54,6 +54,12 @@ fn smoke_compare_measures_both_builds_and_cleans_up() {
             build.name,
             build.headline_cpu_s_per_1k
         );
+        assert!(
+            build.headline_floods.len() == 1 && build.headline_floods[0].throughput_per_s > 0.0,
+            "{}: the headline flood answered nothing: {:?}",
+            build.name,
+            build.headline_floods.iter().map(|f| f.throughput_per_s).collect::<Vec<_>>()
+        );
         for run in &build.at_common_rate {
             assert!(
                 run.ok > 0,

@@ -28,7 +28,6 @@ use anyhow::{Context, bail};
 use archlab_kernel::processes;
 use search::{Objective, Search};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -94,8 +93,11 @@ pub struct Profile {
     /// Length of each headline run ([`headline_rounds`]).
     pub headline_step: Duration,
     /// Headline rounds: in each, every build runs the saturation scenario at the common rate
-    /// once, in turn; the headline's figures are medians over the rounds.
+    /// once, in turn, then floods it for `flood_step`; the headline's figures are medians
+    /// over the rounds.
     pub headline_rounds: usize,
+    /// Length of each headline flood (after the warm-up).
+    pub flood_step: Duration,
     /// Rate of the common-rate runs (and of the metered step).
     pub common_rate: f64,
     /// Login and signup are bound by password hashing, the same in every build; they run at
@@ -144,6 +146,7 @@ impl Profile {
                 metered_step: Duration::from_millis(800),
                 headline_step: Duration::from_millis(800),
                 headline_rounds: 1,
+                flood_step: Duration::from_millis(500),
                 common_rate: 20.0,
                 hash_rate: 5.0,
                 connections: 4,
@@ -158,10 +161,11 @@ impl Profile {
                 warmup: Duration::from_secs(1),
                 step: Duration::from_secs(4),
                 metered_step: Duration::from_secs(8),
-                // 6 s keeps the quick comparison under 10 minutes (8 s took it to 9);
-                // 1,800 requests a run, and the median of three runs.
-                headline_step: Duration::from_secs(6),
+                // 5 s runs and 3 s floods keep the quick comparison under 10 minutes;
+                // 1,500 requests a run, and the median of three runs.
+                headline_step: Duration::from_secs(5),
                 headline_rounds: 3,
+                flood_step: Duration::from_secs(3),
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -178,6 +182,7 @@ impl Profile {
                 metered_step: Duration::from_secs(30),
                 headline_step: Duration::from_secs(20),
                 headline_rounds: 5,
+                flood_step: Duration::from_secs(10),
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -230,8 +235,9 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub repeat: u32,
     /// Measure nothing: render the reports of earlier runs from their report.json files
-    /// (goals recomputed from the figures), the last as the report, and with two or more the
-    /// reproducibility table.
+    /// (goals recomputed from the figures; criterion's figures taken from `--criterion-dir`
+    /// when it holds any), the last as the report, and with two or more the reproducibility
+    /// table.
     #[arg(long, value_name = "REPORT_JSON", num_args = 1..)]
     pub render: Vec<PathBuf>,
     /// Skip the hand-written baseline.
@@ -245,7 +251,7 @@ pub struct CompareArgs {
 /// Run `archlab compare`.
 pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     if !args.render.is_empty() {
-        return render(&args.render, &args.out);
+        return render(&args.render, &args.out, &args.criterion_dir);
     }
     let profile = Profile::of(if args.full { ProfileName::Full } else { args.profile });
     let bin_dir = match &args.bin_dir {
@@ -272,13 +278,19 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--render`: earlier runs' reports written again from their raw JSON.
-fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+/// `--render`: earlier runs' reports written again from their raw JSON, with the criterion
+/// figures found in `criterion_dir` when it holds any (`make bench` run after the
+/// comparison), else the ones each report recorded.
+fn render(files: &[PathBuf], out: &Path, criterion_dir: &Path) -> anyhow::Result<()> {
+    let benches = crate::criterion::read(criterion_dir).unwrap_or_default();
     let mut reports = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let mut report: CompareReport =
             serde_json::from_str(&text).with_context(|| format!("{} is not a compare report", file.display()))?;
+        if !benches.is_empty() {
+            report.benches = benches.clone();
+        }
         report.goals = goals(&report);
         reports.push(report);
     }
@@ -324,6 +336,7 @@ pub async fn compare(
     names.sort_unstable();
     names.dedup();
     supervisor::check_binaries(bin_dir, &names)?;
+    check_connection_room(args).await?;
 
     let run_id = format!("{:08x}", rand::random::<u32>());
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -344,15 +357,17 @@ pub async fn compare(
 
     if builds.len() > 1 && profile.headline_rounds > 0 {
         println!(
-            "archlab compare: headline rounds ({} × {} s per build, the builds up together and taking turns)",
+            "archlab compare: headline rounds ({} × {} s at the common rate and {} s of flood per build, the builds up together and taking turns)",
             profile.headline_rounds,
-            profile.headline_step.as_secs_f64()
+            profile.headline_step.as_secs_f64(),
+            profile.flood_step.as_secs_f64()
         );
         let ctx = BuildContext { args, profile, objective, bin_dir, cpus, run_id: &run_id };
         let rounds = headline_rounds(&ctx).await.context("the headline rounds")?;
-        for (result, (runs, cpu)) in builds.iter_mut().zip(rounds) {
-            result.headline_runs = runs;
-            result.headline_cpu_s_per_1k = cpu;
+        for (result, turns) in builds.iter_mut().zip(rounds) {
+            result.headline_runs = turns.runs;
+            result.headline_cpu_s_per_1k = turns.cpu_s_per_1k;
+            result.headline_floods = turns.floods;
         }
     }
 
@@ -394,24 +409,16 @@ struct BuildContext<'a> {
     run_id: &'a str,
 }
 
-/// Free loopback ports for every listener and fresh database and broker names, so a compare
+/// Free loopback ports ([`crate::ports`]) for every listener and fresh database and broker names, so a compare
 /// run touches nothing a running `archlab up` or a test uses.
 pub(crate) fn isolated_env(build: Build, run_id: &str, database_url: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut env = Vec::new();
-    let mut listener = |l: processes::Listener| -> anyhow::Result<()> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free loopback port")?
-            .port();
+    let listeners: Vec<processes::Listener> =
+        processes::ALL.iter().flat_map(|spec| std::iter::once(spec.http).chain(spec.grpc)).collect();
+    let ports = crate::ports::free_loopback_ports(listeners.len()).context("finding free loopback ports")?;
+    for (l, port) in listeners.iter().zip(ports) {
         env.push((l.addr_var.to_owned(), format!("127.0.0.1:{port}")));
         env.push((l.url_var.to_owned(), format!("http://127.0.0.1:{port}")));
-        Ok(())
-    };
-    for spec in processes::ALL {
-        listener(spec.http)?;
-        if let Some(grpc) = spec.grpc {
-            listener(grpc)?;
-        }
     }
     for spec in processes::ALL {
         if let Some((var, name)) = spec.database {
@@ -436,13 +443,53 @@ pub(crate) fn isolated_env(build: Build, run_id: &str, database_url: &str) -> an
     Ok(env)
 }
 
+/// Connections per database pool in every compare run (`DB_MAX_CONNECTIONS`; the
+/// binaries' default is 20), the baseline's included. In the headline rounds every build is
+/// up at once, and pools keep what a burst grew them to: with 20 per pool the monolith's one
+/// pool and the two microservices builds' four each reached more than PostgreSQL's default
+/// `max_connections` of 100 between them, and the server refused connections mid-run.
+/// 9 pools of 10 fit, with room for the harness's own.
+pub const POOL_SIZE: u32 = 10;
+
+/// Connections the harness keeps for itself on top of the builds' pools (the meter, the
+/// clean-up, a psql someone has open).
+const HARNESS_CONNECTIONS: u32 = 10;
+
 /// The settings load needs that differ from the binaries' defaults: the abuse limits are
-/// off, since a load generator is one address hammering a few accounts.
+/// off, since a load generator is one address hammering a few accounts; and the pools are
+/// [`POOL_SIZE`].
 fn child_settings_env() -> Vec<(String, String)> {
     ["AUTH_LIMIT_PER_ADDRESS_PER_MINUTE", "AUTH_LIMIT_PER_ACCOUNT_PER_HOUR", "PASSWORD_HASH_CONCURRENCY"]
         .into_iter()
         .map(|k| (k.to_owned(), "0".to_owned()))
+        .chain([("DB_MAX_CONNECTIONS".to_owned(), POOL_SIZE.to_string())])
         .collect()
+}
+
+/// Refuse to start when the builds' pools, all up at once in the headline rounds, could
+/// hold more connections than the PostgreSQL server allows: a run that fails after minutes
+/// with "too many clients" says less than one that fails now and says what to change.
+async fn check_connection_room(args: &CompareArgs) -> anyhow::Result<()> {
+    let pools: u32 = args
+        .builds
+        .iter()
+        .flat_map(|b| Topology::new(b.kind(), Options::default(), |_| None).names())
+        .filter(|name| processes::ALL.iter().any(|spec| spec.name == *name && spec.database.is_some()))
+        .count() as u32;
+    connection_room(pools, cost::max_connections(&admin_url(&args.database_url)).await?)
+}
+
+/// Whether `pools` pools of [`POOL_SIZE`] and the harness's own connections fit in a server
+/// that allows `allowed`; if not, an error that says what to change.
+fn connection_room(pools: u32, allowed: u32) -> anyhow::Result<()> {
+    let needed = pools * POOL_SIZE + HARNESS_CONNECTIONS;
+    if needed > allowed {
+        bail!(
+            "the builds' {pools} database pools of {POOL_SIZE} connections, up together, plus {HARNESS_CONNECTIONS} for the harness need {needed} connections; \
+             the PostgreSQL server allows {allowed} (max_connections). Raise it (ALTER SYSTEM SET max_connections = {needed}; then restart PostgreSQL) or compare fewer builds"
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn child_settings(mode: NotificationMode) -> BTreeMap<String, String> {
@@ -525,15 +572,28 @@ impl Running {
     }
 }
 
+/// What one build did in the headline rounds, one entry per round.
+#[derive(Debug, Clone, Default)]
+struct Turns {
+    /// The saturation scenario at the common rate.
+    runs: Vec<LoadReport>,
+    /// CPU-seconds per 1k requests of each of `runs`.
+    cpu_s_per_1k: Vec<f64>,
+    /// The saturation scenario offered far above capacity: the most the build answers.
+    floods: Vec<LoadReport>,
+}
+
 /// The headline's runs of every build of `ctx.args`: all of them up at once (fresh
 /// databases and broker names again), and in each round every build runs the saturation
-/// scenario at the common rate in turn, the order rotated from round to round. Measured one
-/// build after another, minutes apart, a build's figures moved with the machine by up to
-/// 40 % between runs of the whole comparison, in opposite directions for two builds; taking
-/// turns within seconds, a drift moves every build alike and cancels in their ratios. Each
-/// run is metered for CPU only (no settling: the transaction counts are the cost table's).
-/// Per build, in `ctx.args.builds` order: its runs and their CPU-seconds per 1k requests.
-async fn headline_rounds(ctx: &BuildContext<'_>) -> anyhow::Result<Vec<(Vec<LoadReport>, Vec<f64>)>> {
+/// scenario at the common rate in turn, then every build floods it in turn, the order
+/// rotated from round to round. Measured one build after another, minutes apart, a build's
+/// figures moved with the machine by up to 40 % between runs of the whole comparison, in
+/// opposite directions for two builds (the saturation ratio by 35 to 41 %); taking turns
+/// within seconds, a drift moves every build alike and cancels in their ratios. Each
+/// common-rate run is metered for CPU only (no settling: the transaction counts are the
+/// cost table's). The builds' pools, all up at once, fit in the server because every pool
+/// is [`POOL_SIZE`]. Per build, in `ctx.args.builds` order.
+async fn headline_rounds(ctx: &BuildContext<'_>) -> anyhow::Result<Vec<Turns>> {
     let args = ctx.args;
     let app_cpus = ctx.cpus.app_list();
     let run_id = format!("{}r", ctx.run_id);
@@ -558,35 +618,42 @@ async fn headline_rounds(ctx: &BuildContext<'_>) -> anyhow::Result<Vec<(Vec<Load
     outcome
 }
 
-async fn take_turns(
-    ctx: &BuildContext<'_>,
-    running: &mut [Running],
-) -> anyhow::Result<Vec<(Vec<LoadReport>, Vec<f64>)>> {
+async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::Result<Vec<Turns>> {
     let profile = ctx.profile;
     let mut seeded = Vec::new();
     for r in running.iter() {
         seeded.push(
             load::seed(&r.topology.public_url, Scenario::Mixed, profile.seed_users).await.context("seeding users")?,
         );
+        cost::analyze(&r.target.admin_url, &r.target.databases).await?;
     }
     let n = running.len();
-    let mut out = vec![(Vec::new(), Vec::new()); n];
+    let plan = |target: &str, rate_per_s: f64, duration: Duration| Plan {
+        target: target.to_owned(),
+        scenario: ctx.args.scenario,
+        offered: Offered::Open { rate_per_s },
+        connections: profile.connections,
+        warmup: profile.warmup,
+        duration,
+        max_requests: u64::MAX,
+        timeout: Duration::from_secs(5),
+        progress: false,
+    };
+    // One discarded flood each first: every pool grown to what a flood needs and every cache
+    // warm before the first measured turn. Without it the first rounds' figures ran high
+    // (the monolith's CPU per 1,000 requests read 1.86, 1.53 and then 0.74 s in one run).
+    for i in 0..n {
+        let warm = plan(&running[i].topology.public_url, profile.flood_rate, profile.flood_step);
+        let report = running[i].watch(load::run(&warm, &seeded[i])).await?;
+        println!("  warm-up {:>10} flood: {}", ctx.args.builds[i].name(), one_line(&report, true));
+    }
+    let mut out = vec![Turns::default(); n];
     for round in 0..profile.headline_rounds {
         for turn in 0..n {
             let i = (round + turn) % n;
-            let plan = Plan {
-                target: running[i].topology.public_url.clone(),
-                scenario: ctx.args.scenario,
-                offered: Offered::Open { rate_per_s: profile.common_rate },
-                connections: profile.connections,
-                warmup: profile.warmup,
-                duration: profile.headline_step,
-                max_requests: u64::MAX,
-                timeout: Duration::from_secs(5),
-                progress: false,
-            };
+            let run = plan(&running[i].topology.public_url, profile.common_rate, profile.headline_step);
             let meter = cost::Meter::start(running[i].target.clone()).await?;
-            let report = running[i].watch(load::run(&plan, &seeded[i])).await?;
+            let report = running[i].watch(load::run(&run, &seeded[i])).await?;
             let measured = meter.finish_with(report.requests + warmup_requests(&report), Duration::ZERO).await?;
             let cpu = measured.per_1k(measured.cpu_s_app + measured.cpu_s_postgres + measured.cpu_s_rabbitmq);
             println!(
@@ -595,8 +662,15 @@ async fn take_turns(
                 ctx.args.builds[i].name(),
                 one_line(&report, ctx.objective.holds(&report))
             );
-            out[i].0.push(report);
-            out[i].1.push(cpu);
+            out[i].runs.push(report);
+            out[i].cpu_s_per_1k.push(cpu);
+        }
+        for turn in 0..n {
+            let i = (round + turn) % n;
+            let flood = plan(&running[i].topology.public_url, profile.flood_rate, profile.flood_step);
+            let report = running[i].watch(load::run(&flood, &seeded[i])).await?;
+            println!("  round {} {:>10} flood: {}", round + 1, ctx.args.builds[i].name(), one_line(&report, true));
+            out[i].floods.push(report);
         }
     }
     Ok(out)
@@ -655,6 +729,7 @@ async fn measure_running(
     (cost.rss_idle_bytes, cost.db_connections_idle) = meter.snapshot().await?;
 
     let seeded = load::seed(&target, Scenario::Mixed, profile.seed_users).await.context("seeding users")?;
+    cost::analyze(&meter.admin_url, &meter.databases).await?;
     let plan = |scenario: Scenario, offered: Offered| Plan {
         target: target.clone(),
         scenario,
@@ -728,6 +803,7 @@ async fn measure_running(
         at_common_rate,
         headline_runs: Vec::new(),
         headline_cpu_s_per_1k: Vec::new(),
+        headline_floods: Vec::new(),
         user_runs,
         users_at_objective,
         max_throughput: Vec::new(),
@@ -804,7 +880,7 @@ async fn measure_baseline(
     seeded: &Seeded,
     flood: &dyn Fn(&str) -> Plan,
 ) -> anyhow::Result<BuildResult> {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("finding a free port")?.port();
+    let port = crate::ports::free_loopback_ports(1).context("finding a free port")?[0];
     let addr = format!("127.0.0.1:{port}");
     let monolith_db_var = processes::MONOLITH.database.map_or("MONOLITH_DATABASE", |d| d.0);
     let database = topology.env.iter().find(|(k, _)| k == monolith_db_var).map(|(_, v)| v.clone());
@@ -814,6 +890,7 @@ async fn measure_baseline(
         vec![
             ("BASELINE_ADDR".to_owned(), addr.clone()),
             ("DATABASE_URL".to_owned(), ctx.args.database_url.clone()),
+            ("DB_MAX_CONNECTIONS".to_owned(), POOL_SIZE.to_string()),
             (monolith_db_var.to_owned(), database.context("the monolith has a database")?),
         ],
     );
@@ -837,6 +914,7 @@ async fn measure_baseline(
             at_common_rate: Vec::new(),
             headline_runs: Vec::new(),
             headline_cpu_s_per_1k: Vec::new(),
+            headline_floods: Vec::new(),
             user_runs: Vec::new(),
             users_at_objective: None,
             max_throughput: vec![report],
@@ -953,5 +1031,25 @@ pub(crate) fn git_revision() -> String {
             if dirty { format!("{rev}-dirty") } else { rev }
         }
         None => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_build_up_at_once_fits_in_postgresql_s_default_connections() {
+        // monolith 1 pool, micro-grpc and micro-http 4 each: 90 + the harness's 10.
+        connection_room(9, 100).expect("the three builds fit in max_connections = 100");
+        let refused = connection_room(13, 100).expect_err("13 pools of 10 do not fit in 100");
+        let message = format!("{refused:#}");
+        assert!(message.contains("140") && message.contains("max_connections"), "{message}");
+    }
+
+    #[test]
+    fn every_child_gets_the_compare_pool_size() {
+        let settings = child_settings(NotificationMode::Async);
+        assert_eq!(settings.get("DB_MAX_CONNECTIONS"), Some(&POOL_SIZE.to_string()));
     }
 }

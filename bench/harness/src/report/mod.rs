@@ -33,8 +33,10 @@ pub struct Ratios {
     /// The build compared with the monolith: every build of the report but the monolith
     /// (`micro-grpc`, `micro-http`); the baseline is not one of them.
     pub build: String,
-    /// Throughput at saturation, micro / monolith.
-    pub throughput_at_saturation: Option<f64>,
+    /// Throughput, micro / monolith: the median of the round-by-round ratios of the headline
+    /// floods (the most each build answers, measured taking turns), or, in a report from
+    /// before there were floods, the ratio of the throughputs at the saturation points.
+    pub throughput: Option<f64>,
     /// p50 of the saturation scenario at the common rate, micro / monolith.
     pub p50_at_common_rate: Option<f64>,
     /// p99 of the saturation scenario at the common rate, micro / monolith.
@@ -48,7 +50,7 @@ impl Ratios {
     /// Each ratio with its column name, in table order.
     pub fn named(&self) -> [(&'static str, Option<f64>); 4] {
         [
-            ("throughput at saturation", self.throughput_at_saturation),
+            ("throughput", self.throughput),
             ("p50 at common rate", self.p50_at_common_rate),
             ("p99 at common rate", self.p99_at_common_rate),
             ("CPU-s per 1k requests", self.cpu_s_per_1k),

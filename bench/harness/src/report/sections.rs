@@ -122,6 +122,19 @@ pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Optio
     Some((median(|r| r.latency.p50_us), median(|r| r.latency.p99_us)))
 }
 
+/// The median throughput of one build's headline floods: the most it answered, measured
+/// taking turns with the other builds. `None` without floods.
+pub(crate) fn flooded(b: &BuildResult) -> Option<f64> {
+    let mut v: Vec<f64> = b.headline_floods.iter().map(|r| r.throughput_per_s).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
 fn cost_measured(c: &Cost) -> bool {
     *c != Cost::default()
 }
@@ -163,6 +176,7 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
                 sat_p99,
                 c.map_or_else(|| MISSING.to_string(), |(p50, _)| ms(p50)),
                 c.map_or_else(|| MISSING.to_string(), |(_, p99)| ms(p99)),
+                flooded(b).map_or_else(|| MISSING.to_string(), rate),
                 b.users_at_objective.map_or_else(|| MISSING.to_string(), |u| u.to_string()),
             ]
         })
@@ -212,6 +226,7 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
                 "p99 there (ms)",
                 &format!("p50 at {} req/s (ms)", rate(report.common_rate_per_s)),
                 &format!("p99 at {} req/s (ms)", rate(report.common_rate_per_s)),
+                "flooded: most answered (req/s)",
                 "users held at objective",
             ],
             perf,
@@ -243,12 +258,15 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
     } else {
         out.push(Block::Para(
             "Ratios micro / monolith (above 1.00× the microservices build has more of it). Where the run had \
-             headline rounds, the p50, p99 and CPU ratios are the medians of the round-by-round ratios, \
-             measured with every build up at once and taking turns:"
+             headline rounds, every ratio is the median of the round-by-round ratios, measured with every \
+             build up at once and taking turns: throughput is the most each build answered when flooded \
+             (the saturation scenario offered far above capacity), p50, p99 and CPU come from the runs at the \
+             common rate. In a report without rounds, throughput is the ratio of the saturation points' \
+             throughputs:"
                 .to_string(),
         ));
         out.push(table(
-            &["build", "throughput at saturation", "p50 at common rate", "p99 at common rate", "CPU-s per 1k requests"],
+            &["build", "throughput", "p50 at common rate", "p99 at common rate", "CPU-s per 1k requests"],
             ratios
                 .iter()
                 .map(|r| {
@@ -262,7 +280,7 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
     out
 }
 
-/// The headline ratios of one report: micro/mono throughput at saturation, p50 and p99 at the
+/// The headline ratios of one report: micro/mono throughput, p50 and p99 at the
 /// common rate, CPU-seconds per 1k requests — one entry per microservices build.
 pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
     let Some(mono) = report.builds.iter().find(|b| b.name == "monolith") else {
@@ -275,7 +293,7 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
         .filter(|b| b.name != "monolith")
         .map(|b| {
             if let Some(paired) = paired_ratios(b, mono) {
-                return Ratios { build: b.name.clone(), throughput_at_saturation: saturation_ratio(b, mono), ..paired };
+                return paired;
             }
             let c = headline_latency(report, b);
             let lat = |f: fn((u64, u64)) -> u64| match (c, mono_common) {
@@ -284,7 +302,7 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
             };
             Ratios {
                 build: b.name.clone(),
-                throughput_at_saturation: saturation_ratio(b, mono),
+                throughput: saturation_ratio(b, mono),
                 p50_at_common_rate: lat(|(p50, _)| p50),
                 p99_at_common_rate: lat(|(_, p99)| p99),
                 cpu_s_per_1k: match (cpu_total(&b.cost), cpu_total(&mono.cost)) {
@@ -306,9 +324,11 @@ fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
     }
 }
 
-/// The p50, p99 and CPU ratios from the headline rounds, when `b` and `mono` have the same
-/// number of them: each the median of the round-by-round ratios, so that what moved both
-/// builds within a round cancels. `None` for reports from before there were rounds.
+/// The ratios from the headline rounds, when `b` and `mono` have the same number of them:
+/// throughput (from the floods), p50, p99 and CPU, each the median of the round-by-round
+/// ratios, so that what moved both builds within a round cancels. Throughput falls back to
+/// the saturation points in a report from before there were floods. `None` for reports from
+/// before there were rounds.
 fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
     let n = b.headline_runs.len();
     if n == 0
@@ -336,9 +356,21 @@ fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
     };
     let cpu =
         b.headline_cpu_s_per_1k.iter().zip(&mono.headline_cpu_s_per_1k).filter_map(|(m, o)| format::ratio(*m, *o));
+    let floods = b.headline_floods.len() == n && mono.headline_floods.len() == n;
+    let throughput = if floods {
+        median(
+            b.headline_floods
+                .iter()
+                .zip(&mono.headline_floods)
+                .filter_map(|(m, o)| format::ratio(m.throughput_per_s, o.throughput_per_s))
+                .collect(),
+        )
+    } else {
+        saturation_ratio(b, mono)
+    };
     Some(Ratios {
         build: b.name.clone(),
-        throughput_at_saturation: None,
+        throughput,
         p50_at_common_rate: per_round(|r| r.latency.p50_us),
         p99_at_common_rate: per_round(|r| r.latency.p99_us),
         cpu_s_per_1k: median(cpu.collect()),

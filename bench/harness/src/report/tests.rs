@@ -84,6 +84,7 @@ fn build(name: &str, sat: f64, p50_ms: f64, p99_ms: f64, cpu_app: f64) -> BuildR
             .collect(),
         headline_runs: Vec::new(),
         headline_cpu_s_per_1k: Vec::new(),
+        headline_floods: Vec::new(),
         user_runs: vec![LoadReport {
             offered: Offered::Closed { users: 50, think_time_ms: 1000 },
             ..load("mixed", target, 0.0, 48.0, p50_ms, p99_ms)
@@ -197,13 +198,13 @@ fn headline_ratios_divide_micro_by_monolith() {
     let ratios = headline_ratios(&fixture());
     assert_eq!(ratios.iter().map(|r| r.build.as_str()).collect::<Vec<_>>(), ["micro-grpc", "micro-http"]);
     let grpc = &ratios[0];
-    assert_eq!(grpc.throughput_at_saturation, Some(0.5));
+    assert_eq!(grpc.throughput, Some(0.5));
     assert_eq!(grpc.p50_at_common_rate, Some(2.5));
     assert_eq!(grpc.p99_at_common_rate, Some(3.0));
     // (1.5 + 0.2) / (0.5 + 0.2): app, PostgreSQL and RabbitMQ together.
     let cpu = grpc.cpu_s_per_1k.unwrap_or(f64::NAN);
     assert!((cpu - 1.7 / 0.7).abs() < 1e-9, "cpu ratio {cpu}");
-    assert_eq!(ratios[1].throughput_at_saturation, Some(0.4));
+    assert_eq!(ratios[1].throughput, Some(0.4));
 }
 
 #[test]
@@ -238,10 +239,25 @@ fn headline_ratios_from_rounds_are_medians_of_round_by_round_ratios() {
     assert_eq!(grpc.p50_at_common_rate, Some(1.5));
     assert_eq!(grpc.p99_at_common_rate, Some(1.5));
     assert_eq!(grpc.cpu_s_per_1k, Some(2.0));
-    assert_eq!(grpc.throughput_at_saturation, Some(0.5), "saturation is not a round figure");
+    assert_eq!(grpc.throughput, Some(0.5), "no floods: the saturation points' ratio");
     // micro-http has no rounds: its ratios come from the common-rate run and the cost table.
     let http = &headline_ratios(&r)[1];
     assert_eq!(http.p50_at_common_rate, Some(6.0 / 3.0), "its 6 ms over the monolith's median 3 ms");
+    // With floods, throughput too is the median of the round-by-round ratios: the monolith
+    // answered 1000, 500, 800 req/s; micro-grpc 600, 300, 200 (0.6, 0.6, 0.25).
+    let floods = |rates: [f64; 3]| -> Vec<LoadReport> {
+        rates.iter().map(|&tp| load("browse", &target, 100_000.0, tp, 20.0, 60.0)).collect()
+    };
+    r.builds[0].headline_floods = floods([1000.0, 500.0, 800.0]);
+    r.builds[1].headline_floods = floods([600.0, 300.0, 200.0]);
+    let grpc = &headline_ratios(&r)[0];
+    assert_eq!(grpc.throughput, Some(0.6), "the medians' ratio would be 300 / 800");
+    // The table shows each build's median flood, the figures the ratio comes from.
+    let md = headline_markdown(&r);
+    assert!(md.contains("| 300 | 50 |"), "micro-grpc's median flood 300 req/s:\n{md}");
+    // A flood missing on one side: the saturation points again, never a half-paired median.
+    r.builds[1].headline_floods.pop();
+    assert_eq!(headline_ratios(&r)[0].throughput, Some(0.5));
     // A round missing on one side: no pairing, the medians' ratio.
     r.builds[1].headline_runs.pop();
     r.builds[1].headline_cpu_s_per_1k.pop();
@@ -256,12 +272,12 @@ fn headline_ratios_are_missing_not_invented() {
     r.builds[1].saturation = None;
     r.builds[1].steps.clear();
     let ratios = headline_ratios(&r);
-    assert_eq!(ratios[0].throughput_at_saturation, None);
+    assert_eq!(ratios[0].throughput, None);
     assert_eq!(ratios[0].p50_at_common_rate, None);
     assert_eq!(ratios[0].cpu_s_per_1k, None);
     // Stepped but never within the objective: it held nothing.
     r.builds[2].saturation = None;
-    assert_eq!(headline_ratios(&r)[1].throughput_at_saturation, Some(0.0));
+    assert_eq!(headline_ratios(&r)[1].throughput, Some(0.0));
     r.builds.remove(0);
     assert!(headline_ratios(&r).is_empty(), "no monolith, no ratios");
 }
@@ -273,7 +289,7 @@ fn headline_markdown_has_a_row_per_build_and_the_ratios() {
         assert!(md.contains(&format!("| {name} | async | ")), "no performance row for {name}:\n{md}");
     }
     assert!(md.contains("| micro-grpc | 0.50× | 2.50× | 3.00× | 2.43× |"), "{md}");
-    assert!(md.contains("| monolith | async | 1000 | 1000 | 10.0 | 2.00 | 10.0 | 50 |"), "{md}");
+    assert!(md.contains("| monolith | async | 1000 | 1000 | 10.0 | 2.00 | 10.0 | — | 50 |"), "no floods: flooded is —\n{md}");
 }
 
 #[test]
