@@ -109,9 +109,8 @@ pub struct Reading {
 pub fn read(recording: &Recording, seconds: &[Second], fault: Option<(f64, f64)>) -> Reading {
     let Some((start, end)) = fault else { return Reading::default() };
     let first = start.floor() as usize;
-    let failing = |s: &Second| s.errors > 0;
-    let detect = seconds.iter().skip(first).find(|s| failing(s)).map(|s| (f64::from(s.second) - start).max(0.0));
-    let last_fail = seconds.iter().skip(first).rev().find(|s| failing(s)).map(|s| s.second as usize);
+    let detect = seconds.iter().skip(first).find(|s| s.errors > 0).map(|s| (f64::from(s.second) - start).max(0.0));
+    let last_fail = seconds.iter().skip(first).rev().find(|s| s.errors > 0).map(|s| s.second as usize);
     let (recover, until) = match last_fail {
         None => (Some(0.0), seconds.len()),
         Some(last) => {
