@@ -23,15 +23,8 @@ const RUN_WITHIN: Duration = Duration::from_secs(240);
 /// first if one is missing.
 fn bin_dir() -> PathBuf {
     let dir = common::archlab().parent().expect("archlab lives in a directory").to_path_buf();
-    let names = [
-        "extsim",
-        "monolith",
-        "auth-service",
-        "users-service",
-        "notifications-service",
-        "payments-service",
-        "gateway",
-    ];
+    let names =
+        ["extsim", "monolith", "auth-service", "users-service", "notifications-service", "payments-service", "gateway"];
     let missing = |dir: &Path| names.iter().any(|bin| !dir.join(bin).is_file());
     if missing(&dir) {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -139,10 +132,11 @@ fn assert_audit_clean(r: &RunResult) {
 
 /// Requests and errors of `step` over the seconds `from..to` of the timeline.
 fn step_errors(r: &RunResult, step: &str, from: u32, to: u32) -> (u64, u64) {
-    r.timeline.iter().filter(|s| s.second >= from && s.second < to).filter_map(|s| s.by_step.get(step)).fold(
-        (0, 0),
-        |(requests, errors), s| (requests + s.requests, errors + s.errors),
-    )
+    r.timeline
+        .iter()
+        .filter(|s| s.second >= from && s.second < to)
+        .filter_map(|s| s.by_step.get(step))
+        .fold((0, 0), |(requests, errors), s| (requests + s.requests, errors + s.errors))
 }
 
 /// The whole seconds of the fault window.
@@ -245,8 +239,12 @@ fn clients_hanging_up_mid_purchase_leave_every_purchase_settled() {
         let (from, to) = during(&r);
         let (requests, errors) = step_errors(&r, "payments.create", from + 1, to);
         assert!(requests > 0 && errors == requests, "{}: the clients hung up on every purchase", r.build);
-        let causes: u64 =
-            r.timeline.iter().filter(|s| s.second > from && s.second < to).filter_map(|s| s.errors_by_cause.get("timeout")).sum();
+        let causes: u64 = r
+            .timeline
+            .iter()
+            .filter(|s| s.second > from && s.second < to)
+            .filter_map(|s| s.errors_by_cause.get("timeout"))
+            .sum();
         assert_eq!(causes, errors, "{}: each failure is the client hanging up", r.build);
         assert_audit_clean(&r);
     }
@@ -279,7 +277,10 @@ const VALID: &str = include_str!("../../chaos/experiments/notifications-down-syn
 
 #[test]
 fn an_unknown_experiment_is_refused_listing_the_known_ones() {
-    assert_refused(&["no-such-experiment", "--bin-dir", "."], &["unknown experiment", "payments-killed", "noisy-neighbour"]);
+    assert_refused(
+        &["no-such-experiment", "--bin-dir", "."],
+        &["unknown experiment", "payments-killed", "noisy-neighbour"],
+    );
 }
 
 #[test]
@@ -300,7 +301,8 @@ fn out_of_range_rates_and_shares_are_refused() {
 
 #[test]
 fn an_unknown_fault_point_or_setting_is_refused() {
-    let point = file(&VALID.replace("point = \"notifications.deliver\"\nfault", "point = \"notifications.explode\"\nfault"));
+    let point =
+        file(&VALID.replace("point = \"notifications.deliver\"\nfault", "point = \"notifications.explode\"\nfault"));
     assert_refused(&[&point.to_string_lossy(), "--bin-dir", "."], &["notifications.explode", "users.create_profile"]);
     let knob = file(&VALID.replace("fault = { fail_share = 1.0 }", "fault = { slow_loris = 1 }"));
     assert_refused(&[&knob.to_string_lossy(), "--bin-dir", "."], &["slow_loris"]);

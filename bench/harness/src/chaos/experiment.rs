@@ -357,7 +357,11 @@ impl Experiment {
             }
         }
         if load.short.duration_s > load.duration_s {
-            bail!("load.short.duration_s ({}) is longer than load.duration_s ({})", load.short.duration_s, load.duration_s);
+            bail!(
+                "load.short.duration_s ({}) is longer than load.duration_s ({})",
+                load.short.duration_s,
+                load.duration_s
+            );
         }
         if !(load.short.rate_scale.is_finite() && load.short.rate_scale > 0.0 && load.short.rate_scale <= 1.0) {
             bail!("load.short.rate_scale must be within (0, 1], not {}", load.short.rate_scale);
@@ -617,7 +621,10 @@ point = "notifications.deliver"
     #[test]
     fn a_kill_alone_is_a_fault_that_ends_when_it_happens() -> anyhow::Result<()> {
         let text = MINIMAL
-            .replace("action = \"set_fault\"\npoint = \"notifications.deliver\"\nfault = { fail_share = 1.0 }", "action = \"kill\"\nprocess = \"payments\"")
+            .replace(
+                "action = \"set_fault\"\npoint = \"notifications.deliver\"\nfault = { fail_share = 1.0 }",
+                "action = \"kill\"\nprocess = \"payments\"",
+            )
             .replace("[[method]]\nat_s = 12\naction = \"clear_fault\"\npoint = \"notifications.deliver\"\n", "");
         let e = Experiment::parse(&text, "x.toml")?;
         assert_eq!(e.plan(false).fault_window(), Some((4.0, 4.0)));

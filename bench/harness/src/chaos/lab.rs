@@ -77,8 +77,7 @@ impl Lab {
 
         let children = Supervisor::start(&topology, bin_dir, false, Restart::OnFailure).await?;
         let http = reqwest::Client::builder().no_proxy().timeout(ADMIN_TIMEOUT).build().context("an HTTP client")?;
-        let mut lab =
-            Lab { build, topology, children, admin, database_url: database_url.to_owned(), databases, http };
+        let mut lab = Lab { build, topology, children, admin, database_url: database_url.to_owned(), databases, http };
         let processes = lab.topology.processes.clone();
         let ready = tokio::select! {
             ready = supervisor::wait_ready(&processes, READY_WITHIN) => ready,
@@ -115,8 +114,11 @@ impl Lab {
             }
             Action::ClearFault { point } => {
                 let url = self.admin_of(point)?;
-                check(self.http.delete(format!("{url}/admin/faults/{point}")).send().await, &format!("clearing {point}"))
-                    .await?;
+                check(
+                    self.http.delete(format!("{url}/admin/faults/{point}")).send().await,
+                    &format!("clearing {point}"),
+                )
+                .await?;
                 Ok(format!("cleared {point}"))
             }
             Action::ClearAllFaults => {

@@ -333,15 +333,10 @@ async fn audit_until_clean(lab: &Lab, experiment: &Experiment, build: Build) -> 
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let report = crate::audit::audit(
-            kind,
-            lab.database_url(),
-            &lab.databases,
-            &lab.topology.extsim_url,
-            Duration::ZERO,
-        )
-        .await
-        .context("auditing the build")?;
+        let report =
+            crate::audit::audit(kind, lab.database_url(), &lab.databases, &lab.topology.extsim_url, Duration::ZERO)
+                .await
+                .context("auditing the build")?;
         let clean = report.violations.is_empty();
         let after_s = start.elapsed().as_secs_f64();
         if clean || start.elapsed() + AUDIT_EVERY > within {

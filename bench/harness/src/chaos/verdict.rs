@@ -170,7 +170,8 @@ pub fn check(
     audit: Option<&AuditOutcome>,
 ) -> Checked {
     let step_of = |name: &Option<String>| name.as_deref().and_then(|n| Step::ALL.into_iter().find(|s| s.name() == n));
-    let within = |v: f64, min: Option<f64>, max: Option<f64>| min.is_none_or(|lo| v >= lo) && max.is_none_or(|hi| v <= hi);
+    let within =
+        |v: f64, min: Option<f64>, max: Option<f64>| min.is_none_or(|lo| v >= lo) && max.is_none_or(|hi| v <= hi);
     match probe {
         Probe::ErrorRate { window, step, min, max, skip_s, .. } => {
             let range = seconds_of(*window, plan, len, *skip_s);
@@ -283,7 +284,10 @@ pub fn markdown(r: &RunResult) -> String {
         let planned = d.planned_s.map_or("rollback".to_owned(), |p| format!("{p:.1}"));
         let _ = writeln!(out, "| {planned} | {:.1} | {}{} |", d.at_s, if d.ok { "" } else { "FAILED: " }, d.what);
     }
-    let _ = writeln!(out, "\n## Blast radius (from the fault to the recovery)\n\n| step | requests | errors | p99 (ms) |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "\n## Blast radius (from the fault to the recovery)\n\n| step | requests | errors | p99 (ms) |\n|---|---|---|---|"
+    );
     for (step, f) in &r.blast_radius {
         let _ = writeln!(out, "| {step} | {} | {} | {:.1} |", f.requests, f.errors, f.p99_us as f64 / 1000.0);
     }

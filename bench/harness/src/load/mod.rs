@@ -32,12 +32,12 @@ use progress::Counters;
 use recorder::{Outcome, Recorder, percentiles};
 use scenario::{PASSWORD, Requests};
 use schedule::Schedule;
-use timeline::Recording;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use timeline::Recording;
 use tokio::time::Instant;
 
 /// The longest measured window a run accepts: load always stops by itself.

@@ -56,7 +56,8 @@ pub struct Recording {
 impl Recording {
     /// Record one request due (or sent) `offset` into the measured window.
     pub fn record(&mut self, offset: Duration, step: Step, outcome: Outcome, latency: Duration) {
-        let second = usize::try_from(offset.as_secs()).unwrap_or(usize::MAX).min(super::MAX_DURATION.as_secs() as usize);
+        let second =
+            usize::try_from(offset.as_secs()).unwrap_or(usize::MAX).min(super::MAX_DURATION.as_secs() as usize);
         if self.buckets.len() <= second {
             self.buckets.resize_with(second + 1, Bucket::default);
         }
