@@ -86,3 +86,8 @@ trace-screenshot: ## Redo docs/images/trace-waterfall.png from a real purchase t
 trace-overhead: services ## Tracing on vs off: throughput cost and spans delivered, every build (release; docs/results/trace-overhead.md)
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab trace-overhead --rounds 2 --out docs/results
+
+.PHONY: chaos
+chaos: services ## Every chaos experiment, full length, against every build (release); reports in target/chaos
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab chaos all --out target/chaos $(CHAOS_ARGS)

@@ -7,8 +7,8 @@
 //! under the same stepped load and writes a side-by-side report; `calibrate` checks the
 //! load generator against wrk; `traces` receives and shows traces; `trace-overhead` measures
 //! what exporting spans costs; `audit` checks a build's databases against each other and
-//! against the third parties' logs. `chaos` (see DESIGN.md, "The harness") will join
-//! [`Command`] as a sibling.
+//! against the third parties' logs; `chaos` runs fault experiments written as files under
+//! load and judges their steady-state hypothesis.
 //!
 //! # Layout
 //!
@@ -19,10 +19,12 @@
 //! and [`placement`] measure what a build costs and where it ran, [`compare`] strings them
 //! into a [`model::CompareReport`], and [`report`] renders it. [`criterion`] reads the
 //! benches' figures for the report. [`audit`] reads a build's data and reports what is
-//! inconsistent.
+//! inconsistent. [`chaos`] strings the supervisor, the load engine and the audit into
+//! experiments.
 
 pub mod audit;
 pub mod calibrate;
+pub mod chaos;
 pub mod compare;
 pub mod cost;
 pub mod criterion;
@@ -67,6 +69,8 @@ pub enum Command {
     TraceOverhead(trace_overhead::TraceOverheadArgs),
     /// Check a build's databases and extsim's logs against each other; exit 1 on any violation.
     Audit(audit::AuditArgs),
+    /// Run fault experiments (bench/chaos/experiments) under load; exit 1 when a hypothesis fails.
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -79,5 +83,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Traces(args) => traces::run(args).await,
         Command::TraceOverhead(args) => trace_overhead::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
     }
 }

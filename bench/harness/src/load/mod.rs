@@ -11,14 +11,16 @@
 //!
 //! [`scenario`] says what each request is; [`schedule`] when it is due; [`client`] sends it
 //! on a kept-alive connection; [`recorder`] keeps each task's histograms, merged at the end;
-//! [`progress`] shows the run as it goes. [`seed`] and [`run`] are the library API that
-//! `archlab compare` calls; [`LoadArgs`] and [`command`] are the command line.
+//! [`progress`] shows the run as it goes; [`timeline`] keeps per-second figures when asked.
+//! [`seed`] and [`run`] are the library API that `archlab compare` calls, [`run_timeline`]
+//! what `archlab chaos` calls; [`LoadArgs`] and [`command`] are the command line.
 
 pub mod client;
 pub mod progress;
 pub mod recorder;
 pub mod scenario;
 pub mod schedule;
+pub mod timeline;
 
 pub use scenario::Scenario;
 
@@ -35,6 +37,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use timeline::Recording;
 use tokio::time::Instant;
 
 /// The longest measured window a run accepts: load always stops by itself.
@@ -206,6 +209,8 @@ struct Shared {
     start: Instant,
     warm_end: Instant,
     end: Instant,
+    /// Keep per-second figures too ([`run_timeline`]).
+    timeline: bool,
 }
 
 impl Shared {
@@ -241,8 +246,9 @@ async fn open_loop(
     mut conn: Conn,
     schedule: Schedule,
     (connection, connections): (u32, u32),
-) -> anyhow::Result<Recorder> {
+) -> anyhow::Result<(Recorder, Recording)> {
     let mut rec = Recorder::new()?;
+    let mut seconds = Recording::default();
     let (window_from, window_to) = (shared.warm_end - shared.start, shared.end - shared.start);
     let mut k = 0u64;
     loop {
@@ -266,10 +272,13 @@ async fn open_loop(
         // throughput there is what it achieved (the backlog shows in the latencies).
         if sent >= shared.warm_end {
             rec.record(step, outcome, done - due, done - sent);
+            if shared.timeline {
+                seconds.record(due.saturating_duration_since(shared.warm_end), step, outcome, done - due);
+            }
         }
         k += 1;
     }
-    Ok(rec)
+    Ok((rec, seconds))
 }
 
 /// One closed-loop user: send, wait for the answer, think, repeat.
@@ -279,8 +288,9 @@ async fn closed_loop(
     user: u64,
     users: u64,
     think: Duration,
-) -> anyhow::Result<Recorder> {
+) -> anyhow::Result<(Recorder, Recording)> {
     let mut rec = Recorder::new()?;
+    let mut seconds = Recording::default();
     // Users arrive spread evenly over one think time, as real users do, rather than all in
     // the first millisecond: a synchronised wave would measure the wave, not the server.
     if !think.is_zero() && users > 0 {
@@ -295,18 +305,31 @@ async fn closed_loop(
         let (step, outcome, done) = shared.send(&mut conn, k * users + user).await;
         if sent >= shared.warm_end {
             rec.record(step, outcome, done - sent, done - sent);
+            if shared.timeline {
+                seconds.record(sent - shared.warm_end, step, outcome, done - sent);
+            }
         }
         k += 1;
         if !think.is_zero() {
             tokio::time::sleep(think).await;
         }
     }
-    Ok(rec)
+    Ok((rec, seconds))
 }
 
 /// Run one plan to completion and report what it measured. The seeded users must belong
 /// to the same target.
 pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
+    Ok(run_with(plan, seeded, false).await?.0)
+}
+
+/// [`run`], also keeping per-second figures of the measured window ([`timeline`]): what a
+/// chaos experiment reads to see when a fault began to show and when it stopped.
+pub async fn run_timeline(plan: &Plan, seeded: &Seeded) -> anyhow::Result<(LoadReport, Recording)> {
+    run_with(plan, seeded, true).await
+}
+
+async fn run_with(plan: &Plan, seeded: &Seeded, timeline: bool) -> anyhow::Result<(LoadReport, Recording)> {
     validate(plan, seeded)?;
     let target = Target::parse(&plan.target)?;
     let requests = Requests::new(&target.host, &seeded.users, &run_tag())?;
@@ -329,6 +352,7 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
         start,
         warm_end: start + plan.warmup,
         end: start + plan.warmup + plan.duration,
+        timeline,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let progress = plan
@@ -356,8 +380,11 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
         })
         .collect();
     let mut total = Recorder::new()?;
+    let mut seconds = Recording::default();
     for handle in handles {
-        total.merge(&handle.await.context("a load task failed")??)?;
+        let (rec, recording) = handle.await.context("a load task failed")??;
+        total.merge(&rec)?;
+        seconds.merge(&recording);
     }
     let finished = Instant::now();
     let _ = stop.send(());
@@ -367,7 +394,7 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
 
     let window_end = finished.min(shared.end);
     let duration_s = window_end.saturating_duration_since(shared.warm_end).as_secs_f64();
-    Ok(LoadReport {
+    let report = LoadReport {
         scenario: plan.scenario.to_string(),
         target: target.base,
         offered: plan.offered,
@@ -383,7 +410,8 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
         latency: percentiles(&total.latency),
         service_time: percentiles(&total.service),
         by_step: total.by_step(),
-    })
+    };
+    Ok((report, seconds))
 }
 
 /// A human summary of a report.

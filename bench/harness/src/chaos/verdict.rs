@@ -1,0 +1,329 @@
+//! What a run showed: the timeline read against the fault window (time to detect, time to
+//! recover, blast radius), each probe of the hypothesis checked, and the result written as
+//! Markdown and JSON.
+
+use super::experiment::{Probe, RunPlan, Window};
+use crate::audit;
+use crate::load::scenario::Step;
+use crate::load::timeline::{Recording, Second, Window as Figures};
+use crate::model::LoadReport;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One action as it was done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    /// When it was planned, in seconds into the run (`None` for the rollback).
+    pub planned_s: Option<f64>,
+    /// When it was done.
+    pub at_s: f64,
+    /// What was done, or why it could not be.
+    pub what: String,
+    /// Whether it worked.
+    pub ok: bool,
+}
+
+/// The audit at the end of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditOutcome {
+    /// Whether the last audit found nothing.
+    pub clean: bool,
+    /// Seconds from the end of the load to the first clean audit, or to the last one.
+    pub after_s: f64,
+    /// How many times the audit ran.
+    pub attempts: u32,
+    /// The last audit's report.
+    pub report: audit::Report,
+}
+
+/// One probe of the hypothesis, checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checked {
+    /// What the probe asks.
+    pub probe: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether it held.
+    pub held: bool,
+}
+
+/// Everything one run of one experiment against one build found: the JSON written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The experiment's name (its file name without `.toml`).
+    pub experiment: String,
+    /// Its title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+    /// `monolith`, `micro-grpc` or `micro-http`.
+    pub build: String,
+    /// `sync` or `async`.
+    pub mode: String,
+    /// Whether this was the short mode.
+    pub short: bool,
+    /// When the run began (RFC 3339).
+    pub started_at: String,
+    /// The load's length, in seconds.
+    pub duration_s: f64,
+    /// From the first fault to its removal, in seconds into the run.
+    pub fault_window_s: Option<(f64, f64)>,
+    /// The method's actions as done.
+    pub method: Vec<Done>,
+    /// The rollback's actions as done.
+    pub rollback: Vec<Done>,
+    /// One load report per stream.
+    pub streams: Vec<LoadReport>,
+    /// Every second of the run, all streams together.
+    pub timeline: Vec<Second>,
+    /// From the fault to the start of the first second with an error.
+    pub time_to_detect_s: Option<f64>,
+    /// From the fault's removal to the start of the first second after the last error (0 when
+    /// nothing failed; `None` when errors went on to the end).
+    pub time_to_recover_s: Option<f64>,
+    /// Per step, the requests and errors from the fault to the recovery (or the end).
+    pub blast_radius: BTreeMap<String, Figures>,
+    /// Processes the supervisor restarted, and how often.
+    pub restarts: BTreeMap<String, u32>,
+    /// The consistency audit.
+    pub audit: Option<AuditOutcome>,
+    /// The hypothesis, probe by probe.
+    pub hypothesis: Vec<Checked>,
+    /// Whether every probe held.
+    pub held: bool,
+}
+
+/// The timeline's reading against the fault window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// See [`RunResult::time_to_detect_s`].
+    pub time_to_detect_s: Option<f64>,
+    /// See [`RunResult::time_to_recover_s`].
+    pub time_to_recover_s: Option<f64>,
+    /// See [`RunResult::blast_radius`].
+    pub blast_radius: BTreeMap<String, Figures>,
+}
+
+/// Read `seconds` (and the raw `recording`) against `fault` (`(start, end)` in seconds).
+pub fn read(recording: &Recording, seconds: &[Second], fault: Option<(f64, f64)>) -> Reading {
+    let Some((start, end)) = fault else { return Reading::default() };
+    let first = start.floor() as usize;
+    let detect = seconds.iter().skip(first).find(|s| s.errors > 0).map(|s| (f64::from(s.second) - start).max(0.0));
+    let last_fail = seconds.iter().skip(first).rev().find(|s| s.errors > 0).map(|s| s.second as usize);
+    let (recover, until) = match last_fail {
+        None => (Some(0.0), seconds.len()),
+        Some(last) => {
+            let clean = seconds.iter().skip(last + 1).find(|s| s.requests > 0);
+            (clean.map(|s| (f64::from(s.second) - end).max(0.0)), last + 1)
+        }
+    };
+    let blast_radius = Step::ALL
+        .iter()
+        .map(|step| (step.name().to_owned(), recording.window(first..until, Some(*step))))
+        .filter(|(_, w)| w.requests > 0)
+        .collect();
+    Reading { time_to_detect_s: detect, time_to_recover_s: recover, blast_radius }
+}
+
+/// The seconds of `window` (docs/chaos.md, "Windows"): only seconds wholly inside it count,
+/// and `skip_s` is left out at its start.
+pub fn seconds_of(window: Window, plan: &RunPlan, len: usize, skip_s: f64) -> std::ops::Range<usize> {
+    let duration = plan.duration.as_secs_f64();
+    let (start, end) = plan.fault_window().unwrap_or((duration, duration));
+    let (from, to) = match window {
+        Window::Before => (skip_s, start),
+        Window::During => (start + skip_s, end),
+        Window::After => (end + skip_s, duration),
+        Window::Whole => (skip_s, duration),
+    };
+    let from = (from.ceil() as usize).min(len);
+    let to = (to.floor() as usize).min(len).max(from);
+    from..to
+}
+
+fn window_name(window: Window) -> &'static str {
+    match window {
+        Window::Before => "before the fault",
+        Window::During => "during the fault",
+        Window::After => "after the fault",
+        Window::Whole => "over the whole run",
+    }
+}
+
+fn bounds(min: Option<f64>, max: Option<f64>, unit: &str, scale: f64) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!("within [{}{unit}, {}{unit}]", lo * scale, hi * scale),
+        (Some(lo), None) => format!("at least {}{unit}", lo * scale),
+        (None, Some(hi)) => format!("at most {}{unit}", hi * scale),
+        (None, None) => "anything".to_owned(),
+    }
+}
+
+/// Check `probe` against what the run measured.
+pub fn check(
+    probe: &Probe,
+    plan: &RunPlan,
+    recording: &Recording,
+    len: usize,
+    reading: &Reading,
+    audit: Option<&AuditOutcome>,
+) -> Checked {
+    let step_of = |name: &Option<String>| name.as_deref().and_then(|n| Step::ALL.into_iter().find(|s| s.name() == n));
+    let within =
+        |v: f64, min: Option<f64>, max: Option<f64>| min.is_none_or(|lo| v >= lo) && max.is_none_or(|hi| v <= hi);
+    match probe {
+        Probe::ErrorRate { window, step, min, max, skip_s, .. } => {
+            let range = seconds_of(*window, plan, len, *skip_s);
+            let figures = recording.window(range.clone(), step_of(step));
+            let rate = figures.error_rate();
+            Checked {
+                probe: format!(
+                    "error rate of {} {} (seconds {}..{}) {}",
+                    step.as_deref().unwrap_or("every request"),
+                    window_name(*window),
+                    range.start,
+                    range.end,
+                    bounds(*min, *max, " %", 100.0)
+                ),
+                measured: format!("{:.1} % ({} of {})", rate * 100.0, figures.errors, figures.requests),
+                // A window without requests shows nothing either way: it does not hold.
+                held: figures.requests > 0 && within(rate, *min, *max),
+            }
+        }
+        Probe::P99 { window, step, min_ms, max_ms, skip_s, .. } => {
+            let range = seconds_of(*window, plan, len, *skip_s);
+            let figures = recording.window(range.clone(), step_of(step));
+            let ms = figures.p99_us as f64 / 1000.0;
+            Checked {
+                probe: format!(
+                    "p99 of {} {} (seconds {}..{}) {}",
+                    step.as_deref().unwrap_or("every request"),
+                    window_name(*window),
+                    range.start,
+                    range.end,
+                    bounds(*min_ms, *max_ms, " ms", 1.0)
+                ),
+                measured: format!("{ms:.1} ms over {} requests", figures.requests),
+                held: figures.requests > 0 && within(ms, *min_ms, *max_ms),
+            }
+        }
+        Probe::Recovers { within_s, .. } => Checked {
+            probe: format!("a second without errors within {within_s} s of the fault's removal, none failing after it"),
+            measured: match reading.time_to_recover_s {
+                Some(s) => format!("recovered {s:.1} s after"),
+                None => "errors went on to the end".to_owned(),
+            },
+            held: reading.time_to_recover_s.is_some_and(|s| s <= *within_s),
+        },
+        Probe::AuditClean { within_s, .. } => Checked {
+            probe: format!("the consistency audit is clean within {within_s} s of the load's end"),
+            measured: match audit {
+                Some(a) if a.clean => format!("clean {:.1} s after", a.after_s),
+                Some(a) => format!(
+                    "{} violation(s) {:.1} s after: {}",
+                    a.report.violations.len(),
+                    a.after_s,
+                    violation_counts(&a.report)
+                ),
+                None => "the audit did not run".to_owned(),
+            },
+            held: audit.is_some_and(|a| a.clean && a.after_s <= *within_s),
+        },
+    }
+}
+
+fn violation_counts(report: &audit::Report) -> String {
+    let counts: Vec<String> =
+        report.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{} {n}", k.name())).collect();
+    counts.join(", ")
+}
+
+/// The result as Markdown: the verdict first, then the numbers behind it.
+pub fn markdown(r: &RunResult) -> String {
+    let mut out = String::new();
+    let verdict = if r.held { "HELD" } else { "FAILED" };
+    let _ = writeln!(out, "# {}: {} ({} mode) — hypothesis {verdict}\n", r.title, r.build, r.mode);
+    if !r.description.is_empty() {
+        let _ = writeln!(out, "{}\n", r.description.trim());
+    }
+    let _ = writeln!(
+        out,
+        "Experiment `{}`{}, started {}, load {:.0} s.\n",
+        r.experiment,
+        if r.short { " (short mode)" } else { "" },
+        r.started_at,
+        r.duration_s
+    );
+    let _ = writeln!(out, "## Hypothesis\n\n| probe | measured | held |\n|---|---|---|");
+    for c in &r.hypothesis {
+        let _ = writeln!(out, "| {} | {} | {} |", c.probe, c.measured, if c.held { "yes" } else { "**no**" });
+    }
+    let _ = writeln!(out, "\n## Fault and recovery\n");
+    match r.fault_window_s {
+        Some((a, b)) => {
+            let _ = writeln!(out, "- fault window: {a:.1} s to {b:.1} s");
+        }
+        None => {
+            let _ = writeln!(out, "- no fault");
+        }
+    }
+    let opt = |v: Option<f64>, none: &str| v.map_or(none.to_owned(), |s| format!("{s:.1} s"));
+    let _ = writeln!(out, "- time to detect: {}", opt(r.time_to_detect_s, "nothing failed"));
+    let _ = writeln!(out, "- time to recover: {}", opt(r.time_to_recover_s, "errors to the end"));
+    if !r.restarts.is_empty() {
+        let restarts: Vec<String> = r.restarts.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        let _ = writeln!(out, "- restarted by the supervisor: {}", restarts.join(", "));
+    }
+    if let Some(a) = &r.audit {
+        let what = if a.clean { "clean".to_owned() } else { violation_counts(&a.report) };
+        let _ = writeln!(out, "- audit: {what} ({:.1} s after the load, {} attempt(s))", a.after_s, a.attempts);
+    }
+    let _ = writeln!(out, "\n## Actions\n\n| planned (s) | done (s) | what |\n|---|---|---|");
+    for d in r.method.iter().chain(&r.rollback) {
+        let planned = d.planned_s.map_or("rollback".to_owned(), |p| format!("{p:.1}"));
+        let _ = writeln!(out, "| {planned} | {:.1} | {}{} |", d.at_s, if d.ok { "" } else { "FAILED: " }, d.what);
+    }
+    let _ = writeln!(
+        out,
+        "\n## Blast radius (from the fault to the recovery)\n\n| step | requests | errors | p99 (ms) |\n|---|---|---|---|"
+    );
+    for (step, f) in &r.blast_radius {
+        let _ = writeln!(out, "| {step} | {} | {} | {:.1} |", f.requests, f.errors, f.p99_us as f64 / 1000.0);
+    }
+    let _ = writeln!(out, "\n## Timeline\n\n| s | requests | errors | causes | p99 (ms) |\n|---|---|---|---|---|");
+    for s in &r.timeline {
+        let causes: Vec<String> = s.errors_by_cause.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let mark = match r.fault_window_s {
+            Some((a, b)) if f64::from(s.second) + 1.0 > a && f64::from(s.second) < b.max(a + 0.001) => " ⚡",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {}{mark} | {} | {} | {} | {:.1} |",
+            s.second,
+            s.requests,
+            s.errors,
+            causes.join(", "),
+            s.p99_us as f64 / 1000.0
+        );
+    }
+    out
+}
+
+/// One line per run, for the terminal.
+pub fn one_line(r: &RunResult) -> String {
+    let failed: Vec<&str> = r.hypothesis.iter().filter(|c| !c.held).map(|c| c.probe.as_str()).collect();
+    let detect = r.time_to_detect_s.map_or("-".to_owned(), |s| format!("{s:.1} s"));
+    let recover = r.time_to_recover_s.map_or("never".to_owned(), |s| format!("{s:.1} s"));
+    let mut line = format!(
+        "{} on {}: {} (detect {detect}, recover {recover})",
+        r.experiment,
+        r.build,
+        if r.held { "hypothesis held" } else { "HYPOTHESIS FAILED" }
+    );
+    if !failed.is_empty() {
+        let _ = write!(line, "; failed: {}", failed.join("; "));
+    }
+    line
+}

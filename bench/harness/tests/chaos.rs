@@ -1,0 +1,309 @@
+//! `archlab chaos` end to end: every shipped experiment in its short mode against the
+//! monolith and the microservices over gRPC, each asserting its hypothesis, and bad input
+//! refused before anything starts.
+//!
+//! The experiment runs need the builds' binaries (`cargo build --workspace --bins`; built
+//! here if missing), PostgreSQL and RabbitMQ. They take turns (a lock file): each measures
+//! latencies and error shares, which two experiments sharing two cores would distort.
+
+mod common;
+
+use archlab_harness::chaos::verdict::RunResult;
+use nix::fcntl::{Flock, FlockArg};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The builds every experiment runs against in `make test`.
+const BUILDS: [&str; 2] = ["monolith", "micro-grpc"];
+/// One experiment against both builds, short mode: start-up, seeding, load, audit, stop.
+const RUN_WITHIN: Duration = Duration::from_secs(240);
+
+/// The cargo target dir `archlab` was built into, with every binary in it, building them
+/// first if one is missing.
+fn bin_dir() -> PathBuf {
+    let dir = common::archlab().parent().expect("archlab lives in a directory").to_path_buf();
+    let names =
+        ["extsim", "monolith", "auth-service", "users-service", "notifications-service", "payments-service", "gateway"];
+    let missing = |dir: &Path| names.iter().any(|bin| !dir.join(bin).is_file());
+    if missing(&dir) {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(workspace)
+            .status()
+            .expect("running cargo build --workspace --bins");
+        assert!(status.success(), "`cargo build --workspace --bins` failed: {status}");
+        assert!(!missing(&dir), "built, yet a binary is still missing from {}", dir.display());
+    }
+    dir
+}
+
+/// Held while an experiment runs, so experiments of concurrent test processes take turns.
+fn take_turn() -> Flock<std::fs::File> {
+    let path = std::env::temp_dir().join("archlab-harness-chaos.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("opening the chaos tests' lock file");
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e).expect("locking the chaos tests' lock file")
+}
+
+/// What one `archlab chaos` invocation did.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    out: PathBuf,
+}
+
+/// `archlab chaos <args>` with its output under a fresh directory.
+fn chaos(args: &[&str]) -> Ran {
+    let out = common::temp_dir("chaos");
+    let mut child = Command::new(common::archlab())
+        .arg("chaos")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting archlab chaos");
+    let stdout = common::Collected::read(child.stdout.take().expect("stdout is piped"));
+    let stderr = common::Collected::read(child.stderr.take().expect("stderr is piped"));
+    let status = common::wait_with_timeout(child, RUN_WITHIN, &format!("archlab chaos {}", args.join(" ")));
+    Ran {
+        code: status.code(),
+        stdout: stdout.wait(Duration::from_secs(10)),
+        stderr: stderr.wait(Duration::from_secs(10)),
+        out,
+    }
+}
+
+/// Run the built-in `experiment` in short mode against [`BUILDS`]; its result per build.
+fn run_short(experiment: &str) -> Vec<RunResult> {
+    let bin_dir = bin_dir();
+    let _turn = take_turn();
+    let started = Instant::now();
+    let builds = BUILDS.join(",");
+    let ran = chaos(&[experiment, "--short", "--build", &builds, "--bin-dir", &bin_dir.to_string_lossy()]);
+    let results: Vec<RunResult> = BUILDS
+        .iter()
+        .filter_map(|build| {
+            let path = ran.out.join(format!("{experiment}-{build}.json"));
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        })
+        .collect();
+    let summary: Vec<String> = results.iter().map(|r| format!("{r:#?}")).collect();
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "archlab chaos {experiment} failed after {:?}\nstdout:\n{}\nstderr:\n{}\nresults:\n{}",
+        started.elapsed(),
+        ran.stdout,
+        ran.stderr,
+        summary.join("\n")
+    );
+    assert_eq!(results.len(), BUILDS.len(), "one result per build in {}", ran.out.display());
+    for (result, build) in results.iter().zip(BUILDS) {
+        assert_eq!(result.build, build);
+        assert!(result.short, "{build}: the short mode was asked for");
+        assert!(result.held, "{build}: exit 0 with a failed hypothesis: {:#?}", result.hypothesis);
+        assert!(!result.hypothesis.is_empty(), "{build}: a hypothesis was checked");
+        assert!(result.method.iter().all(|d| d.ok), "{build}: an action failed: {:#?}", result.method);
+        assert!(ran.out.join(format!("{experiment}-{build}.md")).is_file(), "{build}: the Markdown report");
+    }
+    let _ = std::fs::remove_dir_all(&ran.out);
+    results
+}
+
+/// The audit at the end found nothing.
+fn assert_audit_clean(r: &RunResult) {
+    let audit = r.audit.as_ref().unwrap_or_else(|| panic!("{}: the audit ran", r.build));
+    assert!(audit.clean, "{}: {:#?}", r.build, audit.report.violations);
+    assert!(audit.report.read.payments > 0, "{}: the audit read the run's payments", r.build);
+}
+
+/// Requests and errors of `step` over the seconds `from..to` of the timeline.
+fn step_errors(r: &RunResult, step: &str, from: u32, to: u32) -> (u64, u64) {
+    r.timeline
+        .iter()
+        .filter(|s| s.second >= from && s.second < to)
+        .filter_map(|s| s.by_step.get(step))
+        .fold((0, 0), |(requests, errors), s| (requests + s.requests, errors + s.errors))
+}
+
+/// The whole seconds of the fault window.
+fn during(r: &RunResult) -> (u32, u32) {
+    let (start, end) = r.fault_window_s.expect("the experiment has a fault");
+    (start.ceil() as u32, end.floor() as u32)
+}
+
+#[test]
+fn notifications_down_in_sync_mode_fails_purchases_honestly_and_loses_nothing() {
+    for r in run_short("notifications-down-sync") {
+        let (from, to) = during(&r);
+        let (requests, errors) = step_errors(&r, "payments.create", from, to);
+        assert!(requests > 0 && errors == requests, "{}: every purchase fails while notifications are down", r.build);
+        assert_eq!(step_errors(&r, "users.me", 0, u32::MAX).1, 0, "{}: profile reads never fail", r.build);
+        assert!(r.time_to_detect_s.is_some_and(|s| s <= 1.0), "{}: detected in the fault's first second", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn notifications_down_in_async_mode_fails_no_purchase() {
+    for r in run_short("notifications-down-async") {
+        assert_eq!(step_errors(&r, "payments.create", 0, u32::MAX).1, 0, "{}: the outbox absorbs the outage", r.build);
+        assert_eq!(r.time_to_detect_s, None, "{}: nothing a user sees failed", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_slow_provider_slows_purchases_only() {
+    for r in run_short("provider-slow") {
+        assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: nothing failed", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_hanging_provider_fails_purchases_after_the_timeout_and_loses_nothing() {
+    for r in run_short("provider-hanging") {
+        let (from, to) = during(&r);
+        let (requests, errors) = step_errors(&r, "payments.create", from + 1, to);
+        assert!(requests > 0 && errors == requests, "{}: purchases give up while the provider hangs", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_lost_reply_fails_the_purchase_and_the_reconciler_charges_it_once() {
+    for r in run_short("provider-lost-reply") {
+        let (from, to) = during(&r);
+        let (requests, errors) = step_errors(&r, "payments.create", from, to);
+        assert!(errors > 0 && errors < requests, "{}: some replies are lost, not all: {errors} of {requests}", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn killing_payments_costs_the_monolith_every_endpoint_and_the_microservices_one() {
+    for r in run_short("payments-killed") {
+        let host = if r.build == "monolith" { "monolith" } else { "payments-service" };
+        assert!(r.restarts.get(host).is_some_and(|n| *n >= 1), "{}: {host} restarted: {:?}", r.build, r.restarts);
+        let profile_errors = step_errors(&r, "users.me", 0, u32::MAX).1;
+        if r.build == "monolith" {
+            assert!(profile_errors > 0, "the monolith's profile reads fail with it");
+        } else {
+            assert_eq!(profile_errors, 0, "{}: profile reads never notice", r.build);
+        }
+        assert!(r.time_to_recover_s.is_some(), "{}: recovered", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_crashing_module_takes_down_the_monolith_and_only_itself_in_the_microservices() {
+    for r in run_short("module-crash") {
+        let host = if r.build == "monolith" { "monolith" } else { "notifications-service" };
+        assert!(r.restarts.get(host).is_some_and(|n| *n >= 1), "{}: {host} crashed and came back", r.build);
+        let errors: u64 = r.timeline.iter().map(|s| s.errors).sum();
+        if r.build == "monolith" {
+            assert!(errors > 0, "the monolith's endpoints fail while it is down");
+        } else {
+            assert_eq!(errors, 0, "{}: async delivery hides the crash from users", r.build);
+        }
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_noisy_neighbour_slows_the_monolith_and_not_the_microservices() {
+    for r in run_short("noisy-neighbour") {
+        assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: nothing failed", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn clients_hanging_up_mid_purchase_leave_every_purchase_settled() {
+    for r in run_short("clients-hang-up-mid-purchase") {
+        let (from, to) = during(&r);
+        let (requests, errors) = step_errors(&r, "payments.create", from + 1, to);
+        assert!(requests > 0 && errors == requests, "{}: the clients hung up on every purchase", r.build);
+        let causes: u64 = r
+            .timeline
+            .iter()
+            .filter(|s| s.second > from && s.second < to)
+            .filter_map(|s| s.errors_by_cause.get("timeout"))
+            .sum();
+        assert_eq!(causes, errors, "{}: each failure is the client hanging up", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+/// An experiment that is refused: nonzero exit, the message on stderr, no process started,
+/// nothing written.
+fn assert_refused(args: &[&str], says: &[&str]) {
+    let started = Instant::now();
+    let ran = chaos(args);
+    assert_eq!(ran.code, Some(1), "archlab chaos {args:?}: stdout {} stderr {}", ran.stdout, ran.stderr);
+    for word in says {
+        assert!(ran.stderr.contains(word), "archlab chaos {args:?} does not say {word:?}: {}", ran.stderr);
+    }
+    assert!(!ran.stdout.contains("started"), "a process was started: {}", ran.stdout);
+    let written = std::fs::read_dir(&ran.out).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "archlab chaos {args:?} wrote into {}", ran.out.display());
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not after starting a build");
+    let _ = std::fs::remove_dir_all(&ran.out);
+}
+
+/// An experiment file under a fresh directory.
+fn file(text: &str) -> PathBuf {
+    let path = common::temp_dir("chaos-file").join("bad.toml");
+    std::fs::write(&path, text).expect("writing an experiment file");
+    path
+}
+
+const VALID: &str = include_str!("../../chaos/experiments/notifications-down-sync.toml");
+
+#[test]
+fn an_unknown_experiment_is_refused_listing_the_known_ones() {
+    assert_refused(
+        &["no-such-experiment", "--bin-dir", "."],
+        &["unknown experiment", "payments-killed", "noisy-neighbour"],
+    );
+}
+
+#[test]
+fn an_unknown_action_is_refused_listing_the_known_ones() {
+    let path = file(&VALID.replace("action = \"clear_fault\"", "action = \"unplug_everything\""));
+    assert_refused(&[&path.to_string_lossy(), "--bin-dir", "."], &["unplug_everything", "set_fault", "kill"]);
+}
+
+#[test]
+fn out_of_range_rates_and_shares_are_refused() {
+    let rate = file(&VALID.replace("rate = 10 }", "rate = -5 }"));
+    assert_refused(&[&rate.to_string_lossy(), "--bin-dir", "."], &["rate must be within"]);
+    let share = file(&VALID.replace("fault = { fail_share = 1.0 }", "fault = { fail_share = 3.0 }"));
+    assert_refused(&[&share.to_string_lossy(), "--bin-dir", "."], &["fail_share must be"]);
+    let lost = file(&format!("{VALID}\n[[rollback]]\naction = \"extsim\"\npayments = {{ lost_reply_rate = 1.5 }}\n"));
+    assert_refused(&[&lost.to_string_lossy(), "--bin-dir", "."], &["payments.lost_reply_rate"]);
+}
+
+#[test]
+fn an_unknown_fault_point_or_setting_is_refused() {
+    let point =
+        file(&VALID.replace("point = \"notifications.deliver\"\nfault", "point = \"notifications.explode\"\nfault"));
+    assert_refused(&[&point.to_string_lossy(), "--bin-dir", "."], &["notifications.explode", "users.create_profile"]);
+    let knob = file(&VALID.replace("fault = { fail_share = 1.0 }", "fault = { slow_loris = 1 }"));
+    assert_refused(&[&knob.to_string_lossy(), "--bin-dir", "."], &["slow_loris"]);
+}
