@@ -118,7 +118,7 @@ where
     S: Service<R>,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    S::Response: Answer + 'static,
+    S::Response: Answer + Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;

@@ -25,7 +25,7 @@ use std::fmt;
 use std::time::Duration;
 use tower::BoxError;
 use tower_resilience::bulkhead::{BulkheadError, BulkheadLayer};
-use tower_resilience::circuitbreaker::{CircuitBreakerLayer, CircuitState};
+use tower_resilience::circuitbreaker::{CircuitBreakerLayer, CircuitState, FnClassifier};
 
 /// Calls the breaker remembers (a count-based window).
 pub const BREAKER_WINDOW: usize = 20;
@@ -79,11 +79,14 @@ fn failed<A: Answer>(result: &Result<A, BoxError>) -> bool {
     crate::retry::transient(result) || matches!(result, Ok(answer) if answer.expired())
 }
 
+/// How the breaker judges an attempt: [`failed`].
+pub type Judge<A> = fn(&Result<A, BoxError>) -> bool;
+
 /// The breaker for one client's calls, opened for `open` after too many failures.
 pub fn breaker<A: Answer + Send + 'static>(
     dependency: &'static str,
     open: Duration,
-) -> CircuitBreakerLayer<A, BoxError> {
+) -> CircuitBreakerLayer<FnClassifier<Judge<A>>> {
     CircuitBreakerLayer::builder()
         .name(dependency)
         .failure_rate_threshold(BREAKER_FAILURE_RATE)
@@ -91,7 +94,7 @@ pub fn breaker<A: Answer + Send + 'static>(
         .minimum_number_of_calls(BREAKER_MIN_CALLS)
         .wait_duration_in_open(open)
         .permitted_calls_in_half_open(BREAKER_TRIAL_CALLS)
-        .failure_classifier(failed::<A>)
+        .failure_classifier(failed::<A> as Judge<A>)
         .on_state_transition(move |from, to| {
             tracing::warn!(dependency, ?from, ?to, "circuit breaker");
             match to {

@@ -265,7 +265,12 @@ mod tests {
             (Method::PATCH, "/api/users/me", &none, false),
             (Method::DELETE, "/api/users/me", &none, false),
         ] {
-            assert_eq!(idempotent(&method, path, headers), expected, "{method} {path} (keyed: {})", !headers.is_empty());
+            assert_eq!(
+                idempotent(&method, path, headers),
+                expected,
+                "{method} {path} (keyed: {})",
+                !headers.is_empty()
+            );
         }
     }
 

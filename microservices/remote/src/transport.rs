@@ -19,7 +19,7 @@
 //! With the bulkhead off, the limit is tower's plain concurrency limit, whose wait for a
 //! slot is bounded by nothing (the behaviour before the bulkhead).
 
-use crate::deadline::{DeadlineLayer, Spelling, Stampable, StampLayer};
+use crate::deadline::{DeadlineLayer, Spelling, StampLayer, Stampable};
 use crate::resilience::Refusal;
 use crate::retry::{Answer, Resend, RetryPolicy};
 use archlab_kernel::metrics;
@@ -29,6 +29,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::RetryLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+use tower_resilience::bulkhead::BulkheadServiceError;
 use tower_resilience::circuitbreaker::CircuitBreakerError;
 
 pub use archlab_kernel::Transport;
@@ -126,7 +127,11 @@ impl ClientConfig {
         let limited: Stack<R, A> = if self.bulkhead.is_on() {
             let wait = Duration::from_millis(self.bulkhead_wait_ms);
             let bulkhead = crate::resilience::bulkhead(self.internal_concurrency, wait);
-            BoxCloneSyncService::new(bulkhead.layer(inner.map_err(Into::into)).map_err(Into::into))
+            let inner = inner.map_err(Into::<BoxError>::into as fn(S::Error) -> BoxError);
+            BoxCloneSyncService::new(bulkhead.layer(inner).map_err(|e| match e {
+                BulkheadServiceError::Inner(e) => e,
+                BulkheadServiceError::Bulkhead(_) => Refusal::BulkheadFull.into(),
+            }))
         } else {
             let limit = ConcurrencyLimitLayer::new(self.internal_concurrency.max(1));
             BoxCloneSyncService::new(tower::Layer::layer(&limit, inner).map_err(Into::into))

@@ -268,7 +268,11 @@ mod tests {
         let kinds: Vec<String> = parse(&text).into_iter().map(|(kind, _)| kind).collect();
         assert_eq!(kinds, ["internal_rpc", "third_party", "broker_publish"]);
         let events: Vec<String> = parse_resilience(&text).into_iter().map(|(event, _)| event).collect();
-        assert_eq!(events, RESILIENCE.map(Counter::kind), "every resilience event is shown, and only under its own name");
+        assert_eq!(
+            events,
+            RESILIENCE.map(Counter::kind),
+            "every resilience event is shown, and only under its own name"
+        );
         assert_eq!(
             parse("# x\narchlab_calls_total{kind=\"third_party\"} 42\nother{kind=\"a\"} 1\nbroken{\n"),
             [("third_party".to_owned(), 42)]

@@ -11,7 +11,9 @@
 
 use super::convert;
 use crate::ClientConfig;
+use crate::deadline::{DeadlineError, Spelling};
 use crate::errors::from_status;
+use crate::resilience::Refusal;
 use crate::service_credential::ServiceCredentials;
 use archlab_auth::{AuthApi, Session};
 use archlab_kernel::{Error, ErrorKind, Result, processes};
@@ -21,8 +23,6 @@ use archlab_proto::notifications::v1::{self as notifications_pb, notifications_c
 use archlab_proto::users::v1::{self as users_pb, users_client::UsersClient};
 use archlab_users::{NewProfile, Profile, UsersApi};
 use async_trait::async_trait;
-use crate::deadline::{DeadlineError, Spelling};
-use crate::resilience::Refusal;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tonic::Status;

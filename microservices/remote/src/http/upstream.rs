@@ -8,13 +8,13 @@
 //! gateway's forwarding to public routes carries the caller's identity instead.
 
 use crate::ClientConfig;
+use crate::deadline::{DeadlineError, Spelling};
+use crate::resilience::Refusal;
 use crate::service_credential::ServiceCredentials;
 use archlab_kernel::http::require_canonical_path;
 use archlab_kernel::{Error, ErrorBody, ErrorKind, Result};
 use axum::body::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use crate::deadline::{DeadlineError, Spelling};
-use crate::resilience::Refusal;
 use std::time::Duration;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tracing::Instrument;
