@@ -156,7 +156,12 @@ fn config(urls: &HashMap<Service, String>, upstream_timeout_ms: u64) -> Config {
             notifications_grpc_url: "http://127.0.0.1:9".into(),
         },
         upstream_timeout_ms,
-        client: ClientConfig { transport: Transport::Http, internal_timeout_ms: 2000, internal_concurrency: 64 },
+        client: ClientConfig {
+            transport: Transport::Http,
+            internal_timeout_ms: 2000,
+            internal_concurrency: 64,
+            ..ClientConfig::default()
+        },
         identity: IdentityArgs { internal_secret: SECRET.into() },
         limits: AbuseArgs::default(),
     }

@@ -54,11 +54,13 @@ pub async fn open_database(db: &DatabaseArgs, name: &str) -> anyhow::Result<PgPo
 }
 
 /// A service's whole HTTP side: its public routes, which trust only the gateway's signed
-/// identity; its internal routes; `/health` and `/ready` over its database; the lab-wide edge.
+/// identity and run under the deadline the gateway sent (`crate::deadline`); its internal
+/// routes; `/health` and `/ready` over its database; the lab-wide edge.
 pub fn service_router(public: Router, internal: Router, identity: &IdentityArgs, pool: &PgPool) -> Router {
     let authn = Arc::new(SignedIdentityAuthenticator::new(identity.internal_secret.as_bytes()));
     let checks = archlab_kernel::health::postgres(pool);
-    edge(with_authenticator(public, authn).merge(internal).merge(archlab_kernel::health::router(checks)))
+    let public = with_authenticator(public, authn).layer(crate::deadline::BudgetLayer);
+    edge(public.merge(internal).merge(archlab_kernel::health::router(checks)))
 }
 
 /// A service's bound listeners: HTTP, gRPC and, when configured, the fault admin endpoint.

@@ -6,8 +6,9 @@
 //!
 //! - [`grpc`]: tonic servers that expose a port, and clients that implement it (default).
 //! - [`http`]: the same over HTTP/JSON (`INTERNAL_TRANSPORT=http`), so the two can be compared.
-//! - [`transport`]: which of the two, and the tower stack every client call goes through
-//!   (timeout, concurrency limit; the place where retries and circuit breakers will go).
+//! - [`transport`]: which of the two, and the tower stack every client call goes through,
+//!   each resilience policy with its switch: [`deadline`] (the caller's budget travels with
+//!   the call), [`resilience`] (bulkhead, circuit breaker), [`retry`] (idempotent calls only).
 //! - [`identity`]: how the gateway tells a service who the verified caller is.
 //! - [`service_credential`]: how a service proves an internal call comes from inside, and
 //!   how the callee refuses every call that does not.
@@ -19,16 +20,19 @@
 
 pub mod broker;
 pub mod clients;
+pub mod deadline;
 pub mod errors;
 pub mod grpc;
 pub mod host;
 pub mod http;
 pub mod identity;
 pub mod relay;
+pub mod resilience;
+pub mod retry;
 pub mod service_credential;
 pub mod transport;
 pub use clients::Upstreams;
 pub use host::Host;
 pub use relay::Relay;
 pub use service_credential::ServiceCredentials;
-pub use transport::{ClientConfig, Transport};
+pub use transport::{ClientConfig, Switch, Transport};

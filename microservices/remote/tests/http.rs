@@ -29,7 +29,12 @@ async fn serve(router: Router) -> String {
 }
 
 fn config() -> ClientConfig {
-    ClientConfig { transport: Transport::Http, internal_timeout_ms: 3000, internal_concurrency: 16 }
+    ClientConfig {
+        transport: Transport::Http,
+        internal_timeout_ms: 3000,
+        internal_concurrency: 16,
+        ..ClientConfig::default()
+    }
 }
 
 const SECRET: &[u8] = b"http-test-secret";

@@ -60,7 +60,12 @@ async fn start(archlab_faults: &str) -> UsersService {
     let mut child = Child::spawn(USERS_SERVICE.name, &env(&extra, archlab_testkit::database_url().await));
     child.wait_listening(http, START_WITHIN).await;
     child.wait_listening(admin, START_WITHIN).await;
-    let config = ClientConfig { transport: Transport::Http, internal_timeout_ms: 20_000, internal_concurrency: 4 };
+    let config = ClientConfig {
+        transport: Transport::Http,
+        internal_timeout_ms: 20_000,
+        internal_concurrency: 4,
+        ..ClientConfig::default()
+    };
     let from = ServiceCredentials::new("auth-service", SECRET.as_bytes());
     let users = HttpUsersClient::new(&format!("http://{http}"), &config, &from).expect("a users client");
     UsersService { child, admin: Admin::new(&format!("http://{admin}")), users }

@@ -14,12 +14,21 @@
 //!   and the email provider (shared/notifications/src/email.rs).
 //! - [`BROKER_PUBLISH`]: every publish to RabbitMQ (microservices/remote/src/broker/publisher.rs).
 //!
-//! Beside them, `archlab_spans_total{outcome}`: what the process's span pipeline did with its
+//! Beside them, `archlab_resilience_total{event}`: what the resilience policies of the remote
+//! clients did (microservices/remote/src/transport.rs), so an experiment can show with
+//! numbers that retries stay within their budget and that a breaker opens and closes again:
+//! [`RETRIES`] and [`RETRIES_REFUSED`] (a retry the budget did not allow), the breaker's
+//! transitions [`BREAKER_OPENED`], [`BREAKER_HALF_OPENED`], [`BREAKER_CLOSED`] and the calls
+//! it refused, [`BREAKER_REJECTED`], the calls the bulkhead refused, [`BULKHEAD_REJECTED`],
+//! and the calls refused because the caller's deadline was already spent, [`DEADLINE_SPENT`].
+//! None of these is a call to another process, so they are not `archlab_calls_total` kinds.
+//!
+//! And `archlab_spans_total{outcome}`: what the process's span pipeline did with its
 //! spans (`ended`, `exported`, `export_failed`), as archlab-telemetry counts them and
 //! registers with [`report_spans_with`]; `ended − exported − export_failed` is what was
 //! dropped (or is still queued). `archlab trace-overhead` reads it.
 //!
-//! A plain static registry of atomics, no metrics library: three counters do not need one.
+//! A plain static registry of atomics, no metrics library: a dozen counters do not need one.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +83,38 @@ pub static BROKER_PUBLISH: Counter = Counter::new("broker_publish");
 /// Every counter `/metrics` shows, in the order it shows them.
 pub static ALL: [&Counter; 3] = [&INTERNAL_RPC, &THIRD_PARTY, &BROKER_PUBLISH];
 
+/// The metric name of the resilience policies' events; its label is `event`.
+pub const RESILIENCE_TOTAL: &str = "archlab_resilience_total";
+
+/// A retry sent by a remote client (an idempotent call that failed transiently, within budget).
+pub static RETRIES: Counter = Counter::new("retry");
+/// A retry a remote client wanted to send but its retry budget did not allow.
+pub static RETRIES_REFUSED: Counter = Counter::new("retry_budget_exhausted");
+/// A circuit breaker of a remote client went to open (closed → open, or half-open → open).
+pub static BREAKER_OPENED: Counter = Counter::new("breaker_opened");
+/// A circuit breaker went from open to half-open, letting trial calls through.
+pub static BREAKER_HALF_OPENED: Counter = Counter::new("breaker_half_opened");
+/// A circuit breaker went back to closed: the dependency recovered.
+pub static BREAKER_CLOSED: Counter = Counter::new("breaker_closed");
+/// A call an open circuit breaker refused without sending it.
+pub static BREAKER_REJECTED: Counter = Counter::new("breaker_rejected");
+/// A call the bulkhead refused: no free slot within its bounded wait.
+pub static BULKHEAD_REJECTED: Counter = Counter::new("bulkhead_rejected");
+/// A call refused before it was sent because the caller's deadline was already spent.
+pub static DEADLINE_SPENT: Counter = Counter::new("deadline_spent");
+
+/// Every resilience counter `/metrics` shows, in the order it shows them.
+pub static RESILIENCE: [&Counter; 8] = [
+    &RETRIES,
+    &RETRIES_REFUSED,
+    &BREAKER_OPENED,
+    &BREAKER_HALF_OPENED,
+    &BREAKER_CLOSED,
+    &BREAKER_REJECTED,
+    &BULKHEAD_REJECTED,
+    &DEADLINE_SPENT,
+];
+
 /// The metric name of the span pipeline's counts.
 pub const SPANS_TOTAL: &str = "archlab_spans_total";
 
@@ -104,6 +145,12 @@ pub fn render() -> String {
     );
     for counter in ALL {
         out.push_str(&format!("{CALLS_TOTAL}{{kind=\"{}\"}} {}\n", counter.kind, counter.get()));
+    }
+    out.push_str(&format!(
+        "# HELP {RESILIENCE_TOTAL} What the remote clients' resilience policies did, by event.\n# TYPE {RESILIENCE_TOTAL} counter\n"
+    ));
+    for counter in RESILIENCE {
+        out.push_str(&format!("{RESILIENCE_TOTAL}{{event=\"{}\"}} {}\n", counter.kind, counter.get()));
     }
     if let Some(source) = SPAN_SOURCE.get() {
         let spans = source();
@@ -136,6 +183,12 @@ pub fn parse_series(text: &str, metric: &str, label: &str) -> Vec<(String, u64)>
             Some((value_of_label.to_owned(), rest.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// Read `text` (Prometheus text format) back into `(event, value)` pairs of
+/// [`RESILIENCE_TOTAL`].
+pub fn parse_resilience(text: &str) -> Vec<(String, u64)> {
+    parse_series(text, RESILIENCE_TOTAL, "event")
 }
 
 /// The span counts read back from one process's `/metrics` text (zero when absent).
@@ -214,6 +267,12 @@ mod tests {
         assert!(text.contains("\n# TYPE archlab_calls_total counter\n"), "{text}");
         let kinds: Vec<String> = parse(&text).into_iter().map(|(kind, _)| kind).collect();
         assert_eq!(kinds, ["internal_rpc", "third_party", "broker_publish"]);
+        let events: Vec<String> = parse_resilience(&text).into_iter().map(|(event, _)| event).collect();
+        assert_eq!(
+            events,
+            RESILIENCE.map(Counter::kind),
+            "every resilience event is shown, and only under its own name"
+        );
         assert_eq!(
             parse("# x\narchlab_calls_total{kind=\"third_party\"} 42\nother{kind=\"a\"} 1\nbroken{\n"),
             [("third_party".to_owned(), 42)]

@@ -2,15 +2,18 @@
 //! implementation lives in another process.
 //!
 //! The channel connects lazily, so a service may start before its dependencies, and every
-//! call goes through [`ClientConfig::layers`] (timeout, concurrency limit, and whatever
-//! resilience layer is added there later) and, innermost, the calling process's service
-//! credential for this callee and RPC (see `crate::service_credential`). Failures come back as the shared `Error`: the
+//! call goes through the layers of `crate::transport` (deadline, bulkhead, retry, circuit
+//! breaker) and, innermost, the calling process's service credential for this callee and
+//! RPC (see `crate::service_credential`). Failures come back as the shared `Error`: the
 //! service's own error unchanged, or `Unavailable` naming the dependency when the call did
-//! not get an answer (refused, timed out, broken connection).
+//! not get an answer (refused, timed out, broken connection, or not sent: breaker open,
+//! bulkhead full, the caller's deadline spent).
 
 use super::convert;
 use crate::ClientConfig;
+use crate::deadline::{DeadlineError, Spelling};
 use crate::errors::from_status;
+use crate::resilience::Refusal;
 use crate::service_credential::ServiceCredentials;
 use archlab_auth::{AuthApi, Session};
 use archlab_kernel::{Error, ErrorKind, Result, processes};
@@ -20,13 +23,14 @@ use archlab_proto::notifications::v1::{self as notifications_pb, notifications_c
 use archlab_proto::users::v1::{self as users_pb, users_client::UsersClient};
 use archlab_users::{NewProfile, Profile, UsersApi};
 use async_trait::async_trait;
-use std::time::Duration;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::Endpoint;
-use tower::BoxError;
-use tower::ServiceExt;
+use tower::filter::AsyncFilterLayer;
 use tower::util::BoxCloneSyncService;
+use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
 use uuid::Uuid;
 
 /// Dependency name of the auth service in errors and logs.
@@ -37,7 +41,7 @@ pub const USERS_SERVICE: &str = processes::USERS_SERVICE.name;
 pub const NOTIFICATIONS_SERVICE: &str = processes::NOTIFICATIONS_SERVICE.name;
 
 /// A lazily connected channel inside the configured tower stack, its type erased so that
-/// adding a layer to `ClientConfig::layers` changes nothing here. Its error is a `Status`
+/// adding a layer to `crate::transport` changes nothing here. Its error is a `Status`
 /// (keeping the layer's error as its source) rather than a boxed error: with a boxed error
 /// the generated clients' futures cannot be proven `Send` inside `async_trait` methods.
 type Stack = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Status>;
@@ -46,7 +50,6 @@ type Stack = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Stat
 #[derive(Clone)]
 struct Link {
     dependency: &'static str,
-    timeout_ms: u64,
 }
 
 impl Link {
@@ -63,27 +66,36 @@ impl Link {
                 format!("{dependency}: invalid gRPC url {url:?}: {e}"),
             )
         })?;
-        let timeout = Duration::from_millis(config.internal_timeout_ms);
-        let channel = endpoint.connect_timeout(timeout).connect_lazy();
+        let channel = endpoint.connect_timeout(config.timeout()).connect_lazy();
         // Signed innermost, after any queueing or retry above, so the credential is fresh.
-        let stack = config
-            .layers()
+        let wire = ServiceBuilder::new()
+            .map_request(unbuffer as fn(http::Request<Bytes>) -> http::Request<Body>)
             .layer(from.sign_layer(dependency))
-            .service(channel)
+            .service(channel);
+        let attempts = config.attempts(dependency, Spelling::Grpc, wire);
+        // A unary call's body is one small message: read in full, it can be sent again.
+        let buffered = AsyncFilterLayer::new(buffer).layer(attempts);
+        let stack = config
+            .calls(buffered)
             .map_err(Status::from_error as fn(BoxError) -> Status)
             // Outermost, so the metadata names the caller's span before any layer runs.
             .map_request(inject_trace_context as fn(http::Request<Body>) -> http::Request<Body>);
         let stack = BoxCloneSyncService::new(stack);
-        Ok((Self { dependency, timeout_ms: config.internal_timeout_ms }, stack))
+        Ok((Self { dependency }, stack))
     }
 
-    /// The error for a failed call: a timeout of our own stack, or whatever `from_status` reads.
+    /// The error for a failed call: a refusal or timeout of our own stack, or whatever
+    /// `from_status` reads.
     fn error(&self, status: Status) -> Error {
         let mut source = std::error::Error::source(&status);
         while let Some(e) = source {
-            if e.is::<tower::timeout::error::Elapsed>() {
-                tracing::warn!(dependency = self.dependency, timeout_ms = self.timeout_ms, "remote call timed out");
-                return Error::unavailable(self.dependency, format_args!("timed out after {} ms", self.timeout_ms));
+            if let Some(refusal) = Refusal::find(e) {
+                tracing::warn!(dependency = self.dependency, %refusal, "remote call refused");
+                return Error::unavailable(self.dependency, refusal);
+            }
+            if let Some(deadline) = e.downcast_ref::<DeadlineError>() {
+                tracing::warn!(dependency = self.dependency, %deadline, "remote call out of time");
+                return Error::unavailable(self.dependency, deadline);
             }
             source = e.source();
         }
@@ -94,6 +106,18 @@ impl Link {
     fn malformed(&self, e: Error) -> Error {
         Error::internal(format_args!("{} sent a malformed answer: {}", self.dependency, e.message))
     }
+}
+
+/// The call with its body read in full (see [`Link::open`]).
+async fn buffer(request: http::Request<Body>) -> Result<http::Request<Bytes>, Status> {
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    Ok(http::Request::from_parts(parts, bytes))
+}
+
+/// One attempt of a buffered call, as the channel sends it.
+fn unbuffer(request: http::Request<Bytes>) -> http::Request<Body> {
+    request.map(|bytes| Body::new(Full::new(bytes)))
 }
 
 /// Write the current span's `traceparent` into the call's metadata (HTTP/2 headers).

@@ -98,9 +98,11 @@ impl GrpcServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
         let routes = self.into_routes().await;
-        // Each call runs in a server span continuing the caller's `traceparent` metadata.
+        // Each call runs in a server span continuing the caller's `traceparent` metadata, and
+        // under the deadline its `grpc-timeout` carries (which tonic enforces as well).
         Server::builder()
             .trace_fn(archlab_kernel::trace::grpc_server_span)
+            .layer(crate::deadline::BudgetLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
             .await

@@ -30,9 +30,10 @@ pub struct VerifySessionRequest {
     pub token: String,
 }
 
-/// `routes`, each answering only calls that carry a valid credential for `host`.
+/// `routes`, each answering only calls that carry a valid credential for `host`, and each
+// running under the deadline its caller sent (`crate::deadline`).
 fn guarded(routes: Router, host: &ServiceCredentials) -> Router {
-    routes.route_layer(host.require_layer(refuse))
+    routes.route_layer(host.require_layer(refuse)).layer(crate::deadline::BudgetLayer)
 }
 
 /// A refused call: the lab's JSON error, which the client reads back as the same `Error`.

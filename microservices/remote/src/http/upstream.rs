@@ -1,26 +1,27 @@
 //! One HTTP upstream: a base URL, a pooled `reqwest::Client`, and the tower stack of
-//! [`ClientConfig::layers`] that every call goes through.
+//! `crate::transport` that every call goes through.
 //!
-//! Both the internal port clients and the gateway's forwarding use it, so a resilience layer
-//! added to `ClientConfig::layers` reaches every HTTP hop of the microservices build, exactly
-//! as it reaches every gRPC hop. The port clients' upstreams ([`HttpUpstream::signed`]) also
+//! Both the internal port clients and the gateway's forwarding use it, so the resilience
+//! layers (deadline, bulkhead, retry, circuit breaker) reach every HTTP hop of the
+//! microservices build, exactly as they reach every gRPC hop. The port clients' upstreams ([`HttpUpstream::signed`]) also
 //! sign every request with the calling process's service credential, innermost; the
 //! gateway's forwarding to public routes carries the caller's identity instead.
 
 use crate::ClientConfig;
+use crate::deadline::{DeadlineError, Spelling};
+use crate::resilience::Refusal;
 use crate::service_credential::ServiceCredentials;
 use archlab_kernel::http::require_canonical_path;
 use archlab_kernel::{Error, ErrorBody, ErrorKind, Result};
 use axum::body::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use std::time::Duration;
-use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceExt};
+use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tracing::Instrument;
 
-/// The tower service an [`HttpUpstream`] sends through: reqwest inside `ClientConfig::layers()`.
-pub type HttpStack = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
+/// The tower service an [`HttpUpstream`] sends through: reqwest inside the layers of
+/// `crate::transport`.
+pub type HttpStack = crate::transport::Stack<reqwest::Request, reqwest::Response>;
 
 /// A complete answer from an upstream: status, headers and the whole body.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct HttpUpstream {
     base_path: String,
     stack: HttpStack,
     deadline: Duration,
+    /// Whether the caller's remaining budget shortens [`Self::deadline`].
+    propagate: bool,
 }
 
 impl std::fmt::Debug for HttpUpstream {
@@ -86,17 +89,18 @@ impl HttpUpstream {
             .build()
             .map_err(|e| bad_config(name, format!("cannot build the HTTP client: {e}")))?;
         // Signed innermost, after any queueing or retry above, so the credential is fresh.
-        let stack = config
-            .layers()
+        let wire = ServiceBuilder::new()
             .option_layer(from.map(|from| from.sign_layer(name)))
             .service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
+        let stack = config.calls(config.attempts(name, Spelling::Http, wire));
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Self {
             name,
             base,
             base_path,
-            stack: BoxCloneSyncService::new(stack),
-            deadline: Duration::from_millis(config.internal_timeout_ms),
+            stack,
+            deadline: config.timeout(),
+            propagate: config.deadline_propagation.is_on(),
         })
     }
 
@@ -141,15 +145,16 @@ impl HttpUpstream {
 
     async fn fetch_in_span(&self, mut request: reqwest::Request, span: &tracing::Span) -> Result<Answer> {
         archlab_kernel::trace::inject(request.headers_mut());
-        let started = Instant::now();
+        // The same deadline the stack's deadline layer computes, for the body as well.
+        let (deadline, budget) = crate::deadline::budget_of(self.deadline, self.propagate);
         let response = self.stack.clone().oneshot(request).await.map_err(|e| self.unavailable(&e))?;
         let status = response.status();
         archlab_kernel::trace::record_http_client_status(span, status);
         let headers = response.headers().clone();
         // The tower timeout ends when the headers arrive; the body gets what is left of it.
-        let body = tokio::time::timeout_at(started + self.deadline, response.bytes())
+        let body = tokio::time::timeout_at(deadline, response.bytes())
             .await
-            .map_err(|_| self.timed_out())?
+            .map_err(|_| self.timed_out(budget))?
             .map_err(|e| self.unavailable(&e.into()))?;
         Ok(Answer { status, headers, body })
     }
@@ -204,17 +209,26 @@ impl HttpUpstream {
         }
     }
 
-    fn timed_out(&self) -> Error {
-        tracing::warn!(peer = self.name, timeout_ms = self.deadline.as_millis(), "upstream call timed out");
-        Error::unavailable(self.name, format!("no answer within the {} ms timeout", self.deadline.as_millis()))
+    fn timed_out(&self, budget: Duration) -> Error {
+        tracing::warn!(peer = self.name, timeout_ms = budget.as_millis(), "upstream call timed out");
+        Error::unavailable(self.name, format!("no answer within the {} ms timeout", budget.as_millis()))
     }
 
     fn unavailable(&self, e: &BoxError) -> Error {
-        if e.is::<tower::timeout::error::Elapsed>() {
-            return self.timed_out();
+        if let Some(refusal) = Refusal::find(e.as_ref()) {
+            tracing::warn!(peer = self.name, %refusal, "upstream call refused");
+            return Error::unavailable(self.name, refusal);
+        }
+        match e.downcast_ref::<DeadlineError>() {
+            Some(DeadlineError::Elapsed(ms)) => return self.timed_out(Duration::from_millis(*ms)),
+            Some(spent @ DeadlineError::Spent) => {
+                tracing::warn!(peer = self.name, "caller's deadline spent; upstream not called");
+                return Error::unavailable(self.name, spent);
+            }
+            None => {}
         }
         let detail = match e.downcast_ref::<reqwest::Error>() {
-            Some(e) if e.is_timeout() => return self.timed_out(),
+            Some(e) if e.is_timeout() => return self.timed_out(self.deadline),
             Some(e) if e.is_connect() => "cannot connect",
             _ => "the connection failed",
         };
@@ -245,7 +259,12 @@ mod tests {
     use crate::Transport;
 
     fn upstream(base: &str) -> HttpUpstream {
-        let config = ClientConfig { transport: Transport::Http, internal_timeout_ms: 1000, internal_concurrency: 1 };
+        let config = ClientConfig {
+            transport: Transport::Http,
+            internal_timeout_ms: 1000,
+            internal_concurrency: 1,
+            ..ClientConfig::default()
+        };
         HttpUpstream::new("users-service", base, &config).expect("valid base")
     }
 
