@@ -37,6 +37,7 @@ use archlab_kernel::processes::GATEWAY;
 use archlab_kernel::{Addrs, Server};
 use archlab_remote::http::HttpUpstream;
 use archlab_remote::identity::IdentitySigner;
+use archlab_remote::{ClientConfig, Switch};
 use axum::Router;
 use forward::Forwarder;
 use ready::UpstreamHealth;
@@ -56,8 +57,18 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
             HttpUpstream::new(service.name(), url, &forwarding).with_context(|| format!("{} at {url}", service.name()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let checks: Vec<Arc<dyn ReadyCheck>> =
-        upstreams.iter().map(|u| Arc::new(UpstreamHealth(u.clone())) as Arc<dyn ReadyCheck>).collect();
+    // Readiness probes get clients of their own, neither retried nor behind a breaker: a
+    // probe says how the upstream is now, and the probes of a start-up (every upstream still
+    // down) must not open the breakers the forwarded calls go through.
+    let probing = ClientConfig { retry: Switch::Off, breaker: Switch::Off, ..forwarding.clone() };
+    let checks = Service::ALL
+        .into_iter()
+        .map(|service| {
+            let url = service.http_url(&config.upstreams);
+            let probe = HttpUpstream::new(service.name(), url, &probing)?;
+            Ok(Arc::new(UpstreamHealth(probe)) as Arc<dyn ReadyCheck>)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let signer = IdentitySigner::new(config.identity.internal_secret.as_bytes());
     let forwarder = Arc::new(Forwarder::new(upstreams, auth, signer));
     // Behind this hop auth-service sees the gateway's address, so the per-address limit is here.
