@@ -10,7 +10,7 @@
 //! | deadline (`crate::deadline`) | bounds the whole call by `min(INTERNAL_TIMEOUT_MS, caller's remaining budget)`; refuses a call whose budget is spent | `INTERNAL_DEADLINE_PROPAGATION` (`on`) |
 //! | bulkhead (`crate::resilience`) | at most `INTERNAL_CONCURRENCY` calls in flight, a bounded wait for a slot | `INTERNAL_BULKHEAD` (`on`), `INTERNAL_BULKHEAD_WAIT_MS` (`100`) |
 //! | retry (`crate::retry`) | idempotent calls only, backoff with jitter, within a retry budget | `INTERNAL_RETRY` (`on`) |
-//! | circuit breaker (`crate::resilience`) | fails fast while the dependency keeps failing | `INTERNAL_BREAKER` (`on`), `INTERNAL_BREAKER_OPEN_MS` (`5000`) |
+//! | circuit breaker (`crate::resilience`) | fails fast while the dependency keeps failing | `INTERNAL_BREAKER` (`off`), `INTERNAL_BREAKER_OPEN_MS` (`5000`) |
 //! | stamp (`crate::deadline`) | writes the remaining budget into each attempt | with propagation |
 //!
 //! Below these layers, next to the wire, every port client adds the calling process's
@@ -69,8 +69,10 @@ pub struct ClientConfig {
     /// Retry idempotent calls that failed transiently, within a retry budget.
     #[arg(long, env = "INTERNAL_RETRY", value_enum, default_value_t)]
     pub retry: Switch,
-    /// A circuit breaker per dependency.
-    #[arg(long, env = "INTERNAL_BREAKER", value_enum, default_value_t)]
+    /// A circuit breaker per dependency. Off by default: on, a burst of shed signups (503
+    /// from the password-hashing cap) opened the gateway's breaker to auth-service and
+    /// turned a momentary shed into five seconds of refusing every auth call.
+    #[arg(long, env = "INTERNAL_BREAKER", value_enum, default_value_t = Switch::Off)]
     pub breaker: Switch,
     /// How long an open breaker refuses calls before it lets trial calls through, in ms.
     #[arg(long, env = "INTERNAL_BREAKER_OPEN_MS", default_value_t = DEFAULT_BREAKER_OPEN_MS)]
@@ -97,7 +99,7 @@ impl Default for ClientConfig {
             internal_concurrency: 256,
             deadline_propagation: Switch::On,
             retry: Switch::On,
-            breaker: Switch::On,
+            breaker: Switch::Off,
             breaker_open_ms: DEFAULT_BREAKER_OPEN_MS,
             bulkhead: Switch::On,
             bulkhead_wait_ms: DEFAULT_BULKHEAD_WAIT_MS,
