@@ -289,7 +289,10 @@ fn headline_markdown_has_a_row_per_build_and_the_ratios() {
         assert!(md.contains(&format!("| {name} | async | ")), "no performance row for {name}:\n{md}");
     }
     assert!(md.contains("| micro-grpc | 0.50× | 2.50× | 3.00× | 2.43× |"), "{md}");
-    assert!(md.contains("| monolith | async | 1000 | 1000 | 10.0 | 2.00 | 10.0 | — | 50 |"), "no floods: flooded is —\n{md}");
+    assert!(
+        md.contains("| monolith | async | 1000 | 1000 | 10.0 | 2.00 | 10.0 | — | 50 |"),
+        "no floods: flooded is —\n{md}"
+    );
 }
 
 #[test]
