@@ -18,7 +18,6 @@ use archlab_kernel::processes::{self, ProcessSpec};
 use common::{Collected, Lines};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,28 +36,6 @@ fn specs(kind: &str) -> Vec<ProcessSpec> {
         "monolith" => vec![processes::EXTSIM, processes::MONOLITH],
         _ => [processes::EXTSIM, processes::GATEWAY].into_iter().chain(processes::SERVICES).collect(),
     }
-}
-
-/// The cargo target dir `archlab` was built into, holding `names`, building the missing ones.
-fn bin_dir(names: &[&str]) -> PathBuf {
-    let dir = common::archlab().parent().expect("archlab lives in a directory").to_path_buf();
-    let missing =
-        |dir: &Path| names.iter().filter(|bin| !dir.join(bin).is_file()).map(|b| b.to_string()).collect::<Vec<_>>();
-    let absent = missing(&dir);
-    if !absent.is_empty() {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut build = Command::new(cargo);
-        build.arg("build").current_dir(workspace);
-        for bin in &absent {
-            // Package names follow the binaries': `auth-service` → `archlab-auth-service`.
-            build.args(["-p", &format!("archlab-{bin}")]);
-        }
-        let status = build.status().expect("running cargo build for the missing binaries");
-        assert!(status.success(), "building {absent:?} failed: {status}");
-        assert!(missing(&dir).is_empty(), "built, yet {:?} is still missing from {}", missing(&dir), dir.display());
-    }
-    dir
 }
 
 /// One build under `archlab up`, on its own ports, databases and broker names; stopped
@@ -80,7 +57,7 @@ impl Build {
     async fn start(kind: &'static str) -> Self {
         let specs = specs(kind);
         let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
-        let bin_dir = bin_dir(&names);
+        let bin_dir = common::bin_dir(&names);
         let tag = format!("{:012x}", rand::random::<u64>() >> 16);
         let addrs = common::free_addrs::<10>();
         let mut free = addrs.iter();

@@ -10,7 +10,7 @@ mod common;
 
 use archlab_harness::chaos::verdict::RunResult;
 use nix::fcntl::{Flock, FlockArg};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,25 +19,16 @@ const BUILDS: [&str; 2] = ["monolith", "micro-grpc"];
 /// One experiment against both builds, short mode: start-up, seeding, load, audit, stop.
 const RUN_WITHIN: Duration = Duration::from_secs(240);
 
-/// The cargo target dir `archlab` was built into, with every binary in it, building them
-/// first if one is missing.
 fn bin_dir() -> PathBuf {
-    let dir = common::archlab().parent().expect("archlab lives in a directory").to_path_buf();
-    let names =
-        ["extsim", "monolith", "auth-service", "users-service", "notifications-service", "payments-service", "gateway"];
-    let missing = |dir: &Path| names.iter().any(|bin| !dir.join(bin).is_file());
-    if missing(&dir) {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--workspace", "--bins"])
-            .current_dir(workspace)
-            .status()
-            .expect("running cargo build --workspace --bins");
-        assert!(status.success(), "`cargo build --workspace --bins` failed: {status}");
-        assert!(!missing(&dir), "built, yet a binary is still missing from {}", dir.display());
-    }
-    dir
+    common::bin_dir(&[
+        "extsim",
+        "monolith",
+        "auth-service",
+        "users-service",
+        "notifications-service",
+        "payments-service",
+        "gateway",
+    ])
 }
 
 /// Held while an experiment runs, so experiments of concurrent test processes take turns.

@@ -16,8 +16,7 @@ use archlab_kernel::processes;
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -28,24 +27,15 @@ const OTHERS: [&str; 3] =
 /// First start creates and migrates four databases; a cold machine may be slow.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
-/// The cargo target dir `archlab` was built into, with the micro binaries in it, building
-/// them first if one is missing.
 fn bin_dir() -> PathBuf {
-    let dir = common::archlab().parent().expect("archlab lives in a directory").to_path_buf();
-    let names = ["extsim", "auth-service", "users-service", "notifications-service", "payments-service", "gateway"];
-    let missing = |dir: &Path| names.iter().any(|bin| !dir.join(bin).is_file());
-    if missing(&dir) {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--workspace", "--bins"])
-            .current_dir(workspace)
-            .status()
-            .expect("running cargo build --workspace --bins");
-        assert!(status.success(), "`cargo build --workspace --bins` failed: {status}");
-        assert!(!missing(&dir), "built, yet a micro binary is still missing from {}", dir.display());
-    }
-    dir
+    common::bin_dir(&[
+        "extsim",
+        "auth-service",
+        "users-service",
+        "notifications-service",
+        "payments-service",
+        "gateway",
+    ])
 }
 
 /// A running microservices build and what the test needs to reach and clean it.

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -120,4 +120,26 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration, context: &str) -> 
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pids fit in i32"));
     nix::sys::signal::kill(pid, signal).expect("signalling archlab");
+}
+
+/// The cargo target dir `archlab` was built into, holding `names`, building the missing ones.
+pub fn bin_dir(names: &[&str]) -> PathBuf {
+    let dir = archlab().parent().expect("archlab lives in a directory").to_path_buf();
+    let missing =
+        |dir: &Path| names.iter().filter(|bin| !dir.join(bin).is_file()).map(|b| b.to_string()).collect::<Vec<_>>();
+    let absent = missing(&dir);
+    if !absent.is_empty() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = Command::new(cargo);
+        build.arg("build").current_dir(workspace);
+        for bin in &absent {
+            // Package names follow the binaries': `auth-service` → `archlab-auth-service`.
+            build.args(["-p", &format!("archlab-{bin}")]);
+        }
+        let status = build.status().expect("running cargo build for the missing binaries");
+        assert!(status.success(), "building {absent:?} failed: {status}");
+        assert!(missing(&dir).is_empty(), "built, yet {:?} is still missing from {}", missing(&dir), dir.display());
+    }
+    dir
 }
