@@ -75,11 +75,15 @@ pub async fn purchases_cut_off_mid_flight_all_settle<T: Target>(t: &T, payments_
 
     let rows = poll(settle_deadline(), "every cut-off payment to settle", || async move {
         let rows = payment_rows(payments_db, keys).await;
-        let pending: Vec<_> = rows.iter().filter(|r| r.status == "pending").map(|r| r.payment_id).collect();
+        let pending: Vec<_> = rows
+            .iter()
+            .filter(|r| r.status == "pending" || (r.status == "succeeded" && !r.notified))
+            .map(|r| r.payment_id)
+            .collect();
         if rows.len() == PURCHASES && pending.is_empty() {
             Ok(rows)
         } else {
-            Err(format!("{} rows, still pending: {pending:?}", rows.len()))
+            Err(format!("{} rows, still pending or without their receipt: {pending:?}", rows.len()))
         }
     })
     .await;
@@ -132,10 +136,10 @@ pub async fn a_lost_reply_is_a_502_and_the_reconciler_completes_the_payment<T: T
     assert_ne!(rows[0].status, "failed", "a charged payment was marked failed");
     assert_eq!(api.extsim_charges(&payment_id.to_string()).await.len(), 1, "the provider took the charge");
 
-    let row = poll(settle_deadline(), "the reconciler to complete the payment", || async move {
+    let row = poll(settle_deadline(), "the reconciler to complete the payment and send its receipt", || async move {
         let rows = payment_rows(payments_db, keys).await;
         match rows.first() {
-            Some(row) if row.status == "succeeded" => Ok(row.clone()),
+            Some(row) if row.status == "succeeded" && row.notified => Ok(row.clone()),
             other => Err(format!("{other:?}")),
         }
     })
@@ -162,11 +166,15 @@ struct PaymentRow {
     payment_id: Uuid,
     status: String,
     provider_charge_id: Option<String>,
+    /// The receipt is sent (`sync` mode) or in the outbox (`async` mode). In `sync` mode it is
+    /// sent after `succeeded` is committed, so a poll that stops at the status alone can read
+    /// the receipts before the flow sent one.
+    notified: bool,
 }
 
 async fn payment_rows(db: &PgPool, keys: &[String]) -> Vec<PaymentRow> {
     sqlx::query_as(
-        "SELECT payment_id, status, provider_charge_id FROM payments.payments
+        "SELECT payment_id, status, provider_charge_id, notified_at IS NOT NULL AS notified FROM payments.payments
          WHERE idempotency_key = ANY($1) ORDER BY payment_id",
     )
     .bind(keys)
