@@ -35,33 +35,36 @@ compare-repro: services ## The quick comparison three times, and how far its hea
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab compare --repeat 3 --out target/compare-repro
 
-test: services tools clean-dbs ## Every test against the real services (schemathesis included), and the containers path compiled
-	$(CARGO) build --workspace --bins
-	@# Each test creates a fresh database (~8 MB); drop them afterwards, pass or fail, so
-	@# repeated runs do not fill the disk.
+test: services tools clean-dbs ## Every test against the real services (schemathesis included)
+	@# The binaries and the tests in one build: built apart, the tests' dev-dependencies turn
+	@# on features the binaries' build did not (sqlx, tracing-subscriber, rand, ...), and half
+	@# the workspace was compiled twice.
+	$(CARGO) build --workspace --bins --tests
+	@# Each test creates fresh databases (~8 MB each, about 800 a run). The ones a run leaves
+	@# are dropped when the next one starts (clean-dbs above) or by `make clean-dbs`: dropping
+	@# them here as well took two minutes of every run.
 	@# Test binaries run in parallel under cargo-nextest when it is installed (each test in a
 	@# process of its own), else one after another under cargo test; doctests either way
-	@# (under nextest, only the packages that have any: deploy/local/doctest-packages.sh).
+	@# (over the whole workspace: with `-p` for only the crates that have any, the features
+	@# resolved for those few differed and 64 crates were compiled again).
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast && \
-	  $(CARGO) test --doc $$(bash deploy/local/doctest-packages.sh | sed 's/^/-p /'); \
-	else $(CARGO) test --workspace --no-fail-fast; fi; status=$$?; $(MAKE) --no-print-directory clean-dbs; exit $$status
-	$(CARGO) check -p archlab-testkit --features containers
+	  $(CARGO) test --workspace --doc; \
+	else $(CARGO) test --workspace --no-fail-fast; fi
 
-lint: ## rustfmt, clippy and unused dependencies (cargo-machete), as before every commit
+lint: ## rustfmt, clippy, unused dependencies (cargo-machete), and the testcontainers path compiled
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@$(CARGO) machete --version >/dev/null 2>&1 || { \
 	  echo "make lint: cargo-machete is not installed; install it with: cargo install cargo-machete" >&2; exit 1; }
 	$(CARGO) machete
+	$(CARGO) check -p archlab-testkit --features containers
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
 clean-dbs: ## Drop the databases earlier test runs left behind (archlab_test_*)
-	@n=0; for db in $$(psql "$(PG_ADMIN)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'archlab\_test\_%'"); do \
-	  psql "$(PG_ADMIN)" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && n=$$((n+1)); done; \
-	  echo "dropped $$n test databases"
+	@bash deploy/local/drop-test-dbs.sh "$(PG_ADMIN)"
 
 .PHONY: calibrate
 calibrate: ## Check archlab load against wrk (release; writes docs/results/calibration.md)
