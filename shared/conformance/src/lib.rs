@@ -8,7 +8,7 @@
 //!
 //! # Usage
 //!
-//! In another crate's integration tests (e.g. `monolith/tests/conformance.rs`), write an
+//! In another crate's integration tests (e.g. `monolith/tests/it/conformance.rs`), write an
 //! `async fn` that starts a deployment and returns a [`Target`], then let the macro generate
 //! one `#[test]` per case:
 //!
@@ -52,7 +52,7 @@
 //!   ([`raw::SPELLINGS`]) over every route docs/api.md lists.
 //! - [`contract`]: the OpenAPI document (docs/openapi.json) a deployment serves, and
 //!   schemathesis fuzzing the deployment against it; each build's tests call it once
-//!   (`monolith/tests/contract.rs`, `microservices/system-tests/tests/contract.rs`).
+//!   (`monolith/tests/it/contract.rs`, `microservices/system-tests/tests/it/contract.rs`).
 //! - [`faults`]: the fault points' admin endpoint (unknown points, malformed requests, a
 //!   failing share, latency), for both builds, outside the macro like [`limits`].
 //! - [`limits`]: the signup and login limits, also for both builds but outside the macro:

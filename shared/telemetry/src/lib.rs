@@ -44,7 +44,7 @@ use tracing_subscriber::layer::SubscriberExt;
 /// Spans the batch processor holds before it drops new ones: 65,536.
 ///
 /// One purchase makes about 30 spans across the microservices (27 in the sync gRPC purchase
-/// of `microservices/system-tests/tests/traces.rs`). Sized for a design ceiling of 1,000
+/// of `microservices/system-tests/tests/it/traces.rs`). Sized for a design ceiling of 1,000
 /// purchases/s, that is 30,000 spans/s in the busiest process at worst. The exporter drains
 /// a batch every [`SCHEDULED_DELAY`] (or as soon as [`MAX_EXPORT_BATCH_SIZE`] wait), so the
 /// queue must absorb an export's round trip plus a stall of the receiver: 65,536 spans is

@@ -8,7 +8,7 @@
 //! databases are left behind, as every test's are, for `make clean-dbs` (dropping four takes
 //! longer than the test).
 
-mod common;
+use crate::common;
 
 use archlab_harness::supervisor::{self, BACKOFF_FIRST, Restart, Supervisor};
 use archlab_harness::{Kind, NotificationMode, Options, Topology, Transport};

@@ -1,6 +1,6 @@
 //! Sessions through the public API: expiry, and revocation with the Redis cache switched on.
 
-mod common;
+use crate::common;
 
 use archlab_conformance::Api;
 use common::{Options, spawn, spawn_with};

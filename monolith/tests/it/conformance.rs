@@ -1,7 +1,7 @@
 //! The public API conformance suite against the monolith, in both notification modes, and
 //! in async mode again with the Redis session cache on.
 
-mod common;
+use crate::common;
 
 mod async_mode {
     async fn setup() -> super::common::TestApp {

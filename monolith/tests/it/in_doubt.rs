@@ -1,8 +1,8 @@
 //! Purchases left in doubt end settled (docs/architecture.md, "Payments left in doubt"): the
-//! same checks as `microservices/system-tests/tests/in_doubt.rs` runs through the gateway,
+//! same checks as `microservices/system-tests/tests/it/in_doubt.rs` runs through the gateway,
 //! here with the reconciler of the monolith, in both notification modes.
 
-mod common;
+use crate::common;
 
 use archlab_conformance::in_doubt;
 use common::{Options, spawn_with};

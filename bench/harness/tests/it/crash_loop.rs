@@ -6,7 +6,7 @@
 //! process at any time, and a fork while another test holds a script open for writing would
 //! make exec'ing that script fail with "text file busy".
 
-mod common;
+use crate::common;
 
 use archlab_harness::supervisor::{BACKOFF_CAP, BACKOFF_FIRST, GRACE, RESTART_LIMIT, Restart, Supervisor};
 use archlab_harness::{Kind, Options, Topology};

@@ -2,7 +2,7 @@
 //! schemathesis, fuzzing every operation of it, finds no 5xx and no answer the document
 //! does not describe (see `shared/conformance/src/contract.rs`).
 
-mod common;
+use crate::common;
 
 use archlab_kernel::config::AbuseArgs;
 

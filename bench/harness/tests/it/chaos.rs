@@ -6,7 +6,7 @@
 //! here if missing), PostgreSQL and RabbitMQ. They take turns (a lock file): each measures
 //! latencies and error shares, which two experiments sharing two cores would distort.
 
-mod common;
+use crate::common;
 
 use archlab_harness::chaos::verdict::RunResult;
 use nix::fcntl::{Flock, FlockArg};
@@ -268,7 +268,7 @@ fn file(text: &str) -> PathBuf {
     path
 }
 
-const VALID: &str = include_str!("../../chaos/experiments/notifications-down-sync.toml");
+const VALID: &str = include_str!("../../../chaos/experiments/notifications-down-sync.toml");
 
 #[test]
 fn an_unknown_experiment_is_refused_listing_the_known_ones() {

@@ -3,7 +3,7 @@
 //! ready, one that ignores SIGTERM. The harness names the culprit, and stops every other
 //! child before it exits.
 
-mod common;
+use crate::common;
 
 use common::{Collected, Lines};
 use nix::sys::signal::Signal;

@@ -1,7 +1,7 @@
 //! The signup and login limits with their default numbers (docs/api.md, "Limits"): the same
-//! checks as `microservices/system-tests/tests/limits.rs` runs through the gateway.
+//! checks as `microservices/system-tests/tests/it/limits.rs` runs through the gateway.
 
-mod common;
+use crate::common;
 
 use archlab_conformance::limits;
 use archlab_kernel::config::AbuseArgs;

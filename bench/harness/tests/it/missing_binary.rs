@@ -1,6 +1,6 @@
 //! A bin dir without the binaries: a clear error before anything starts.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

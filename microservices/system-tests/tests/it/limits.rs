@@ -1,6 +1,6 @@
 //! The signup and login limits with their default numbers (docs/api.md, "Limits"), through
 //! the gateway: the per-address limit is the gateway's, the per-account limit and the
-//! hashing cap auth-service's. The same checks as `monolith/tests/limits.rs`.
+//! hashing cap auth-service's. The same checks as `monolith/tests/it/limits.rs`.
 
 use archlab_conformance::limits;
 use archlab_kernel::config::AbuseArgs;

@@ -10,7 +10,7 @@
 //! build --workspace --bins`; missing ones are built here) and PostgreSQL (both builds) and
 //! RabbitMQ (the microservices) on their usual addresses.
 
-mod common;
+use crate::common;
 
 use archlab_harness::audit::Report;
 use archlab_harness::audit::check::ViolationKind;

@@ -1,6 +1,6 @@
 //! Purchases left in doubt end settled (docs/architecture.md, "Payments left in doubt"),
 //! through the gateway, with payments-service's reconciler: the same checks as
-//! `monolith/tests/in_doubt.rs`.
+//! `monolith/tests/it/in_doubt.rs`.
 
 use archlab_conformance::in_doubt;
 use archlab_kernel::NotificationMode;

@@ -1,9 +1,9 @@
 //! The fault points' admin endpoint on a running monolith: the registry, refusals, a failing
 //! share and latency (the cases in `archlab_conformance::faults`, which the microservices
 //! build runs too), and a non-loopback address refused before anything starts.
-//! `monolith/tests/faults_process.rs` covers the kinds only a real process shows.
+//! `monolith/tests/it/faults_process.rs` covers the kinds only a real process shows.
 
-mod common;
+use crate::common;
 
 use archlab_conformance::faults::{self, Admin};
 use archlab_kernel::faults::points;

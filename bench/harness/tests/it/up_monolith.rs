@@ -4,7 +4,7 @@
 //! Needs PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432`), like
 //! every API test in the workspace.
 
-mod common;
+use crate::common;
 
 use common::{Collected, Lines};
 use nix::sys::signal::Signal;

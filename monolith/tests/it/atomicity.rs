@@ -2,7 +2,7 @@
 //! without a second charge. Faults are switched on inside the modules (the same fault points
 //! a workshop uses), at the last step before the commit.
 
-mod common;
+use crate::common;
 
 use archlab_conformance::{Api, Target, unique_email, unique_key};
 use archlab_extsim::{BehaviourPatch, SimConfigPatch};

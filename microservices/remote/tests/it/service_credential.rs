@@ -2,7 +2,7 @@
 //! refusal as each transport answers it — before the port is called.
 //!
 //! The same matrix against the real services and their databases is in
-//! microservices/system-tests/tests/internal_auth.rs.
+//! microservices/system-tests/tests/it/internal_auth.rs.
 
 use archlab_kernel::http::edge;
 use archlab_kernel::{Error, ErrorKind, Result};

@@ -1,5 +1,5 @@
 //! The monolith's traces: the same logical span names as the microservices
-//! (microservices/system-tests/tests/traces.rs), in one process and one tree, and a failed
+//! (microservices/system-tests/tests/it/traces.rs), in one process and one tree, and a failed
 //! purchase that answers the trace id showing its failing step.
 
 use archlab_conformance::{Api, Target, User, unique_key};
