@@ -40,9 +40,9 @@ test: services tools clean-dbs ## Every test against the real services (schemath
 	@# on features the binaries' build did not (sqlx, tracing-subscriber, rand, ...), and half
 	@# the workspace was compiled twice.
 	$(CARGO) build --workspace --bins --tests
-	@# Each test creates fresh databases (~8 MB each, about 800 a run). The ones a run leaves
-	@# are dropped when the next one starts (clean-dbs above) or by `make clean-dbs`: dropping
-	@# them here as well took two minutes of every run.
+	@# Each test creates fresh databases (~8 MB each; a whole run creates about 1,600). The
+	@# ones a run leaves are dropped when the next one starts (clean-dbs above) or by
+	@# `make clean-dbs` (about 2 minutes); dropping them here as well made every run longer.
 	@# Test binaries run in parallel under cargo-nextest when it is installed (each test in a
 	@# process of its own), else one after another under cargo test; doctests either way
 	@# (over the whole workspace: with `-p` for only the crates that have any, the features
