@@ -51,7 +51,8 @@ async fn main() -> anyhow::Result<()> {
         cost.startup_ms = startup_ms;
         let calls = cost::scrape_counters(&target.http_urls).await?;
         let app_pid = target.app_pids.first().copied();
-        let placement = placement::observe(preset, app_pid);
+        let backend = cost::postgres_backends(&admin, &target.databases).await?.first().copied();
+        let placement = placement::observe(preset, app_pid, backend);
         anyhow::Ok(serde_json::json!({ "build": kind.to_string(), "cost": cost, "placement": placement,
             "databases": target.databases, "calls_since_start": calls }))
     }

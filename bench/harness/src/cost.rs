@@ -148,7 +148,7 @@ pub fn postgres_server_pids() -> Vec<u32> {
     all.iter().copied().filter(|pid| parent_of(*pid).is_none_or(|parent| !all.contains(&parent))).collect()
 }
 
-async fn admin(admin_url: &str) -> anyhow::Result<sqlx::PgConnection> {
+pub(crate) async fn admin(admin_url: &str) -> anyhow::Result<sqlx::PgConnection> {
     sqlx::PgConnection::connect(admin_url).await.with_context(|| format!("connecting to PostgreSQL at {admin_url}"))
 }
 

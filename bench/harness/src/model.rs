@@ -92,10 +92,14 @@ pub struct Placement {
     pub load_cpus: String,
     /// CPUs of the system under test's own processes (and extsim).
     pub app_cpus: String,
-    /// Where PostgreSQL and RabbitMQ ran, read from their processes (the harness does not
-    /// move them).
+    /// Where PostgreSQL's postmaster and RabbitMQ ran, read from their processes (the
+    /// harness does not move them).
     pub postgres_cpus: String,
     pub rabbitmq_cpus: String,
+    /// Where the build's own PostgreSQL backends ran (pinned with the build when it is);
+    /// empty in reports made before this was recorded.
+    #[serde(default)]
+    pub postgres_backend_cpus: String,
 }
 
 /// What one run of a build cost, measured on the machine.

@@ -217,9 +217,9 @@ async fn measure(args: &TraceOverheadArgs, bin_dir: &Path, cpus: &placement::Pla
                     Running::start(build, args.mode, &id, &args.database_url, bin_dir, app_cpus.as_deref(), &env)
                         .await
                         .with_context(|| format!("starting {}", build.name()))?;
-                observed.get_or_insert_with(|| {
-                    placement::observe(args.placement.placement, running.target.app_pids.first().copied())
-                });
+                if observed.is_none() {
+                    observed = Some(crate::compare::observe(args.placement.placement, &running).await);
+                }
                 let urls = running.target.http_urls.clone();
                 let public = running.topology.public_url.clone();
                 let outcome = running.watch(measure_started(args, &public, &urls, traced.then_some(&receiver))).await;
@@ -257,7 +257,7 @@ async fn measure(args: &TraceOverheadArgs, bin_dir: &Path, cpus: &placement::Pla
             started_at,
             profile: compare::build_profile(bin_dir),
             profile_name: "trace-overhead".to_owned(),
-            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None)),
+            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings,
             ..compare::machine_meta()

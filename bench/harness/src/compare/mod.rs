@@ -377,7 +377,7 @@ pub async fn compare(
             started_at,
             profile: build_profile(bin_dir),
             profile_name: profile_label(profile.name).to_owned(),
-            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None)),
+            placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings: child_settings(args.mode),
             ..machine_meta()
@@ -513,6 +513,8 @@ pub(crate) struct Running {
     pub startup: Duration,
     pub children: Supervisor,
     admin_url: String,
+    /// Keeps the build's PostgreSQL backends on its CPUs, when it is pinned.
+    backends: Option<placement::BackendPinner>,
 }
 
 impl Running {
@@ -541,14 +543,25 @@ impl Running {
         let started = Instant::now();
         let children = Supervisor::start_pinned(&topology, bin_dir, false, app_cpus, Restart::Off).await?;
         let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
-        let mut running = Running { topology, target, startup: Duration::ZERO, children, admin_url };
+        let mut running = Running { topology, target, startup: Duration::ZERO, children, admin_url, backends: None };
         let processes = running.topology.processes.clone();
         let ready = running.watch(supervisor::wait_ready(&processes, Duration::from_secs(60))).await;
-        match ready {
-            Ok(()) => {
+        let ready = match (ready, app_cpus) {
+            (Ok(()), Some(cpus)) => {
                 running.startup = started.elapsed();
-                Ok(running)
+                let pinner = async {
+                    let cpus = placement::Cpus::parse(cpus)?;
+                    placement::BackendPinner::start(&running.admin_url, running.target.databases.clone(), &cpus).await
+                };
+                pinner.await.map(|pinner| running.backends = Some(pinner))
             }
+            (ready, _) => {
+                running.startup = started.elapsed();
+                ready
+            }
+        };
+        match ready {
+            Ok(()) => Ok(running),
             Err(error) => {
                 let _ = running.stop().await;
                 Err(error)
@@ -676,6 +689,13 @@ async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::
     Ok(out)
 }
 
+/// Where `running`'s processes, one of its PostgreSQL backends and the shared servers may run.
+pub(crate) async fn observe(preset: placement::Preset, running: &Running) -> Placement {
+    let backends = cost::postgres_backends(&running.target.admin_url, &running.target.databases).await;
+    let backend = backends.ok().and_then(|pids| pids.first().copied());
+    placement::observe(preset, running.target.app_pids.first().copied(), backend)
+}
+
 /// Start one build, measure it, stop it, drop its databases. Also says where its processes
 /// were allowed to run.
 async fn measure_build(
@@ -686,7 +706,7 @@ async fn measure_build(
     let mut running =
         Running::start(build, ctx.args.mode, ctx.run_id, &ctx.args.database_url, ctx.bin_dir, app_cpus.as_deref(), &[])
             .await?;
-    let placement = placement::observe(ctx.args.placement.placement, running.target.app_pids.first().copied());
+    let placement = observe(ctx.args.placement.placement, &running).await;
     let (topology, target, startup) = (running.topology.clone(), running.target.clone(), running.startup);
     let outcome = running.watch(measure_running(ctx, build, &topology, &target, startup)).await;
     let stopped = running.stop().await;

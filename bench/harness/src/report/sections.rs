@@ -79,10 +79,11 @@ fn header(report: &CompareReport) -> Vec<Block> {
         ),
         format!("Build profile: {}; run profile: {}", or_missing(&m.profile), or_missing(&m.profile_name)),
         format!(
-            "CPU placement: {} — load generator on CPUs {}, application on CPUs {}, PostgreSQL on {}, RabbitMQ on {}",
+            "CPU placement: {} — load generator on CPUs {}, application on CPUs {}, its PostgreSQL backends on {} (the postmaster on {}), RabbitMQ on {}",
             or_missing(&p.name),
             or_missing(&p.load_cpus),
             or_missing(&p.app_cpus),
+            or_missing(&p.postgres_backend_cpus),
             or_missing(&p.postgres_cpus),
             or_missing(&p.rabbitmq_cpus)
         ),

@@ -127,6 +127,7 @@ fn fixture() -> CompareReport {
                 app_cpus: "0".to_string(),
                 postgres_cpus: "0-1".to_string(),
                 rabbitmq_cpus: "0-1".to_string(),
+                postgres_backend_cpus: "0".to_string(),
             },
             command: "archlab compare --profile quick".to_string(),
             settings: BTreeMap::from([("ABUSE_LIMITS".to_string(), "off".to_string())]),

@@ -125,3 +125,66 @@ async fn a_meter_counts_a_steps_transactions_and_cpu() {
     assert_eq!(measured.db_connections, 0, "the step's connection was closed");
     db.drop_now().await;
 }
+
+/// `Cpus_allowed_list` of each pid.
+fn allowed(pids: &[u32]) -> Vec<String> {
+    pids.iter().map(|pid| archlab_harness::placement::cpus_allowed(*pid).expect("a live backend")).collect()
+}
+
+/// Poll until every backend of `databases` may run only on `cpus` (the pinner's next pass),
+/// for at most 10 s; the backends and their lists as last read.
+async fn backends_pinned(databases: &[String], cpus: &str) -> (Vec<u32>, Vec<String>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cost::postgres_backends(&admin_url(), databases).await.expect("backends");
+        let lists = allowed(&pids);
+        if lists.iter().all(|l| l == cpus) || tokio::time::Instant::now() > deadline {
+            return (pids, lists);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_backend_pinner_moves_a_builds_backends_and_only_those() {
+    use archlab_harness::placement::{BackendPinner, Cpus, available};
+    let everything = available().expect("this process's CPUs").to_string();
+    // One CPU that is not the whole machine (on a 1-CPU machine pinning changes nothing
+    // visible, and the check below would pass without the pinner doing anything).
+    let Some(last) = available().expect("CPUs").iter().last().filter(|_| everything.contains(['-', ','])) else {
+        eprintln!("one CPU only: nothing to show");
+        return;
+    };
+    let one = Cpus::parse(&last.to_string()).expect("a CPU list");
+    let (db, other) = (Fresh::create().await, Fresh::create().await);
+    let databases = vec![db.name.clone()];
+    let mut early = PgConnection::connect(&db.url()).await.expect("connect");
+    let mut bystander = PgConnection::connect(&other.url()).await.expect("connect");
+    let bystander_pid = cost::postgres_backends(&admin_url(), std::slice::from_ref(&other.name)).await.expect("pid");
+
+    let pinner = BackendPinner::start(&admin_url(), databases.clone(), &one).await.expect("pinner");
+    // The first pass is done when `start` returns: no waiting for the connection made before.
+    let first = cost::postgres_backends(&admin_url(), &databases).await.expect("backends");
+    assert_eq!(first.len(), 1, "one connection to the build's database");
+    assert_eq!(allowed(&first), [one.to_string()], "pinned by the first pass");
+    // A connection opened later is pinned by a later pass.
+    let mut late = PgConnection::connect(&db.url()).await.expect("connect");
+    let (pids, lists) = backends_pinned(&databases, &one.to_string()).await;
+    assert_eq!(pids.len(), 2, "both connections are the build's");
+    assert!(lists.iter().all(|l| *l == one.to_string()), "the later backend too: {lists:?}");
+    // Another database's backend keeps the CPUs it inherited from the postmaster.
+    let server = cost::postgres_server_pids().first().copied().expect("the postmaster is local");
+    let inherited = archlab_harness::placement::cpus_allowed(server).expect("the postmaster's CPUs");
+    assert_ne!(inherited, one.to_string(), "the server itself is pinned to CPU {one}: nothing to tell apart");
+    assert_eq!(allowed(&bystander_pid), [inherited], "a backend of another database was moved");
+
+    drop(pinner);
+    for conn in [&mut early, &mut late, &mut bystander] {
+        sqlx::query("SELECT 1").execute(conn).await.expect("still connected");
+    }
+    for conn in [early, late, bystander] {
+        conn.close().await.expect("close");
+    }
+    db.drop_now().await;
+    other.drop_now().await;
+}
