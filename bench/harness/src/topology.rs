@@ -56,6 +56,9 @@ pub struct Process {
     pub http_url: String,
     /// Its gRPC listener (`host:port`), for the services that have one.
     pub grpc_addr: Option<String>,
+    /// Its fault admin endpoint, when its environment places one (loopback only; the
+    /// binaries open none unless told).
+    pub admin_url: Option<String>,
 }
 
 /// A whole build: its processes in start order and what they are told.
@@ -96,6 +99,7 @@ impl Topology {
                 ready_url: format!("http://{http_addr}/{probe}"),
                 http_url: format!("http://{http_addr}"),
                 grpc_addr: spec.grpc.map(addr),
+                admin_url: spec.admin_addr_var.and_then(|v| var(v)).map(|a| format!("http://{a}")),
             }
         };
 
@@ -152,6 +156,7 @@ impl Topology {
                 ready_url: format!("http://{addr}/health"),
                 http_url: format!("http://{addr}"),
                 grpc_addr: None,
+                admin_url: None,
             }],
             env,
             public_url: format!("http://{addr}"),
@@ -189,9 +194,31 @@ impl Topology {
         if let Some(transport) = self.transport {
             row("internal transport", &transport.to_string());
         }
+        let admin: Vec<&Process> = self.processes.iter().filter(|p| p.admin_url.is_some()).collect();
+        if admin.is_empty() {
+            row("fault admin endpoints", "none (`archlab up --admin` opens them; docs/operations.md)");
+        }
+        for process in admin {
+            row("fault admin", &format!("{}  {}", process.name, process.admin_url.as_deref().unwrap_or_default()));
+        }
         out.push_str("  Ctrl-C stops everything.\n");
         out
     }
+}
+
+/// A free loopback address for the fault admin endpoint of every process that has one, as
+/// `(process name, variable, address)`: what `archlab up --admin` and the chaos lab give
+/// their children. The ports are free when asked for, not reserved: another program could
+/// take one before the child binds it, and the child would then fail at start-up, saying so.
+pub fn free_admin_addrs() -> std::io::Result<Vec<(&'static str, &'static str, String)>> {
+    let mut out = Vec::new();
+    for spec in processes::ALL {
+        if let Some(var) = spec.admin_addr_var {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            out.push((spec.name, var, format!("127.0.0.1:{port}")));
+        }
+    }
+    Ok(out)
 }
 
 /// A knob's value as the binaries will parse it from `value`; their default when it is unset

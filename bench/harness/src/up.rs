@@ -52,6 +52,11 @@ pub struct UpArgs {
     /// a quick restart; `on-failure` is for watching recovery, as an orchestrator would do it.
     #[arg(long, value_enum, env = "ARCHLAB_RESTART", default_value_t = Restart::Off)]
     pub restart: Restart,
+    /// Open every process's fault admin endpoint on a free loopback port (printed once the
+    /// build is ready), to turn fault points on and off while it runs. Off by default, as
+    /// in the binaries: an endpoint that makes the process fail is opened only when asked for.
+    #[arg(long)]
+    pub admin: bool,
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), listened for from before the first
@@ -85,7 +90,17 @@ impl StopRequests {
 /// Run `archlab up`; returns `Ok` only when the stop was asked for.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let options = Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim };
-    let mut topology = Topology::from_env(args.topology, options);
+    let mut admin_env = Vec::new();
+    if args.admin {
+        for (_, var, addr) in crate::topology::free_admin_addrs().context("finding free loopback ports")? {
+            admin_env.push((var.to_owned(), addr));
+        }
+    }
+    let lookup = |key: &str| {
+        admin_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
+    };
+    let mut topology = Topology::new(args.topology, options, lookup);
+    topology.env.extend(admin_env.iter().cloned());
     let endpoint = std::env::var(OTLP_ENDPOINT_VAR).ok();
     if let Some(endpoint) = receiver_endpoint(endpoint.as_deref(), archlab_traces::DEFAULT_OTLP_ADDR).await {
         println!("archlab: a trace receiver answers on {endpoint}; the children export their spans there");

@@ -126,38 +126,12 @@ fn default_seed_users() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Stream {
     /// `archlab load`'s scenario.
-    pub scenario: ScenarioName,
+    pub scenario: Scenario,
     /// Requests per second.
     pub rate: f64,
     /// Connections held (default: enough for the rate).
     #[serde(default)]
     pub connections: Option<u32>,
-}
-
-/// A scenario as the file names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScenarioName {
-    Signup,
-    Login,
-    Browse,
-    Profile,
-    Purchase,
-    Mixed,
-}
-
-impl ScenarioName {
-    /// `archlab load`'s scenario.
-    pub fn scenario(self) -> Scenario {
-        match self {
-            Self::Signup => Scenario::Signup,
-            Self::Login => Scenario::Login,
-            Self::Browse => Scenario::Browse,
-            Self::Profile => Scenario::Profile,
-            Self::Purchase => Scenario::Purchase,
-            Self::Mixed => Scenario::Mixed,
-        }
-    }
 }
 
 /// The short mode's changes.
@@ -416,7 +390,7 @@ impl Experiment {
                 // Enough connections that a request waiting a whole timeout does not hold up
                 // the schedule by much: the rate times a second, at least 2.
                 let connections = s.connections.unwrap_or_else(|| (rate.ceil() as u32).clamp(2, 256));
-                (s.scenario.scenario(), rate, connections)
+                (s.scenario, rate, connections)
             })
             .collect();
         RunPlan {

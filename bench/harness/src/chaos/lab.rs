@@ -13,10 +13,8 @@ use crate::supervisor::{self, GRACE, Restart, Supervisor};
 use crate::topology::{NotificationMode, Options, Topology};
 use anyhow::{Context, bail};
 use archlab_extsim::{Client as Extsim, SimConfigPatch};
-use archlab_kernel::processes;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,15 +53,9 @@ impl Lab {
     ) -> anyhow::Result<Self> {
         let mut env = isolated_env(build, run_id, database_url)?;
         let mut admin = BTreeMap::new();
-        for spec in processes::ALL {
-            if let Some(var) = spec.admin_addr_var {
-                let port = TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .context("finding a free loopback port")?
-                    .port();
-                env.push((var.to_owned(), format!("127.0.0.1:{port}")));
-                admin.insert(spec.name, format!("http://127.0.0.1:{port}"));
-            }
+        for (name, var, addr) in crate::topology::free_admin_addrs().context("finding free loopback ports")? {
+            admin.insert(name, format!("http://{addr}"));
+            env.push((var.to_owned(), addr));
         }
         env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let lookup = |key: &str| {

@@ -17,8 +17,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const MIXED_WEIGHTS: [(Step, u64); 4] =
     [(Step::UsersMe, 60), (Step::PaymentsCreate, 25), (Step::Login, 10), (Step::Signup, 5)];
 
-/// A load scenario.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// A load scenario, named on the command line and in experiment files in lower case.
+#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// `POST /api/auth/signup`, a fresh e-mail each time.
     Signup,

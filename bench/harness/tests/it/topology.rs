@@ -143,6 +143,19 @@ fn the_summary_names_every_address_and_the_delivery_mode() {
     let summary = topology(Kind::Monolith, Options::default(), &[]).summary(Duration::ZERO);
     assert!(summary.contains("async: outbox + in-process worker"), "{summary}");
     assert!(!summary.contains("internal transport"), "{summary}");
+    assert!(summary.contains("fault admin endpoints   none"), "{summary}");
+}
+
+#[test]
+fn the_summary_names_each_fault_admin_endpoint_its_environment_places() {
+    let t = topology(Kind::Micro, Options::default(), &[("PAYMENTS_ADMIN_ADDR", "127.0.0.1:49104")]);
+    let summary = t.summary(Duration::ZERO);
+    assert!(summary.contains("fault admin             payments-service  http://127.0.0.1:49104"), "{summary}");
+    assert_eq!(summary.matches("fault admin").count(), 1, "only the one placed:\n{summary}");
+    assert!(!summary.contains("fault admin endpoints   none"), "{summary}");
+    // The monolith has no such variable for the services: theirs are not printed for it.
+    let t = topology(Kind::Monolith, Options::default(), &[("PAYMENTS_ADMIN_ADDR", "127.0.0.1:49104")]);
+    assert!(!t.summary(Duration::ZERO).contains("49104"));
 }
 
 #[test]

@@ -46,13 +46,16 @@ struct Up {
 }
 
 impl Up {
-    fn start() -> Self {
+    /// `archlab up monolith <extra>`.
+    fn start(extra: &[&str]) -> Self {
         let bin_dir = bin_dir();
         let [extsim, monolith] = common::free_addrs::<2>();
         let database = format!("archlab_test_harness_{:016x}", rand::random::<u64>());
         let mut child = Command::new(common::archlab())
             .args(["up", "monolith", "--bin-dir"])
             .arg(&bin_dir)
+            .args(extra)
+            .env_remove("MONOLITH_ADMIN_ADDR")
             .env("EXTSIM_ADDR", extsim.to_string())
             .env("MONOLITH_ADDR", monolith.to_string())
             .env("MONOLITH_DATABASE", &database)
@@ -89,7 +92,7 @@ fn accepts(addr: SocketAddr) -> bool {
 
 #[test]
 fn up_monolith_serves_until_sigterm_then_leaves_nothing_listening() {
-    let mut up = Up::start();
+    let mut up = Up::start(&["--admin"]);
     let (extsim, monolith) = (up.extsim, up.monolith);
     let monolith_url = format!("http://{monolith}");
     let summary_rows = up.lines.wait_for(Duration::from_secs(5), |line| line.contains("Ctrl-C stops everything"));
@@ -108,6 +111,25 @@ fn up_monolith_serves_until_sigterm_then_leaves_nothing_listening() {
         .block_on(async { reqwest::get(format!("{monolith_url}/health")).await.map(|r| r.status()) });
     assert_eq!(health.ok(), Some(reqwest::StatusCode::OK), "GET /health on the monolith");
 
+    // `--admin`: the summary names the monolith's fault admin endpoint, and it answers there
+    // (not on the public port) with the fault points the monolith reaches.
+    let admin_url = lines
+        .seen
+        .iter()
+        .find_map(|l| {
+            l.trim_start().strip_prefix("fault admin").and_then(|rest| rest.trim().strip_prefix("monolith  "))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no admin endpoint in the summary:\n{}", lines.dump()));
+    assert!(admin_url.starts_with("http://127.0.0.1:") && admin_url != monolith_url, "{admin_url}");
+    let faults = tokio::runtime::Runtime::new().expect("a runtime for one request").block_on(async {
+        let response = reqwest::get(format!("{admin_url}/admin/faults")).await?;
+        Ok::<_, reqwest::Error>((response.status(), response.text().await?))
+    });
+    let (status, body) = faults.expect("GET /admin/faults on the printed address");
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert!(body.contains("users.create_profile"), "{body}");
+
     common::signal(up.pid, Signal::SIGTERM);
     let (status, lines, stderr) = up.exit("after SIGTERM");
     assert_eq!(status.code(), Some(0), "a requested stop exits 0; stdout:\n{}\nstderr:\n{stderr}", lines.dump());
@@ -117,7 +139,14 @@ fn up_monolith_serves_until_sigterm_then_leaves_nothing_listening() {
 
 #[test]
 fn a_child_dying_after_ready_leaves_the_rest_running_until_asked_to_stop() {
-    let mut up = Up::start();
+    let mut up = Up::start(&[]);
+    let summary_rows = up.lines.wait_for(Duration::from_secs(5), |line| line.contains("Ctrl-C stops everything"));
+    assert!(summary_rows.is_ok(), "the summary block ends; stdout:\n{}", up.lines.dump());
+    assert!(
+        up.lines.seen.iter().any(|l| l.trim_start().starts_with("fault admin endpoints   none")),
+        "without --admin the summary says there is no admin endpoint:\n{}",
+        up.lines.dump()
+    );
     let extsim = up.extsim;
     // The harness prints each child's pid as it starts it: `archlab | started monolith pid=1234`.
     let monolith_pid: u32 = up
