@@ -99,7 +99,7 @@ impl Topology {
                 ready_url: format!("http://{http_addr}/{probe}"),
                 http_url: format!("http://{http_addr}"),
                 grpc_addr: spec.grpc.map(addr),
-                admin_url: spec.admin_addr_var.and_then(|v| var(v)).map(|a| format!("http://{a}")),
+                admin_url: spec.admin_addr_var.and_then(&var).map(|a| format!("http://{a}")),
             }
         };
 

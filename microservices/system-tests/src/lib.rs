@@ -172,11 +172,24 @@ impl Stack {
         let extsim = archlab_testkit::extsim().await;
         let db_url = archlab_testkit::database_url().await;
         let tag = &Uuid::new_v4().simple().to_string()[..12];
-        let common = |db: &str| {
+        // The four databases are created side by side before the services start; each
+        // service would otherwise create its own in turn as it starts (about 0.2 s each,
+        // four times per test), then finds it there and migrates it.
+        let [users_db, notifications_db, auth_db, payments_db] =
+            ["users", "notifications", "auth", "payments"].map(archlab_testkit::fresh_database_name);
+        let create = archlab_kernel::db::ensure_database;
+        tokio::try_join!(
+            create(&db_url, &users_db),
+            create(&db_url, &notifications_db),
+            create(&db_url, &auth_db),
+            create(&db_url, &payments_db)
+        )
+        .unwrap_or_else(|e| panic!("cannot create the test databases on {db_url}: {e}"));
+        let common = |db: &String| {
             vec![
                 ("database-url", db_url.clone()),
                 ("db-max-connections", "5".to_owned()),
-                ("database", archlab_testkit::fresh_database_name(db)),
+                ("database", db.clone()),
                 ("http-addr", "127.0.0.1:0".to_owned()),
                 ("grpc-addr", "127.0.0.1:0".to_owned()),
                 ("admin-addr", "127.0.0.1:0".to_owned()),
@@ -216,9 +229,10 @@ impl Stack {
         let otlp = options.otlp_endpoint.as_deref();
         let mut threads = Vec::new();
         let users =
-            spawn::<archlab_users_service::App>(&[common("users"), secret.clone()].concat(), otlp, &mut threads).await;
+            spawn::<archlab_users_service::App>(&[common(&users_db), secret.clone()].concat(), otlp, &mut threads)
+                .await;
         let notifications = spawn::<archlab_notifications_service::App>(
-            &[common("notifications"), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
+            &[common(&notifications_db), secret.clone(), broker.clone(), extsim_args.clone()].concat(),
             otlp,
             &mut threads,
         )
@@ -230,7 +244,7 @@ impl Stack {
         let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
         let auth = spawn::<archlab_auth_service::App>(
             &[
-                common("auth"),
+                common(&auth_db),
                 secret.clone(),
                 broker.clone(),
                 client.clone(),
@@ -246,7 +260,7 @@ impl Stack {
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
         let payments = spawn::<archlab_payments_service::App>(
             &[
-                common("payments"),
+                common(&payments_db),
                 secret.clone(),
                 broker.clone(),
                 client.clone(),
