@@ -254,3 +254,77 @@ pub async fn latency_holds_the_answer_at_least_that_long<T: Target>(t: &T, admin
     let listing = admin.listing().await;
     assert!(listing["points"].as_array().into_iter().flatten().all(|p| p["fault"].is_null()), "{listing}");
 }
+
+/// A real process that reaches [`SIGNUP_POINT`], with its fault admin endpoint: the
+/// monolith, or users-service. The fault kinds only a process shows (abort, CPU burn, leak)
+/// are checked on it by [`abort_ends_the_process_with_sigabrt`],
+/// [`a_cpu_burn_raises_the_process_cpu_time`] and [`a_leak_raises_the_process_resident_memory`],
+/// the same way for both builds.
+pub trait FaultyProcess: Send + Sync {
+    /// Its fault admin endpoint.
+    fn admin(&self) -> &Admin;
+    /// One call that passes [`SIGNUP_POINT`] (a signup, or auth-service's call to create a
+    /// profile); `Err` with what went wrong when it did not succeed.
+    fn call(&self) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Its CPU time so far (user + system, from `/proc`).
+    fn cpu_time(&self) -> Duration;
+    /// Its resident memory now, in bytes.
+    fn rss_bytes(&self) -> u64;
+    /// Wait up to `within` for it to exit; the signal that ended it, if one did.
+    fn wait_signal(&mut self, within: Duration) -> impl std::future::Future<Output = Option<i32>> + Send;
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String;
+}
+
+/// `n` calls through the point, each one succeeding.
+async fn calls(p: &impl FaultyProcess, n: u64) {
+    for i in 0..n {
+        if let Err(why) = p.call().await {
+            panic!("call {} of {n} through {SIGNUP_POINT} failed: {why}", i + 1);
+        }
+    }
+}
+
+/// SIGABRT's number on Linux.
+const SIGABRT: i32 = 6;
+
+/// `abort` at the point ends the process with SIGABRT, mid-call.
+pub async fn abort_ends_the_process_with_sigabrt(p: &mut impl FaultyProcess) {
+    calls(p, 1).await;
+    p.admin().set(SIGNUP_POINT, json!({"abort": true})).await;
+    let answer = p.call().await;
+    assert!(answer.is_err(), "a process that aborts mid-call answered {answer:?}");
+    let signal = p.wait_signal(Duration::from_secs(20)).await;
+    assert_eq!(signal, Some(SIGABRT), "ended by signal {signal:?}; stderr:\n{}", p.stderr());
+}
+
+/// `cpu_ms` at the point raises the process's CPU time by at least that much per call.
+pub async fn a_cpu_burn_raises_the_process_cpu_time(p: &impl FaultyProcess, burn_ms: u64) {
+    const CALLS: u32 = 2;
+    calls(p, 1).await;
+    p.admin().set(SIGNUP_POINT, json!({ "cpu_ms": burn_ms })).await;
+    let before = p.cpu_time();
+    calls(p, u64::from(CALLS)).await;
+    let used = p.cpu_time() - before;
+    // Each call burns `burn_ms` on its thread's own CPU clock; /proc counts in 10 ms ticks.
+    let burned = Duration::from_millis(burn_ms) * CALLS - Duration::from_millis(20);
+    assert!(used >= burned, "{CALLS} calls burning {burn_ms} ms each used {used:?} of CPU");
+}
+
+/// `leak_bytes` at the point raises the process's resident memory by that much per call, and
+/// the admin endpoint counts what it keeps.
+pub async fn a_leak_raises_the_process_resident_memory(p: &impl FaultyProcess) {
+    const LEAK: u64 = 64 * 1024 * 1024;
+    const CALLS: u64 = 2;
+    // One call first, so buffers a call allocates once (a password hash's) are in the baseline.
+    calls(p, 1).await;
+    p.admin().set(SIGNUP_POINT, json!({ "leak_bytes": LEAK })).await;
+    let before = p.rss_bytes();
+    calls(p, CALLS).await;
+    let grew = p.rss_bytes().saturating_sub(before);
+    // Allocator bookkeeping and freed buffers may move a few MiB either way; without the leak
+    // a signup grows it by about one password hash's 19 MiB at most.
+    let expected = LEAK * CALLS - 16 * 1024 * 1024;
+    assert!(grew >= expected, "{CALLS} calls leaking {LEAK} bytes each grew the resident memory by {grew}");
+    assert_eq!(p.admin().listing().await["leaked_bytes"], json!(LEAK * CALLS));
+}

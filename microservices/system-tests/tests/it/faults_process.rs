@@ -1,13 +1,14 @@
 //! The fault kinds only a real process shows, on the real `users-service` binary (build it
 //! first: `cargo build --workspace --bins`): abort ends it with SIGABRT, a CPU burn raises
-//! its CPU time, a leak its resident memory (both read from `/proc`). `ARCHLAB_FAULTS`, given
+//! its CPU time, a leak its resident memory (the shared cases of
+//! `archlab_conformance::faults`, which the monolith passes too). `ARCHLAB_FAULTS`, given
 //! to every process of a build alike, sets the points this one reaches, passes over those of
 //! other services, and stops the start on a name no service has.
 //!
 //! The calls come as auth-service's would: `UsersApi::create_profile` over internal HTTP,
 //! signed with the shared secret, passing `users.create_profile`.
 
-use archlab_conformance::faults::{Admin, SIGNUP_POINT};
+use archlab_conformance::faults::{self, Admin, FaultyProcess, SIGNUP_POINT};
 use archlab_kernel::faults::points;
 use archlab_kernel::processes::USERS_SERVICE;
 use archlab_kernel::{Email, Error};
@@ -20,8 +21,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// SIGABRT's number on Linux.
-const SIGABRT: i32 = 6;
 const SECRET: &str = "faults-process-test-secret";
 /// A cold start creates and migrates a database.
 const START_WITHIN: Duration = Duration::from_secs(60);
@@ -81,54 +80,42 @@ impl UsersService {
         };
         self.users.create_profile(new).await.map(drop)
     }
+}
 
-    async fn create_profiles(&self, n: u64) {
-        for _ in 0..n {
-            self.create_profile().await.expect("create a profile");
-        }
+impl FaultyProcess for UsersService {
+    fn admin(&self) -> &Admin {
+        &self.admin
+    }
+    async fn call(&self) -> Result<(), String> {
+        self.create_profile().await.map_err(|e| e.to_string())
+    }
+    fn cpu_time(&self) -> Duration {
+        self.child.cpu_time()
+    }
+    fn rss_bytes(&self) -> u64 {
+        self.child.rss_bytes()
+    }
+    async fn wait_signal(&mut self, within: Duration) -> Option<i32> {
+        self.child.wait_exit(within).await.and_then(|status| status.signal())
+    }
+    fn stderr(&self) -> String {
+        self.child.stderr()
     }
 }
 
 #[tokio::test]
 async fn abort_ends_the_process_with_sigabrt() {
-    let mut s = start("").await;
-    s.create_profiles(1).await;
-    s.admin.set(SIGNUP_POINT, json!({"abort": true})).await;
-    let answer = s.create_profile().await;
-    assert!(answer.is_err(), "a process that aborts mid-request answered {answer:?}");
-    let status = s.child.wait_exit(Duration::from_secs(20)).await.expect("users-service exits after the abort");
-    assert_eq!(status.signal(), Some(SIGABRT), "{status}; stderr:\n{}", s.child.stderr());
+    faults::abort_ends_the_process_with_sigabrt(&mut start("").await).await;
 }
 
 #[tokio::test]
 async fn a_cpu_burn_raises_the_process_cpu_time() {
-    const BURN_MS: u64 = 300;
-    const CALLS: u32 = 2;
-    let s = start("").await;
-    s.create_profiles(1).await;
-    s.admin.set(SIGNUP_POINT, json!({"cpu_ms": BURN_MS})).await;
-    let before = s.child.cpu_time();
-    s.create_profiles(u64::from(CALLS)).await;
-    let used = s.child.cpu_time() - before;
-    // Each call burns BURN_MS on its thread's own CPU clock; /proc counts in 10 ms ticks.
-    let burned = Duration::from_millis(BURN_MS) * CALLS - Duration::from_millis(20);
-    assert!(used >= burned, "{CALLS} calls burning {BURN_MS} ms each used {used:?} of CPU");
+    faults::a_cpu_burn_raises_the_process_cpu_time(&start("").await, 300).await;
 }
 
 #[tokio::test]
 async fn a_leak_raises_the_process_resident_memory() {
-    const LEAK: u64 = 64 * 1024 * 1024;
-    const CALLS: u64 = 2;
-    let s = start("").await;
-    s.create_profiles(1).await;
-    s.admin.set(SIGNUP_POINT, json!({"leak_bytes": LEAK})).await;
-    let before = s.child.rss_bytes();
-    s.create_profiles(CALLS).await;
-    let grew = s.child.rss_bytes().saturating_sub(before);
-    // Allocator bookkeeping may move a few MiB either way.
-    let expected = LEAK * CALLS - 16 * 1024 * 1024;
-    assert!(grew >= expected, "{CALLS} calls leaking {LEAK} bytes each grew the resident memory by {grew}");
-    assert_eq!(s.admin.listing().await["leaked_bytes"], json!(LEAK * CALLS));
+    faults::a_leak_raises_the_process_resident_memory(&start("").await).await;
 }
 
 #[tokio::test]
