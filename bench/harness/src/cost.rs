@@ -154,12 +154,16 @@ pub(crate) async fn admin(admin_url: &str) -> anyhow::Result<sqlx::PgConnection>
 
 /// The pids of the PostgreSQL backends connected to `databases` (this query's own excluded).
 pub async fn postgres_backends(admin_url: &str, databases: &[String]) -> anyhow::Result<Vec<u32>> {
-    let mut conn = admin(admin_url).await?;
+    backends_on(&mut admin(admin_url).await?, databases).await
+}
+
+/// [`postgres_backends`] over a connection the caller keeps.
+pub(crate) async fn backends_on(conn: &mut sqlx::PgConnection, databases: &[String]) -> anyhow::Result<Vec<u32>> {
     let pids: Vec<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid() ORDER BY pid",
     )
     .bind(databases)
-    .fetch_all(&mut conn)
+    .fetch_all(conn)
     .await
     .context("reading pg_stat_activity")?;
     Ok(pids.into_iter().filter_map(|pid| u32::try_from(pid).ok()).collect())

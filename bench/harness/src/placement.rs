@@ -290,20 +290,17 @@ async fn pin_backends(
     conn: &mut sqlx::PgConnection,
     databases: &[String],
     set: &CpuSet,
-    pinned: &mut BTreeSet<i32>,
+    pinned: &mut BTreeSet<u32>,
 ) -> anyhow::Result<()> {
-    let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1)")
-        .bind(databases)
-        .fetch_all(&mut *conn)
-        .await
-        .context("listing the build's PostgreSQL backends")?;
+    let pids = cost::backends_on(conn, databases).await.context("listing the build's PostgreSQL backends")?;
     // A pid that ended may come back as another process: forget the ones not listed.
     pinned.retain(|pid| pids.contains(pid));
     for pid in pids {
         if pinned.contains(&pid) {
             continue;
         }
-        match sched_setaffinity(Pid::from_raw(pid), set) {
+        let raw = i32::try_from(pid).with_context(|| format!("backend pid {pid} out of range"))?;
+        match sched_setaffinity(Pid::from_raw(raw), set) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(error) => return Err(error).with_context(|| format!("pinning PostgreSQL backend {pid}")),
         }

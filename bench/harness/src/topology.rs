@@ -206,6 +206,12 @@ impl Topology {
     }
 }
 
+/// An environment lookup for [`Topology::new`]: the last of `env`'s entries for a key, else
+/// this process's own variable.
+pub fn lookup_over(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + Copy + '_ {
+    |key| env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
+}
+
 /// A free loopback address for the fault admin endpoint of every process that has one, as
 /// `(process name, variable, address)`: what `archlab up --admin` and the chaos lab give
 /// their children. The ports are free when asked for, not reserved: another program could

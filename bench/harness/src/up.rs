@@ -96,9 +96,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             admin_env.push((var.to_owned(), addr));
         }
     }
-    let lookup = |key: &str| {
-        admin_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
-    };
+    let lookup = crate::topology::lookup_over(&admin_env);
     let mut topology = Topology::new(args.topology, options, lookup);
     topology.env.extend(admin_env.iter().cloned());
     let endpoint = std::env::var(OTLP_ENDPOINT_VAR).ok();

@@ -58,9 +58,7 @@ impl Lab {
             env.push((var.to_owned(), addr));
         }
         env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let lookup = |key: &str| {
-            env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
-        };
+        let lookup = crate::topology::lookup_over(&env);
         let options = Options { mode: Some(mode), transport: build.transport(), extsim: true };
         let mut topology = Topology::new(build.kind(), options, lookup);
         topology.env.extend(env.iter().cloned());

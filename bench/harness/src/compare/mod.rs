@@ -532,9 +532,7 @@ impl Running {
     ) -> anyhow::Result<Running> {
         let mut env = isolated_env(build, run_id, database_url)?;
         env.extend(extra_env.iter().cloned());
-        let lookup = |key: &str| {
-            env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
-        };
+        let lookup = crate::topology::lookup_over(&env);
         let options = Options { mode: Some(mode), transport: build.transport(), extsim: true };
         let mut topology = Topology::new(build.kind(), options, lookup);
         topology.env.extend(env.iter().cloned());
@@ -545,21 +543,15 @@ impl Running {
         let target = cost::Target::of(&topology, &children.pids(), &admin_url, lookup);
         let mut running = Running { topology, target, startup: Duration::ZERO, children, admin_url, backends: None };
         let processes = running.topology.processes.clone();
-        let ready = running.watch(supervisor::wait_ready(&processes, Duration::from_secs(60))).await;
-        let ready = match (ready, app_cpus) {
-            (Ok(()), Some(cpus)) => {
-                running.startup = started.elapsed();
-                let pinner = async {
-                    let cpus = placement::Cpus::parse(cpus)?;
-                    placement::BackendPinner::start(&running.admin_url, running.target.databases.clone(), &cpus).await
-                };
-                pinner.await.map(|pinner| running.backends = Some(pinner))
-            }
-            (ready, _) => {
-                running.startup = started.elapsed();
-                ready
-            }
-        };
+        let mut ready = running.watch(supervisor::wait_ready(&processes, Duration::from_secs(60))).await;
+        running.startup = started.elapsed();
+        if let (Ok(()), Some(cpus)) = (&ready, app_cpus) {
+            let pinner = async {
+                let cpus = placement::Cpus::parse(cpus)?;
+                placement::BackendPinner::start(&running.admin_url, running.target.databases.clone(), &cpus).await
+            };
+            ready = pinner.await.map(|pinner| running.backends = Some(pinner));
+        }
         match ready {
             Ok(()) => Ok(running),
             Err(error) => {
