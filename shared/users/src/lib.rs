@@ -33,8 +33,10 @@ pub mod faults {
     use archlab_kernel::faults::points;
     /// Fails creating a profile, after its rows are written and before they commit.
     pub const CREATE_PROFILE: &str = points::USERS_CREATE_PROFILE.name;
+    /// Fails or slows reading a profile, before the read.
+    pub const GET_PROFILE: &str = points::USERS_GET_PROFILE.name;
     /// Every fault point of this domain: what a process hosting it reaches.
-    pub const ALL: &[&str] = &[CREATE_PROFILE];
+    pub const ALL: &[&str] = &[CREATE_PROFILE, GET_PROFILE];
 }
 
 /// What other domains may ask of users.

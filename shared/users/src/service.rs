@@ -96,6 +96,7 @@ impl UsersApi for UsersService {
 
     #[tracing::instrument(level = "debug", name = "users.get_profile", skip_all, fields(%user_id), err)]
     async fn get_profile(&self, user_id: Uuid) -> Result<Profile> {
+        self.faults.check(faults::GET_PROFILE).await?;
         sqlx::query_as::<_, ProfileRow>(SELECT_PROFILE)
             .bind(user_id)
             .fetch_optional(&self.pool)

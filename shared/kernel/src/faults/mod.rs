@@ -13,6 +13,10 @@
 //! Nothing is set in the common case, and then a check is one atomic load: the map of
 //! settings is only read once some point is set.
 //!
+//! Each point counts the calls that reached it and those it failed (`reached`, `failed` in
+//! `GET /admin/faults`), so an experiment can read how much load a dependency saw, and how
+//! much of it the fault turned away, as the callee counts it.
+//!
 //! The set is per instance (not global) so concurrent tests in one process do not interfere.
 //!
 //! # Layout
@@ -31,7 +35,7 @@ use crate::{Error, ErrorKind};
 use kinds::Leaks;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The error codes of the fault points and their admin endpoint (docs/operations.md).
@@ -54,10 +58,19 @@ pub struct Faults(Arc<Inner>);
 struct Inner {
     /// The registered points this process reaches.
     here: Vec<&'static Point>,
+    /// Calls counted at each point of `here`, in the same order.
+    counts: Vec<Counts>,
     /// True while some point is set: the only thing a check reads otherwise.
     armed: AtomicBool,
     set: RwLock<HashMap<&'static str, Fault>>,
     leaks: Leaks,
+}
+
+/// What one point has seen since the process started.
+#[derive(Debug, Default)]
+struct Counts {
+    reached: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// One point as `GET /admin/faults` shows it.
@@ -71,6 +84,10 @@ pub struct PointState {
     pub here: bool,
     /// Its setting, if any.
     pub fault: Option<Fault>,
+    /// Calls that reached it in this process since it started, fault or not.
+    pub reached: u64,
+    /// Of those, the calls its fault failed (503 or abort).
+    pub failed: u64,
 }
 
 impl Default for Faults {
@@ -100,7 +117,15 @@ impl Faults {
             .iter()
             .map(|name| points::find(name).unwrap_or_else(|| panic!("{name} is not in archlab_kernel::faults::points")))
             .collect();
-        Self(Arc::new(Inner { here, armed: AtomicBool::new(false), set: RwLock::default(), leaks: Leaks::default() }))
+        let here: Vec<&'static Point> = here;
+        let counts = here.iter().map(|_| Counts::default()).collect();
+        Self(Arc::new(Inner {
+            here,
+            counts,
+            armed: AtomicBool::new(false),
+            set: RwLock::default(),
+            leaks: Leaks::default(),
+        }))
     }
 
     /// Whether this process reaches `point`.
@@ -187,11 +212,16 @@ impl Faults {
         let set = self.0.set.read().unwrap_or_else(|e| e.into_inner());
         points::ALL
             .iter()
-            .map(|p| PointState {
-                name: p.name,
-                what: p.what,
-                here: self.is_here(p.name),
-                fault: set.get(p.name).copied(),
+            .map(|p| {
+                let counts = self.counts(p.name);
+                PointState {
+                    name: p.name,
+                    what: p.what,
+                    here: counts.is_some(),
+                    fault: set.get(p.name).copied(),
+                    reached: counts.map_or(0, |c| c.reached.load(Ordering::Relaxed)),
+                    failed: counts.map_or(0, |c| c.failed.load(Ordering::Relaxed)),
+                }
             })
             .collect()
     }
@@ -204,15 +234,29 @@ impl Faults {
     /// Apply what is set at `point`: wait, burn, leak, abort, or fail with 503 — or, in the
     /// common case of nothing set anywhere, return at once after one atomic load.
     pub async fn check(&self, point: &str) -> Result<(), Error> {
+        let counts = self.counts(point);
+        if let Some(counts) = counts {
+            counts.reached.fetch_add(1, Ordering::Relaxed);
+        }
         if !self.0.armed.load(Ordering::Acquire) {
             return Ok(());
         }
         // Copied out, so no lock is held across the wait.
         let fault = self.0.set.read().unwrap_or_else(|e| e.into_inner()).get(point).copied();
-        match fault {
+        let outcome = match fault {
             Some(fault) => fault.apply(point, &self.0.leaks).await,
             None => Ok(()),
+        };
+        if let (Err(_), Some(counts)) = (&outcome, counts) {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
         }
+        outcome
+    }
+
+    /// The counts of `point`, if this process reaches it.
+    fn counts(&self, point: &str) -> Option<&Counts> {
+        let index = self.0.here.iter().position(|p| p.name == point)?;
+        self.0.counts.get(index)
     }
 }
 
@@ -317,6 +361,29 @@ mod tests {
         faults.clear_all();
         assert!(faults.check("notifications.record").await.is_ok());
         assert!(faults.states().iter().all(|s| s.fault.is_none()));
+    }
+
+    #[tokio::test]
+    async fn each_point_counts_the_calls_it_saw_and_those_it_failed() {
+        let faults = users_only();
+        let state = |f: &Faults| {
+            let s = f.states().into_iter().find(|s| s.name == "users.create_profile").unwrap();
+            (s.reached, s.failed)
+        };
+        for _ in 0..3 {
+            faults.check("users.create_profile").await.unwrap();
+        }
+        assert_eq!(state(&faults), (3, 0), "calls with nothing set must be counted as reached, not failed");
+        faults.enable("users.create_profile");
+        for _ in 0..2 {
+            assert!(faults.check("users.create_profile").await.is_err());
+        }
+        faults.set("users.create_profile", Fault { latency_ms: Some(1), ..Fault::default() }).unwrap();
+        faults.check("users.create_profile").await.unwrap();
+        assert_eq!(state(&faults), (6, 2), "only the calls the fault failed count as failed");
+        faults.check("payments.record").await.unwrap();
+        let elsewhere = faults.states().into_iter().find(|s| s.name == "payments.record").unwrap();
+        assert_eq!((elsewhere.here, elsewhere.reached), (false, 0), "a point of another process counted a call");
     }
 
     #[tokio::test]

@@ -24,6 +24,11 @@ pub const AUTH_CREATE_CREDENTIALS: Point =
 pub const USERS_CREATE_PROFILE: Point =
     Point { name: "users.create_profile", what: "after a profile's rows are written and before they commit" };
 
+/// A profile is about to be read: the read path every profile request takes, which the
+/// remote clients retry (a retry storm's target).
+pub const USERS_GET_PROFILE: Point =
+    Point { name: "users.get_profile", what: "before a profile is read (a read the remote clients retry)" };
+
 /// A payment was charged, its row not yet committed.
 pub const PAYMENTS_RECORD: Point =
     Point { name: "payments.record", what: "after the provider charged a payment and before its row commits" };
@@ -39,8 +44,14 @@ pub const NOTIFICATIONS_RECORD: Point =
     Point { name: "notifications.record", what: "after the email went out and before the notification is recorded" };
 
 /// Every fault point, in the order they are listed.
-pub const ALL: [Point; 5] =
-    [AUTH_CREATE_CREDENTIALS, USERS_CREATE_PROFILE, PAYMENTS_RECORD, NOTIFICATIONS_DELIVER, NOTIFICATIONS_RECORD];
+pub const ALL: [Point; 6] = [
+    AUTH_CREATE_CREDENTIALS,
+    USERS_CREATE_PROFILE,
+    USERS_GET_PROFILE,
+    PAYMENTS_RECORD,
+    NOTIFICATIONS_DELIVER,
+    NOTIFICATIONS_RECORD,
+];
 
 /// The registered point called `name`.
 pub fn find(name: &str) -> Option<&'static Point> {
