@@ -171,7 +171,9 @@ fn is_deadline(e: &(dyn std::error::Error + 'static)) -> bool {
 /// budget is shared by every call through that client.
 #[derive(Clone)]
 pub struct RetryPolicy {
-    budget: Arc<TpsBudget>,
+    /// `None`: no budget, every transient failure is retried up to [`MAX_RETRIES`] times
+    /// (`INTERNAL_RETRY_BUDGET=off`, what a retry storm experiment compares against).
+    budget: Option<Arc<TpsBudget>>,
     backoff: ExponentialBackoff,
     retries_left: u32,
     deposited: bool,
@@ -186,10 +188,16 @@ impl std::fmt::Debug for RetryPolicy {
 impl RetryPolicy {
     /// A policy with a fresh budget and the defaults above.
     pub fn new() -> Self {
+        Self::with_budget(true)
+    }
+
+    /// A policy with a fresh budget, or (`budgeted` false) with none: then every transient
+    /// failure is retried up to [`MAX_RETRIES`] times, however many calls fail.
+    pub fn with_budget(budgeted: bool) -> Self {
         let mut maker = ExponentialBackoffMaker::new(FIRST_BACKOFF, MAX_BACKOFF, 1.0, HasherRng::default())
             .expect("the backoff constants are valid");
         Self {
-            budget: Arc::new(TpsBudget::new(BUDGET_WINDOW, MIN_RETRIES_PER_SEC, RETRY_PERCENT)),
+            budget: budgeted.then(|| Arc::new(TpsBudget::new(BUDGET_WINDOW, MIN_RETRIES_PER_SEC, RETRY_PERCENT))),
             backoff: maker.make_backoff(),
             retries_left: MAX_RETRIES,
             deposited: false,
@@ -210,7 +218,7 @@ impl<R: Resend, A: Answer> Policy<R, A, BoxError> for RetryPolicy {
         if self.retries_left == 0 || !transient(result) {
             return None;
         }
-        if !self.budget.withdraw() {
+        if self.budget.as_ref().is_some_and(|budget| !budget.withdraw()) {
             metrics::RETRIES_REFUSED.inc();
             return None;
         }
@@ -224,7 +232,9 @@ impl<R: Resend, A: Answer> Policy<R, A, BoxError> for RetryPolicy {
         // earns its share of retries exactly once.
         if !self.deposited {
             self.deposited = true;
-            self.budget.deposit();
+            if let Some(budget) = &self.budget {
+                budget.deposit();
+            }
         }
         // A call that may not be repeated keeps no copy, so it is never retried.
         if !idempotent(request.method(), request.path(), request.headers()) {

@@ -9,7 +9,7 @@
 //! | count | `archlab_calls_total{kind="internal_rpc"}`, once per call | always |
 //! | deadline (`crate::deadline`) | bounds the whole call by `min(INTERNAL_TIMEOUT_MS, caller's remaining budget)`; refuses a call whose budget is spent | `INTERNAL_DEADLINE_PROPAGATION` (`on`) |
 //! | bulkhead (`crate::resilience`) | at most `INTERNAL_CONCURRENCY` calls in flight, a bounded wait for a slot | `INTERNAL_BULKHEAD` (`on`), `INTERNAL_BULKHEAD_WAIT_MS` (`100`) |
-//! | retry (`crate::retry`) | idempotent calls only, backoff with jitter, within a retry budget | `INTERNAL_RETRY` (`on`) |
+//! | retry (`crate::retry`) | idempotent calls only, backoff with jitter, within a retry budget | `INTERNAL_RETRY` (`on`), `INTERNAL_RETRY_BUDGET` (`on`) |
 //! | circuit breaker (`crate::resilience`) | fails fast while the dependency keeps failing | `INTERNAL_BREAKER` (`off`), `INTERNAL_BREAKER_OPEN_MS` (`5000`) |
 //! | stamp (`crate::deadline`) | writes the remaining budget into each attempt | with propagation |
 //!
@@ -69,6 +69,11 @@ pub struct ClientConfig {
     /// Retry idempotent calls that failed transiently, within a retry budget.
     #[arg(long, env = "INTERNAL_RETRY", value_enum, default_value_t)]
     pub retry: Switch,
+    /// Keep retries within the retry budget (20 % of calls + 10/s per client); `off` retries
+    /// every transient failure up to the retry limit, as a client without a budget does (what
+    /// the retry-storm experiment compares against).
+    #[arg(long, env = "INTERNAL_RETRY_BUDGET", value_enum, default_value_t)]
+    pub retry_budget: Switch,
     /// A circuit breaker per dependency. Off by default: on, a burst of shed signups (503
     /// from the password-hashing cap) opened the gateway's breaker to auth-service and
     /// turned a momentary shed into five seconds of refusing every auth call.
@@ -99,6 +104,7 @@ impl Default for ClientConfig {
             internal_concurrency: 256,
             deadline_propagation: Switch::On,
             retry: Switch::On,
+            retry_budget: Switch::On,
             breaker: Switch::Off,
             breaker_open_ms: DEFAULT_BREAKER_OPEN_MS,
             bulkhead: Switch::On,
@@ -168,7 +174,9 @@ impl ClientConfig {
             wire
         };
         if self.retry.is_on() {
-            BoxCloneSyncService::new(RetryLayer::new(RetryPolicy::new()).layer(guarded))
+            BoxCloneSyncService::new(
+                RetryLayer::new(RetryPolicy::with_budget(self.retry_budget.is_on())).layer(guarded),
+            )
         } else {
             guarded
         }

@@ -237,6 +237,28 @@ async fn retries_stay_within_the_budget_when_everything_fails() {
     }
 }
 
+#[tokio::test]
+async fn without_the_budget_every_failing_call_is_retried_to_the_limit() {
+    const CALLS: usize = 150;
+    for transport in BOTH {
+        let upstream = Arc::new(Upstream::default());
+        upstream.failing.store(true, Ordering::SeqCst);
+        let config = ClientConfig { retry_budget: Switch::Off, ..only(Switch::On, Switch::Off) };
+        let client = users(transport, &config, &upstream).await;
+
+        let calls = (0..CALLS).map(|_| {
+            let client = client.clone();
+            async move { client.get_profile(Uuid::new_v4()).await }
+        });
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(|r| r.is_err()), "{transport}: every call fails");
+        // Two retries per call, far past the 20 % + 10/s the budget would allow: the storm
+        // the budget exists to prevent.
+        let retries = upstream.calls() - CALLS;
+        assert_eq!(retries, CALLS * archlab_remote::retry::MAX_RETRIES as usize, "{transport}");
+    }
+}
+
 // ---- circuit breaker
 
 #[tokio::test]
