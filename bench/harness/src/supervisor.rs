@@ -154,6 +154,9 @@ enum Control {
     Signal(Signal),
     /// Send it SIGTERM and never start it again.
     Stop,
+    /// Send it SIGTERM and start it again as soon as it has exited, whatever the policy (a
+    /// deploy's restart).
+    Restart,
 }
 
 /// What the supervisor and a child's task both see of the child.
@@ -255,7 +258,7 @@ impl Supervisor {
             let launch = Launch {
                 name: process.name,
                 path: bin_dir.join(process.name),
-                env: topology.env.clone(),
+                env: topology.env.iter().chain(&process.env).cloned().collect(),
                 cpus: cpus.map(str::to_owned),
                 prefix: logs::prefix(process.name, index, width, color),
                 forwarders: Arc::clone(&forwarders),
@@ -293,13 +296,28 @@ impl Supervisor {
     /// exit then goes the way of any other, under the restart policy. Returns the pid
     /// signalled; fails if no child has that name or it is down.
     pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<u32> {
-        let handle = self.children.iter().find(|h| h.name == name).with_context(|| {
-            let names: Vec<_> = self.children.iter().map(|h| h.name).collect();
-            format!("no child named {name} (the children: {})", names.join(", "))
-        })?;
+        let handle = self.handle(name)?;
         let pid = lock(&handle.state).pid.with_context(|| format!("{name} is not running"))?;
         handle.control.send(Control::Signal(signal)).map_err(|_| anyhow!("{name} is no longer tended"))?;
         Ok(pid)
+    }
+
+    /// Restart the running child `name` as a deploy does: SIGTERM, and once it has exited,
+    /// start it again at once (no back-off, whatever the restart policy); counted among its
+    /// restarts. Returns the pid sent SIGTERM; fails if no child has that name or it is down.
+    pub fn restart(&self, name: &str) -> anyhow::Result<u32> {
+        let handle = self.handle(name)?;
+        let pid = lock(&handle.state).pid.with_context(|| format!("{name} is not running"))?;
+        handle.control.send(Control::Restart).map_err(|_| anyhow!("{name} is no longer tended"))?;
+        Ok(pid)
+    }
+
+    /// The child `name`, or which names there are.
+    fn handle(&self, name: &str) -> anyhow::Result<&Handle> {
+        self.children.iter().find(|h| h.name == name).with_context(|| {
+            let names: Vec<_> = self.children.iter().map(|h| h.name).collect();
+            format!("no child named {name} (the children: {})", names.join(", "))
+        })
     }
 
     /// The next exit of a child on its own, whether it will be restarted or not; pending
@@ -375,7 +393,8 @@ async fn tend_child(
     let (mut streak, mut stopping) = (0, false);
     loop {
         let started = Instant::now();
-        let status = wait(&mut child, &mut control, &mut stopping)
+        let mut requested = false;
+        let status = wait(&mut child, &mut control, &mut stopping, &mut requested)
             .await
             .map_err(|error| io::Error::new(error.kind(), format!("cannot wait on it: {error}")));
         lock(&state).pid = None;
@@ -385,7 +404,13 @@ async fn tend_child(
             return;
         }
         let clean = exit.status.as_ref().is_ok_and(ExitStatus::success);
-        let delay = match next_start(restart, clean, started.elapsed(), &mut streak) {
+        // A restart asked for is not a failure: no back-off, and the streak stays as it was.
+        let next = if requested {
+            Next::RestartIn(Duration::ZERO)
+        } else {
+            next_start(restart, clean, started.elapsed(), &mut streak)
+        };
+        let delay = match next {
             Next::RestartIn(delay) => delay,
             Next::Down(why) => {
                 logs::announce(&format!("{name} exited ({}); left down: {why}", exit.describe()));
@@ -416,17 +441,23 @@ async fn tend_child(
 }
 
 /// Wait for `child` to exit, relaying signals to it. A stop request (or the supervisor going
-/// away, which kills it) sets `stopping`: that exit is not the child's own.
+/// away, which kills it) sets `stopping`: that exit is not the child's own. A restart request
+/// sets `requested`.
 async fn wait(
     child: &mut Child,
     control: &mut mpsc::UnboundedReceiver<Control>,
     stopping: &mut bool,
+    requested: &mut bool,
 ) -> io::Result<ExitStatus> {
     loop {
         tokio::select! {
             status = child.wait() => return status,
             message = control.recv() => match message {
                 Some(Control::Signal(signal)) => send(child, signal),
+                Some(Control::Restart) => {
+                    *requested = true;
+                    send(child, Signal::SIGTERM);
+                }
                 Some(Control::Stop) => {
                     *stopping = true;
                     send(child, Signal::SIGTERM);
@@ -449,7 +480,7 @@ async fn back_off(delay: Duration, control: &mut mpsc::UnboundedReceiver<Control
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return true,
             message = control.recv() => match message {
-                Some(Control::Signal(_)) => {}
+                Some(Control::Signal(_) | Control::Restart) => {}
                 Some(Control::Stop) | None => return false,
             },
         }

@@ -59,6 +59,9 @@ pub struct Process {
     /// Its fault admin endpoint, when its environment places one (loopback only; the
     /// binaries open none unless told).
     pub admin_url: Option<String>,
+    /// Environment of this process alone, set after the topology's (a chaos experiment
+    /// routes one process's database connection through a fault proxy this way).
+    pub env: Vec<(String, String)>,
 }
 
 /// A whole build: its processes in start order and what they are told.
@@ -100,6 +103,7 @@ impl Topology {
                 http_url: format!("http://{http_addr}"),
                 grpc_addr: spec.grpc.map(addr),
                 admin_url: spec.admin_addr_var.and_then(&var).map(|a| format!("http://{a}")),
+                env: Vec::new(),
             }
         };
 
@@ -157,6 +161,7 @@ impl Topology {
                 http_url: format!("http://{addr}"),
                 grpc_addr: None,
                 admin_url: None,
+                env: Vec::new(),
             }],
             env,
             public_url: format!("http://{addr}"),

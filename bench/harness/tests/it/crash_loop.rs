@@ -1,5 +1,7 @@
 //! A child that keeps failing, under `Restart::OnFailure`: it is started again after a
 //! growing back-off and left down after the limit, while the other child runs on untouched.
+//! Then a restart asked for (a deploy's): the child that exits cleanly on SIGTERM, which the
+//! policy alone would leave down, is started again at once.
 //!
 //! Shell scripts stand in for the binaries (as in fake_binaries.rs), started in-process by
 //! the [`Supervisor`]. One test in this file on purpose: the supervisor forks from this
@@ -32,7 +34,8 @@ fn alive(pid: u32) -> bool {
 async fn a_child_that_keeps_failing_is_restarted_with_growing_back_off_then_left_down() {
     let dir = common::temp_dir("crash-loop");
     let starts = dir.join("starts");
-    script(&dir, "extsim", "exec sleep 600");
+    // Exits 0 on SIGTERM, as the real binaries do.
+    script(&dir, "extsim", "trap 'kill $! 2>/dev/null; exit 0' TERM\nsleep 600 &\nwait");
     // Each run notes when it started (ns since the epoch), complains and fails.
     script(
         &dir,
@@ -78,6 +81,28 @@ async fn a_child_that_keeps_failing_is_restarted_with_growing_back_off_then_left
     assert!(alive(extsim), "extsim runs on");
     let down = children.signal("monolith", Signal::SIGKILL).expect_err("nothing to signal");
     assert_eq!(down.to_string(), "monolith is not running");
+    let down = children.restart("monolith").expect_err("nothing to restart");
+    assert_eq!(down.to_string(), "monolith is not running");
+
+    // A deploy's restart: SIGTERM, a clean exit, and a new start at once, counted.
+    assert_eq!(children.restart("extsim").expect("extsim runs"), extsim);
+    let exit = tokio::time::timeout(Duration::from_secs(10), children.next_exit()).await.expect("its exit");
+    assert_eq!(
+        (exit.name, exit.describe(), exit.restart_in),
+        ("extsim", "exit status: 0".to_owned(), Some(Duration::ZERO))
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match children.pid("extsim") {
+            Some(pid) => break pid,
+            None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            None => panic!("extsim was not started again"),
+        }
+    };
+    assert_ne!(again, extsim, "a new process");
+    assert!(!alive(extsim), "the old one exited");
+    assert_eq!(children.restarts(), [("extsim", 1), ("monolith", RESTART_LIMIT)]);
+    let extsim = again;
     let unknown = children.signal("gateway", Signal::SIGKILL).expect_err("no such child");
     assert_eq!(unknown.to_string(), "no child named gateway (the children: extsim, monolith)");
 
