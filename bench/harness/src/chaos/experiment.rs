@@ -11,6 +11,7 @@ use crate::topology::{Kind, NotificationMode};
 use anyhow::{Context, bail};
 use archlab_extsim::BehaviourPatch;
 use archlab_kernel::faults::{self, Fault};
+use archlab_testkit::proxy::Toxic;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -183,7 +184,10 @@ pub enum Probe {
         #[serde(default)]
         builds: Option<Vec<BuildName>>,
     },
-    /// The p99 latency in `window` (of `step` only, if given) is within `[min_ms, max_ms]`.
+    /// The p99 latency in `window` (of `step` only, if given) is within `[min_ms, max_ms]`,
+    /// and within `[min_times_before, max_times_before]` times the p99 of the same requests
+    /// before the fault (its first second left out: a cold start): a bound relative to the
+    /// build's own undisturbed latency, for effects whose absolute size depends on the machine.
     P99 {
         window: Window,
         #[serde(default)]
@@ -192,6 +196,45 @@ pub enum Probe {
         min_ms: Option<f64>,
         #[serde(default)]
         max_ms: Option<f64>,
+        #[serde(default)]
+        min_times_before: Option<f64>,
+        #[serde(default)]
+        max_times_before: Option<f64>,
+        #[serde(default)]
+        skip_s: f64,
+        #[serde(default)]
+        builds: Option<Vec<BuildName>>,
+    },
+    /// The retries the build's remote clients sent in `window` (summed over its processes,
+    /// `archlab_resilience_total{event="retry"}`) are at most `max_per_call` × the internal
+    /// calls they made plus `max_per_s` per second of the window (a retry budget's shape), and
+    /// at least `min_per_call` × those calls (a storm that must show).
+    Retries {
+        window: Window,
+        #[serde(default)]
+        max_per_call: Option<f64>,
+        #[serde(default)]
+        max_per_s: f64,
+        #[serde(default)]
+        min_per_call: Option<f64>,
+        #[serde(default)]
+        skip_s: f64,
+        #[serde(default)]
+        builds: Option<Vec<BuildName>>,
+    },
+    /// The calls that reached fault point `point` in `window` (as its process counts them),
+    /// per request the load sent in that window (of `step` only, if given), are within
+    /// `[min_per_request, max_per_request]`: how much of the load, retries included, the
+    /// dependency behind the point received.
+    Reached {
+        point: String,
+        window: Window,
+        #[serde(default)]
+        step: Option<String>,
+        #[serde(default)]
+        min_per_request: Option<f64>,
+        #[serde(default)]
+        max_per_request: Option<f64>,
         #[serde(default)]
         skip_s: f64,
         #[serde(default)]
@@ -217,6 +260,8 @@ impl Probe {
         let builds = match self {
             Self::ErrorRate { builds, .. }
             | Self::P99 { builds, .. }
+            | Self::Retries { builds, .. }
+            | Self::Reached { builds, .. }
             | Self::Recovers { builds, .. }
             | Self::AuditClean { builds, .. } => builds,
         };
@@ -256,12 +301,67 @@ pub enum Action {
     /// SIGKILL the process that hosts `process` (a domain, or `gateway`); the supervisor
     /// starts it again.
     Kill { process: Host },
+    /// Restart the process that hosts `process` as a deploy does: SIGTERM (it drains and
+    /// exits), then the supervisor starts it again at once.
+    Restart { process: Host },
+    /// Put a toxic (Toxiproxy's JSON: `type`, `attributes`, and optionally `name`,
+    /// `stream`, `toxicity`) on the fault proxy in front of `link`.
+    Toxic { link: Link, toxic: Toxic },
+    /// Take every toxic off `link`'s proxy.
+    RemoveToxics { link: Link },
+    /// Cut `link`: every open connection closed, new ones closed as soon as accepted
+    /// (Toxiproxy's `enabled = false`).
+    LinkDown { link: Link },
+    /// Relay `link`'s new connections again.
+    LinkUp { link: Link },
+}
+
+/// A connection of the build that an experiment puts a fault proxy in front of (the
+/// `shared/testkit` proxy, in the harness's process). Only the links an experiment's actions
+/// name are proxied; the others are direct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Link {
+    /// RabbitMQ, as every process of the microservices reaches it. The monolith has no
+    /// broker: an experiment that names this link cannot run against it.
+    Broker,
+    /// PostgreSQL, as the process that hosts payments reaches it: payments-service's own
+    /// database, or the monolith's one database, which every module shares.
+    PaymentsDb,
+}
+
+impl Link {
+    /// The link's name, as files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Broker => "broker",
+            Self::PaymentsDb => "payments-db",
+        }
+    }
 }
 
 impl Action {
     /// Whether this action removes a fault (it ends the fault window).
     pub fn removes(&self) -> bool {
-        matches!(self, Self::ClearFault { .. } | Self::ClearAllFaults | Self::ExtsimReset)
+        matches!(
+            self,
+            Self::ClearFault { .. }
+                | Self::ClearAllFaults
+                | Self::ExtsimReset
+                | Self::RemoveToxics { .. }
+                | Self::LinkUp { .. }
+        )
+    }
+
+    /// The link this action acts on, if any.
+    pub fn link(&self) -> Option<Link> {
+        match self {
+            Self::Toxic { link, .. }
+            | Self::RemoveToxics { link }
+            | Self::LinkDown { link }
+            | Self::LinkUp { link } => Some(*link),
+            _ => None,
+        }
     }
 }
 
@@ -304,6 +404,15 @@ impl Host {
 }
 
 impl Experiment {
+    /// The links the method and the rollback act on, each once: what the run proxies.
+    pub fn links(&self) -> Vec<Link> {
+        let mut links: Vec<Link> =
+            self.method.iter().map(|t| &t.action).chain(&self.rollback).filter_map(Action::link).collect();
+        links.sort_unstable();
+        links.dedup();
+        links
+    }
+
     /// Parse and check an experiment file's text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
         let experiment: Self = toml::from_str(text).with_context(|| format!("{origin} is not a valid experiment"))?;
@@ -372,6 +481,9 @@ impl Experiment {
         for (i, action) in self.rollback.iter().enumerate() {
             check_action(action).with_context(|| format!("rollback[{i}]"))?;
         }
+        if self.links().contains(&Link::Broker) && self.builds.contains(&BuildName::Monolith) {
+            bail!("builds names monolith, which has no broker to act on (the broker link)");
+        }
         Ok(())
     }
 
@@ -430,8 +542,10 @@ impl RunPlan {
             .map(|(at, _)| *at)
             .next_back()
             .or_else(|| {
-                // A kill is over when it happens; the supervisor's restart is the recovery.
-                let only_kills = self.method.iter().all(|(_, a)| matches!(a, Action::Kill { .. }));
+                // A kill (or a restart) is over when it happens; the process coming back is
+                // the recovery.
+                let only_kills =
+                    self.method.iter().all(|(_, a)| matches!(a, Action::Kill { .. } | Action::Restart { .. }));
                 only_kills.then_some(start)
             })
             .unwrap_or(self.duration.as_secs_f64());
@@ -473,16 +587,48 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
                 bail!("an error_rate probe needs min, max or both");
             }
         }
-        Probe::P99 { step, min_ms, max_ms, skip_s, .. } => {
+        Probe::P99 { step, min_ms, max_ms, min_times_before, max_times_before, skip_s, .. } => {
             check_step(step)?;
-            for (name, v) in [("min_ms", min_ms), ("max_ms", max_ms)] {
+            for (name, v) in [
+                ("min_ms", min_ms),
+                ("max_ms", max_ms),
+                ("min_times_before", min_times_before),
+                ("max_times_before", max_times_before),
+            ] {
                 if let Some(v) = v {
                     nonneg(name, *v)?;
                 }
             }
             nonneg("skip_s", *skip_s)?;
-            if min_ms.is_none() && max_ms.is_none() {
-                bail!("a p99 probe needs min_ms, max_ms or both");
+            if [min_ms, max_ms, min_times_before, max_times_before].iter().all(|v| v.is_none()) {
+                bail!("a p99 probe needs min_ms, max_ms, min_times_before or max_times_before");
+            }
+        }
+        Probe::Retries { max_per_call, max_per_s, min_per_call, skip_s, .. } => {
+            for (name, v) in [("max_per_call", max_per_call), ("min_per_call", min_per_call)] {
+                if let Some(v) = v {
+                    nonneg(name, *v)?;
+                }
+            }
+            nonneg("max_per_s", *max_per_s)?;
+            nonneg("skip_s", *skip_s)?;
+            if max_per_call.is_none() && min_per_call.is_none() {
+                bail!("a retries probe needs max_per_call, min_per_call or both");
+            }
+        }
+        Probe::Reached { point, step, min_per_request, max_per_request, skip_s, .. } => {
+            if faults::points::find(point).is_none() {
+                bail!("unknown fault point {point:?}; the points: {}", faults::points::names());
+            }
+            check_step(step)?;
+            for (name, v) in [("min_per_request", min_per_request), ("max_per_request", max_per_request)] {
+                if let Some(v) = v {
+                    nonneg(name, *v)?;
+                }
+            }
+            nonneg("skip_s", *skip_s)?;
+            if min_per_request.is_none() && max_per_request.is_none() {
+                bail!("a reached probe needs min_per_request, max_per_request or both");
             }
         }
         Probe::Recovers { within_s, .. } | Probe::AuditClean { within_s, .. } => {
@@ -524,7 +670,16 @@ fn check_action(action: &Action) -> anyhow::Result<()> {
             check_behaviour("payments", payments)?;
             check_behaviour("email", email)?;
         }
-        Action::ClearAllFaults | Action::ExtsimReset | Action::Kill { .. } => {}
+        Action::Toxic { link, toxic } => {
+            toxic.clone().validated().map_err(|e| anyhow::anyhow!("toxic on {}: {e}", link.name()))?;
+        }
+        Action::ClearAllFaults
+        | Action::ExtsimReset
+        | Action::Kill { .. }
+        | Action::Restart { .. }
+        | Action::RemoveToxics { .. }
+        | Action::LinkDown { .. }
+        | Action::LinkUp { .. } => {}
     }
     Ok(())
 }

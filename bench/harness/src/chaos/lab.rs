@@ -6,13 +6,14 @@
 //! that reaches fault points gets an admin endpoint, and the supervisor restarts a process
 //! that dies ([`Restart::OnFailure`]), since a crash and its recovery are what is measured.
 
-use super::experiment::{Action, Host};
+use super::experiment::{Action, Host, Link};
 use crate::audit::read::{Databases, Overrides};
 use crate::compare::{Build, isolated_env};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
 use crate::topology::{NotificationMode, Options, Topology};
 use anyhow::{Context, bail};
 use archlab_extsim::{Client as Extsim, SimConfigPatch};
+use archlab_testkit::TcpProxy;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +38,40 @@ pub struct Lab {
     database_url: String,
     /// The build's databases, as the audit reads them.
     pub databases: Databases,
+    /// The fault proxies in front of the links the experiment acts on.
+    proxies: BTreeMap<Link, TcpProxy>,
     http: reqwest::Client,
+}
+
+/// The default RabbitMQ URL of the builds (`AMQP_URL`).
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The loopback address `url` (PostgreSQL's or RabbitMQ's) connects to.
+fn upstream_of(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
+    let host = parsed.host_str().with_context(|| format!("{url} names no host"))?;
+    let port = parsed.port().or(match parsed.scheme() {
+        "postgres" | "postgresql" => Some(5432),
+        "amqp" => Some(5672),
+        _ => None,
+    });
+    let port = port.with_context(|| format!("{url} names no port"))?;
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to nothing"))?;
+    if !upstream.ip().is_loopback() {
+        bail!("{url} is not on a loopback address: the lab's faults stay on this machine");
+    }
+    Ok(upstream)
+}
+
+/// `url` with its host and port replaced by `addr` (a fault proxy's).
+fn through(url: &str, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let mut parsed = reqwest::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
+    parsed.set_host(Some(&addr.ip().to_string())).map_err(|e| anyhow::anyhow!("{e}"))?;
+    parsed.set_port(Some(addr.port())).map_err(|()| anyhow::anyhow!("{url} cannot take a port"))?;
+    Ok(parsed.to_string())
 }
 
 impl Lab {
@@ -50,7 +84,11 @@ impl Lab {
         database_url: &str,
         bin_dir: &Path,
         extra_env: &BTreeMap<String, String>,
+        links: &[Link],
     ) -> anyhow::Result<Self> {
+        if build.kind() == crate::topology::Kind::Monolith && links.contains(&Link::Broker) {
+            bail!("the monolith has no broker to put a fault proxy in front of (the broker link)");
+        }
         let mut env = isolated_env(build, run_id, database_url)?;
         let mut admin = BTreeMap::new();
         for (name, var, addr) in crate::topology::free_admin_addrs().context("finding free loopback ports")? {
@@ -64,10 +102,34 @@ impl Lab {
         topology.env.extend(env.iter().cloned());
         let databases = Databases::resolve(build.kind(), &Overrides::default(), lookup);
         admin.retain(|name, _| topology.processes.iter().any(|p| p.name == *name));
+        let mut proxies = BTreeMap::new();
+        for &link in links {
+            let (url, var) = match link {
+                Link::Broker => (std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned()), "AMQP_URL"),
+                Link::PaymentsDb => (database_url.to_owned(), "DATABASE_URL"),
+            };
+            let proxy = TcpProxy::start(upstream_of(&url)?).await.context("starting a fault proxy")?;
+            let proxied = through(&url, proxy.addr())?;
+            match link {
+                // Every process reaches the broker.
+                Link::Broker => topology.env.push((var.to_owned(), proxied)),
+                // Only the process hosting payments reaches its database through the proxy.
+                Link::PaymentsDb => {
+                    let host = Host::Payments.process(build.kind());
+                    let process = topology.processes.iter_mut().find(|p| p.name == host);
+                    process
+                        .with_context(|| format!("{host} is not in the topology"))?
+                        .env
+                        .push((var.to_owned(), proxied));
+                }
+            }
+            proxies.insert(link, proxy);
+        }
 
         let children = Supervisor::start(&topology, bin_dir, false, Restart::OnFailure).await?;
         let http = reqwest::Client::builder().no_proxy().timeout(ADMIN_TIMEOUT).build().context("an HTTP client")?;
-        let mut lab = Lab { build, topology, children, admin, database_url: database_url.to_owned(), databases, http };
+        let mut lab =
+            Lab { build, topology, children, admin, database_url: database_url.to_owned(), databases, proxies, http };
         let processes = lab.topology.processes.clone();
         let ready = tokio::select! {
             ready = supervisor::wait_ready(&processes, READY_WITHIN) => ready,
@@ -137,7 +199,39 @@ impl Lab {
                 let pid = self.children.signal(name, Signal::SIGKILL)?;
                 Ok(format!("SIGKILL {name} (pid {pid})"))
             }
+            Action::Toxic { link, toxic } => {
+                let added = self.proxy(*link)?.add_toxic(toxic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(format!(
+                    "{} toxic {} on {}",
+                    added.kind.type_name(),
+                    serde_json::to_string(&added.kind).unwrap_or_default(),
+                    link.name()
+                ))
+            }
+            Action::RemoveToxics { link } => {
+                self.proxy(*link)?.remove_all_toxics();
+                Ok(format!("removed every toxic from {}", link.name()))
+            }
+            Action::LinkDown { link } => {
+                let proxy = self.proxy(*link)?;
+                proxy.cut().await;
+                Ok(format!("{} down: connections cut, new ones refused", link.name()))
+            }
+            Action::LinkUp { link } => {
+                self.proxy(*link)?.restore();
+                Ok(format!("{} up again", link.name()))
+            }
+            Action::Restart { process } => {
+                let name = process.process(kind);
+                let pid = self.children.restart(name)?;
+                Ok(format!("restart {name} (SIGTERM to pid {pid}, started again at once)"))
+            }
         }
+    }
+
+    /// The fault proxy in front of `link`.
+    fn proxy(&self, link: Link) -> anyhow::Result<&TcpProxy> {
+        self.proxies.get(&link).with_context(|| format!("{} has no fault proxy in this run", link.name()))
     }
 
     /// The admin endpoint of the process that reaches `point` in this build.
@@ -150,6 +244,20 @@ impl Lab {
     /// How many times each process was restarted so far, those restarted at least once.
     pub fn restarts(&self) -> BTreeMap<String, u32> {
         self.children.restarts().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_owned(), n)).collect()
+    }
+
+    /// Where to read each process's counts (`/metrics`, and `/admin/faults` where it has one).
+    pub fn counter_sources(&self) -> Vec<super::counters::Source> {
+        self.topology
+            .processes
+            .iter()
+            .filter(|p| p.name != archlab_kernel::processes::EXTSIM.name)
+            .map(|p| super::counters::Source {
+                name: p.name.to_owned(),
+                http_url: p.http_url.clone(),
+                admin_url: self.admin.get(p.name).cloned(),
+            })
+            .collect()
     }
 
     /// The database server URL.
@@ -178,4 +286,21 @@ async fn check(answer: reqwest::Result<reqwest::Response>, what: &str) -> anyhow
         bail!("{what}: {status}: {body}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_sent_through_the_proxy_keeping_everything_but_the_address() -> anyhow::Result<()> {
+        let proxy: std::net::SocketAddr = "127.0.0.1:40001".parse()?;
+        assert_eq!(upstream_of("postgres://postgres@127.0.0.1")?, "127.0.0.1:5432".parse()?);
+        assert_eq!(upstream_of("amqp://guest:guest@127.0.0.1:5673/%2f")?, "127.0.0.1:5673".parse()?);
+        assert_eq!(through("amqp://guest:guest@127.0.0.1:5672/%2f", proxy)?, "amqp://guest:guest@127.0.0.1:40001/%2f");
+        assert_eq!(through("postgres://postgres@127.0.0.1:5432", proxy)?, "postgres://postgres@127.0.0.1:40001");
+        let far = upstream_of("postgres://postgres@192.0.2.1:5432").expect_err("not loopback");
+        assert!(far.to_string().contains("loopback"), "{far}");
+        Ok(())
+    }
 }

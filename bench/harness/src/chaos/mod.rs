@@ -16,6 +16,7 @@
 //! live in `bench/chaos/experiments/` and are compiled in ([`BUILT_IN`]), so a name works
 //! from any directory; a path to a `.toml` file runs that file.
 
+pub mod counters;
 pub mod experiment;
 pub mod lab;
 pub mod verdict;
@@ -43,6 +44,12 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("module-crash", include_str!("../../../chaos/experiments/module-crash.toml")),
     ("noisy-neighbour", include_str!("../../../chaos/experiments/noisy-neighbour.toml")),
     ("clients-hang-up-mid-purchase", include_str!("../../../chaos/experiments/clients-hang-up-mid-purchase.toml")),
+    ("users-slow", include_str!("../../../chaos/experiments/users-slow.toml")),
+    ("retry-storm", include_str!("../../../chaos/experiments/retry-storm.toml")),
+    ("retry-storm-guarded", include_str!("../../../chaos/experiments/retry-storm-guarded.toml")),
+    ("restart-to-deploy", include_str!("../../../chaos/experiments/restart-to-deploy.toml")),
+    ("broker-down", include_str!("../../../chaos/experiments/broker-down.toml")),
+    ("payments-db-slow", include_str!("../../../chaos/experiments/payments-db-slow.toml")),
 ];
 
 /// Pause between two audits while waiting for the build to be consistent.
@@ -201,7 +208,7 @@ pub async fn run_one(
     let mode = experiment.mode.mode();
     let run_id = format!("chaos{:08x}", rand::random::<u32>());
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let lab = Lab::start(build, mode, &run_id, database_url, bin_dir, &experiment.env).await?;
+    let lab = Lab::start(build, mode, &run_id, database_url, bin_dir, &experiment.env, &experiment.links()).await?;
     let outcome = exercise(&lab, experiment, &plan).await;
     // The rollback runs whatever happened, and before the audit: a fault left on would keep
     // the build from settling.
@@ -212,7 +219,8 @@ pub async fn run_one(
     };
     let restarts = lab.restarts();
     lab.stop().await;
-    let (streams, recording, method) = outcome?;
+    let (streams, recording, method, samples) = outcome?;
+    let counters = counters::per_second(&samples);
     let audit = audited.transpose()?;
 
     let seconds = recording.seconds();
@@ -221,7 +229,7 @@ pub async fn run_one(
         .steady_state
         .iter()
         .filter(|p| p.applies_to(build))
-        .map(|p| verdict::check(p, &plan, &recording, seconds.len(), &reading, audit.as_ref()))
+        .map(|p| verdict::check(p, &plan, &recording, &counters, seconds.len(), &reading, audit.as_ref()))
         .collect();
     let held = hypothesis.iter().all(|c| c.held) && method.iter().chain(&rollback).all(|d| d.ok);
     Ok(RunResult {
@@ -238,6 +246,7 @@ pub async fn run_one(
         rollback,
         streams,
         timeline: seconds,
+        counters,
         time_to_detect_s: reading.time_to_detect_s,
         time_to_recover_s: reading.time_to_recover_s,
         blast_radius: reading.blast_radius,
@@ -248,7 +257,7 @@ pub async fn run_one(
     })
 }
 
-type Exercised = (Vec<crate::model::LoadReport>, load::timeline::Recording, Vec<Done>);
+type Exercised = (Vec<crate::model::LoadReport>, load::timeline::Recording, Vec<Done>, Vec<counters::Sample>);
 
 /// Seed, then run every stream and the method side by side.
 async fn exercise(lab: &Lab, experiment: &Experiment, plan: &RunPlan) -> anyhow::Result<Exercised> {
@@ -272,7 +281,9 @@ async fn exercise(lab: &Lab, experiment: &Experiment, plan: &RunPlan) -> anyhow:
     let start = Instant::now();
     let streams = futures::future::try_join_all(plans.iter().map(|p| load::run_timeline(p, &seeded)));
     let method = act_on_schedule(lab, &plan.method, start);
-    let (streams, method) = tokio::join!(streams, method);
+    let sources = lab.counter_sources();
+    let counted = counters::record(&sources, start, plan.duration.as_secs_f64().ceil() as u32);
+    let (streams, method, samples) = tokio::join!(streams, method, counted);
     let streams = streams.with_context(|| format!("running the load of {}", experiment.title))?;
     let mut recording = load::timeline::Recording::default();
     let mut reports = Vec::new();
@@ -280,7 +291,7 @@ async fn exercise(lab: &Lab, experiment: &Experiment, plan: &RunPlan) -> anyhow:
         recording.merge(&r);
         reports.push(report);
     }
-    Ok((reports, recording, method))
+    Ok((reports, recording, method, samples))
 }
 
 /// Each action at its time from `start`; one that fails is recorded, and the rest go on.

@@ -2,6 +2,7 @@
 //! recover, blast radius), each probe of the hypothesis checked, and the result written as
 //! Markdown and JSON.
 
+use super::counters::{self, CounterSecond};
 use super::experiment::{Probe, RunPlan, Window};
 use crate::audit;
 use crate::load::scenario::Step;
@@ -77,6 +78,10 @@ pub struct RunResult {
     pub streams: Vec<LoadReport>,
     /// Every second of the run, all streams together.
     pub timeline: Vec<Second>,
+    /// Every second of the run as the build counted it: internal calls, retries, the
+    /// breaker, calls reaching each fault point (`chaos::counters`).
+    #[serde(default)]
+    pub counters: Vec<CounterSecond>,
     /// From the fault to the start of the first second with an error.
     pub time_to_detect_s: Option<f64>,
     /// From the fault's removal to the start of the first second after the last error (0 when
@@ -104,6 +109,10 @@ pub struct Reading {
     /// See [`RunResult::blast_radius`].
     pub blast_radius: BTreeMap<String, Figures>,
 }
+
+/// Seconds left out at the start of the run when the p99 before the fault is the baseline of
+/// a relative bound: the first second carries the cold start (first connections, caches).
+pub const BASELINE_SKIP_S: f64 = 1.0;
 
 /// Read `seconds` (and the raw `recording`) against `fault` (`(start, end)` in seconds).
 pub fn read(recording: &Recording, seconds: &[Second], fault: Option<(f64, f64)>) -> Reading {
@@ -165,6 +174,7 @@ pub fn check(
     probe: &Probe,
     plan: &RunPlan,
     recording: &Recording,
+    counted: &[CounterSecond],
     len: usize,
     reading: &Reading,
     audit: Option<&AuditOutcome>,
@@ -191,10 +201,29 @@ pub fn check(
                 held: figures.requests > 0 && within(rate, *min, *max),
             }
         }
-        Probe::P99 { window, step, min_ms, max_ms, skip_s, .. } => {
+        Probe::P99 { window, step, min_ms, max_ms, min_times_before, max_times_before, skip_s, .. } => {
             let range = seconds_of(*window, plan, len, *skip_s);
             let figures = recording.window(range.clone(), step_of(step));
             let ms = figures.p99_us as f64 / 1000.0;
+            let mut asks = Vec::new();
+            if min_ms.is_some() || max_ms.is_some() {
+                asks.push(bounds(*min_ms, *max_ms, " ms", 1.0));
+            }
+            let relative = min_times_before.is_some() || max_times_before.is_some();
+            let before_range = seconds_of(Window::Before, plan, len, BASELINE_SKIP_S);
+            let before = recording.window(before_range.clone(), step_of(step));
+            let before_ms = before.p99_us as f64 / 1000.0;
+            let times = if before_ms > 0.0 { ms / before_ms } else { f64::INFINITY };
+            let mut measured = format!("{ms:.1} ms over {} requests", figures.requests);
+            if relative {
+                asks.push(format!(
+                    "{} × the p99 before the fault (seconds {}..{})",
+                    bounds(*min_times_before, *max_times_before, "", 1.0),
+                    before_range.start,
+                    before_range.end
+                ));
+                let _ = write!(measured, ", {times:.1} × the {before_ms:.1} ms before ({} requests)", before.requests);
+            }
             Checked {
                 probe: format!(
                     "p99 of {} {} (seconds {}..{}) {}",
@@ -202,10 +231,61 @@ pub fn check(
                     window_name(*window),
                     range.start,
                     range.end,
-                    bounds(*min_ms, *max_ms, " ms", 1.0)
+                    asks.join(" and ")
                 ),
-                measured: format!("{ms:.1} ms over {} requests", figures.requests),
-                held: figures.requests > 0 && within(ms, *min_ms, *max_ms),
+                measured,
+                held: figures.requests > 0
+                    && within(ms, *min_ms, *max_ms)
+                    && (!relative || (before.requests > 0 && within(times, *min_times_before, *max_times_before))),
+            }
+        }
+        Probe::Retries { window, max_per_call, max_per_s, min_per_call, skip_s, .. } => {
+            let range = seconds_of(*window, plan, len, *skip_s);
+            let retries = counters::sum(counted, range.clone(), counters::RETRIES) as f64;
+            let calls = counters::sum(counted, range.clone(), counters::CALLS) as f64;
+            let secs = range.len() as f64;
+            let ceiling = max_per_call.map(|share| share * calls + max_per_s * secs);
+            let floor = min_per_call.map(|share| share * calls);
+            let mut asks = Vec::new();
+            if let Some(share) = max_per_call {
+                asks.push(format!("at most {share} × calls + {max_per_s}/s"));
+            }
+            if let Some(share) = min_per_call {
+                asks.push(format!("at least {share} × calls"));
+            }
+            Checked {
+                probe: format!(
+                    "retries by the remote clients {} (seconds {}..{}) {}",
+                    window_name(*window),
+                    range.start,
+                    range.end,
+                    asks.join(" and ")
+                ),
+                measured: format!(
+                    "{retries:.0} retries for {calls:.0} internal calls over {secs:.0} s{}",
+                    ceiling.map_or(String::new(), |c| format!(" (ceiling {c:.0})"))
+                ),
+                held: !range.is_empty()
+                    && ceiling.is_none_or(|c| retries <= c)
+                    && floor.is_none_or(|f| calls > 0.0 && retries >= f),
+            }
+        }
+        Probe::Reached { point, window, step, min_per_request, max_per_request, skip_s, .. } => {
+            let range = seconds_of(*window, plan, len, *skip_s);
+            let reached = counters::sum(counted, range.clone(), &counters::reached(point)) as f64;
+            let requests = recording.window(range.clone(), step_of(step)).requests as f64;
+            let per_request = if requests > 0.0 { reached / requests } else { 0.0 };
+            Checked {
+                probe: format!(
+                    "calls reaching {point} per request of {} {} (seconds {}..{}) {}",
+                    step.as_deref().unwrap_or("the load"),
+                    window_name(*window),
+                    range.start,
+                    range.end,
+                    bounds(*min_per_request, *max_per_request, "", 1.0)
+                ),
+                measured: format!("{per_request:.2} ({reached:.0} calls for {requests:.0} requests)"),
+                held: requests > 0.0 && within(per_request, *min_per_request, *max_per_request),
             }
         }
         Probe::Recovers { within_s, .. } => Checked {
@@ -291,6 +371,7 @@ pub fn markdown(r: &RunResult) -> String {
     for (step, f) in &r.blast_radius {
         let _ = writeln!(out, "| {step} | {} | {} | {:.1} |", f.requests, f.errors, f.p99_us as f64 / 1000.0);
     }
+    counters_markdown(&mut out, r);
     let _ = writeln!(out, "\n## Timeline\n\n| s | requests | errors | causes | p99 (ms) |\n|---|---|---|---|---|");
     for s in &r.timeline {
         let causes: Vec<String> = s.errors_by_cause.iter().map(|(k, v)| format!("{k}: {v}")).collect();
@@ -309,6 +390,26 @@ pub fn markdown(r: &RunResult) -> String {
         );
     }
     out
+}
+
+/// The build's own counts per second, one column per count that moved during the run.
+fn counters_markdown(out: &mut String, r: &RunResult) {
+    let mut keys: Vec<&String> = r.counters.iter().flat_map(|s| s.counts.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## What the build counted (per second, all processes)\n\n| s | {} |\n|---|{}",
+        keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(keys.len())
+    );
+    for s in &r.counters {
+        let cells: Vec<String> = keys.iter().map(|k| s.counts.get(*k).copied().unwrap_or(0).to_string()).collect();
+        let _ = writeln!(out, "| {} | {} |", s.second, cells.join(" | "));
+    }
 }
 
 /// One line per run, for the terminal.

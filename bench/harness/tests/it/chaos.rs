@@ -78,12 +78,17 @@ fn chaos(args: &[&str]) -> Ran {
 
 /// Run the built-in `experiment` in short mode against [`BUILDS`]; its result per build.
 fn run_short(experiment: &str) -> Vec<RunResult> {
+    run_short_on(experiment, &BUILDS)
+}
+
+/// Run the built-in `experiment` in short mode against `builds`; its result per build.
+fn run_short_on(experiment: &str, builds: &[&str]) -> Vec<RunResult> {
     let bin_dir = bin_dir();
     let _turn = take_turn();
     let started = Instant::now();
-    let builds = BUILDS.join(",");
-    let ran = chaos(&[experiment, "--short", "--build", &builds, "--bin-dir", &bin_dir.to_string_lossy()]);
-    let results: Vec<RunResult> = BUILDS
+    let names = builds.join(",");
+    let ran = chaos(&[experiment, "--short", "--build", &names, "--bin-dir", &bin_dir.to_string_lossy()]);
+    let results: Vec<RunResult> = builds
         .iter()
         .filter_map(|build| {
             let path = ran.out.join(format!("{experiment}-{build}.json"));
@@ -101,8 +106,8 @@ fn run_short(experiment: &str) -> Vec<RunResult> {
         ran.stderr,
         summary.join("\n")
     );
-    assert_eq!(results.len(), BUILDS.len(), "one result per build in {}", ran.out.display());
-    for (result, build) in results.iter().zip(BUILDS) {
+    assert_eq!(results.len(), builds.len(), "one result per build in {}", ran.out.display());
+    for (result, &build) in results.iter().zip(builds) {
         assert_eq!(result.build, build);
         assert!(result.short, "{build}: the short mode was asked for");
         assert!(result.held, "{build}: exit 0 with a failed hypothesis: {:#?}", result.hypothesis);
@@ -241,10 +246,107 @@ fn a_crashing_module_takes_down_the_monolith_and_only_itself_in_the_microservice
 }
 
 #[test]
-#[ignore = "its 100 ms bound is not calibrated: under the fault the monolith's profile reads reached a p99 of 69 ms once and 31.9 ms another time, micro-grpc's 12.5 ms; with stalls of up to 35 ms on this machine no fixed bound between them holds, it needs a probe relative to the run's own before-fault p99"]
 fn a_noisy_neighbour_slows_the_monolith_and_not_the_microservices() {
     for r in run_short("noisy-neighbour") {
         assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: nothing failed", r.build);
+        // The relative p99 probes (held, checked by run_short) carry the claim; here, that
+        // the fault did burn: deliveries kept reaching the point while it was set.
+        let (from, to) = during(&r);
+        assert!(count(&r, "notifications.deliver reached", from, to) > 0, "{}: deliveries during the fault", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+/// What the build counted of `key` over the seconds `from..to`.
+fn count(r: &RunResult, key: &str, from: u32, to: u32) -> u64 {
+    r.counters.iter().filter(|s| s.second >= from && s.second < to).filter_map(|s| s.counts.get(key)).sum()
+}
+
+/// Requests of the whole load over the seconds `from..to`.
+fn requests(r: &RunResult, from: u32, to: u32) -> u64 {
+    r.timeline.iter().filter(|s| s.second >= from && s.second < to).map(|s| s.requests).sum()
+}
+
+#[test]
+fn a_slow_users_module_slows_every_flow_that_reads_a_profile() {
+    for r in run_short("users-slow") {
+        assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: nothing failed", r.build);
+        let (from, to) = during(&r);
+        assert!(count(&r, "users.get_profile reached", from, to) > 0, "{}: profiles were read", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn without_a_budget_retries_multiply_the_load_on_a_failing_dependency() {
+    for r in run_short("retry-storm") {
+        let (from, to) = during(&r);
+        let (from, sent) = (from + 1, requests(&r, from + 1, to));
+        let reached = count(&r, "users.get_profile reached", from, to);
+        let retries = count(&r, "retry", 0, u32::MAX);
+        if r.build == "monolith" {
+            assert_eq!(retries, 0, "the monolith has no remote client to retry");
+            // One call per request: the counters are read on whole seconds of the clock, the
+            // requests counted in the second they were due, so a few move across an edge.
+            assert!(reached.abs_diff(sent) <= 3 + sent / 20, "one call per request: {reached} for {sent}");
+        } else {
+            assert!(reached * 10 >= sent * 16, "{}: {reached} calls for {sent} requests", r.build);
+            assert!(count(&r, "retry_budget_exhausted", 0, u32::MAX) == 0, "{}: no budget refused a retry", r.build);
+        }
+    }
+}
+
+#[test]
+fn the_retry_budget_caps_retries_and_the_breaker_sheds_load_until_the_dependency_recovers() {
+    for r in run_short("retry-storm-guarded") {
+        if r.build == "monolith" {
+            continue;
+        }
+        // The budget's own bound, recomputed from the clients' counts over the whole run.
+        let seconds = r.counters.len() as u64;
+        let (retries, calls) = (count(&r, "retry", 0, u32::MAX), count(&r, "internal_rpc", 0, u32::MAX));
+        assert!(retries > 0, "{}: some failures were retried", r.build);
+        assert!(retries * 5 <= calls + 50 * seconds, "{}: {retries} retries for {calls} calls", r.build);
+        // The breaker opened during the fault and closed after it.
+        let (from, to) = during(&r);
+        assert!(count(&r, "breaker_opened", from, to) >= 1, "{}: the breaker opened", r.build);
+        assert!(count(&r, "breaker_closed", to, u32::MAX) >= 1, "{}: and closed again", r.build);
+        let (sent, reached) = (requests(&r, from + 1, to), count(&r, "users.get_profile reached", from + 1, to));
+        assert!(reached * 2 <= sent, "{}: {reached} calls reached the dependency for {sent} requests", r.build);
+        let last = r.timeline.last().expect("a timeline");
+        assert_eq!(last.errors, 0, "{}: reads succeed again by the end", r.build);
+    }
+}
+
+#[test]
+fn restarting_payments_to_deploy_costs_the_monolith_every_endpoint_and_the_microservices_none() {
+    for r in run_short("restart-to-deploy") {
+        let host = if r.build == "monolith" { "monolith" } else { "payments-service" };
+        assert_eq!(r.restarts.get(host), Some(&1), "{}: {host} restarted once: {:?}", r.build, r.restarts);
+        let profile_errors = step_errors(&r, "users.me", 0, u32::MAX).1;
+        if r.build == "monolith" {
+            assert!(profile_errors > 0, "the monolith's profile reads fail while it restarts");
+        } else {
+            assert_eq!(profile_errors, 0, "{}: profile reads never notice", r.build);
+        }
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn a_slow_payments_database_slows_the_whole_monolith_and_only_purchases_in_the_microservices() {
+    for r in run_short("payments-db-slow") {
+        assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: nothing failed", r.build);
+        assert!(r.method.iter().any(|d| d.what.contains("latency toxic")), "{}: the toxic was set", r.build);
+        assert_audit_clean(&r);
+    }
+}
+
+#[test]
+fn the_broker_down_delays_receipts_and_loses_none() {
+    for r in run_short_on("broker-down", &["micro-grpc"]) {
+        assert!(r.timeline.iter().all(|s| s.errors == 0), "{}: purchases went on", r.build);
+        assert!(r.method.iter().any(|d| d.what.contains("broker down")), "{}: the broker was cut", r.build);
         assert_audit_clean(&r);
     }
 }
@@ -313,6 +415,25 @@ fn out_of_range_rates_and_shares_are_refused() {
     assert_refused(&[&share.to_string_lossy(), "--bin-dir", "."], &["fail_share must be"]);
     let lost = file(&format!("{VALID}\n[[rollback]]\naction = \"extsim\"\npayments = {{ lost_reply_rate = 1.5 }}\n"));
     assert_refused(&[&lost.to_string_lossy(), "--bin-dir", "."], &["payments.lost_reply_rate"]);
+}
+
+#[test]
+fn an_unknown_toxic_or_link_or_a_broker_for_the_monolith_is_refused() {
+    let slow = include_str!("../../../chaos/experiments/payments-db-slow.toml");
+    let toxic = file(&slow.replace("type = \"latency\"", "type = \"gremlins\""));
+    assert_refused(&[&toxic.to_string_lossy(), "--bin-dir", "."], &["gremlins", "latency", "reset_peer"]);
+    let link = file(&slow.replace("link = \"payments-db\"", "link = \"mainframe\""));
+    assert_refused(&[&link.to_string_lossy(), "--bin-dir", "."], &["mainframe", "broker", "payments-db"]);
+    let bandwidth = file(&slow.replace(
+        "toxic = { type = \"latency\", attributes = { latency = 50 } }",
+        "toxic = { type = \"bandwidth\", attributes = { rate = 0 } }",
+    ));
+    assert_refused(&[&bandwidth.to_string_lossy(), "--bin-dir", "."], &["rate must be at least 1"]);
+    let broker = file(
+        &include_str!("../../../chaos/experiments/broker-down.toml")
+            .replace("builds = [\"micro-grpc\", \"micro-http\"]", "builds = [\"monolith\", \"micro-grpc\"]"),
+    );
+    assert_refused(&[&broker.to_string_lossy(), "--bin-dir", "."], &["monolith", "no broker"]);
 }
 
 #[test]
