@@ -169,11 +169,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         if !result.held {
             failed.push(format!("{name} on {}", build.name()));
         }
-        summary.push(verdict::one_line(&result));
+        summary.push(result);
     }
     if summary.len() > 1 {
         let path = args.out.join("summary.md");
-        let text = format!("# archlab chaos\n\n{}\n", summary.iter().map(|l| format!("- {l}\n")).collect::<String>());
+        let text = verdict::summary(&summary, &provenance(&args, &bin_dir));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("archlab chaos: wrote {}", path.display());
     }
@@ -181,6 +181,26 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         bail!("the hypothesis failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Where the runs happened, so anyone can run them again: revision, machine, binaries'
+/// profile and the command line.
+fn provenance(args: &ChaosArgs, bin_dir: &Path) -> String {
+    let meta = crate::compare::machine_meta();
+    // `target/release` or `target/debug`: the directory's name is the Cargo profile.
+    let profile = bin_dir.file_name().and_then(|n| n.to_str()).unwrap_or("unknown");
+    let mut command = format!("archlab chaos {}", args.experiments.join(" "));
+    if !args.build.is_empty() {
+        let builds: Vec<&str> = args.build.iter().map(|b| b.name()).collect();
+        command.push_str(&format!(" --build {}", builds.join(",")));
+    }
+    if args.short {
+        command.push_str(" --short");
+    }
+    format!(
+        "Revision `{}`, {} ({} cores), binaries of the `{profile}` profile; `{command}`.",
+        meta.git_revision, meta.cpu_model, meta.cores
+    )
 }
 
 /// Write `<out>/<experiment>-<build>.md` and `.json`; the Markdown's path.

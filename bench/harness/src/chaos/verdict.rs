@@ -412,6 +412,50 @@ fn counters_markdown(out: &mut String, r: &RunResult) {
     }
 }
 
+/// Every run in one table, each row linking to its own report: `summary.md`, the chaos
+/// section of the lab's results.
+pub fn summary(results: &[RunResult], provenance: &str) -> String {
+    let mut out = format!("# archlab chaos\n\n{provenance}\n\n");
+    if let Some(first) = results.first() {
+        let _ = writeln!(
+            out,
+            "{} run(s){}, the first started {}. Each row links to its report (hypothesis, timeline, \
+             what the build counted); the JSON beside it has every figure.\n",
+            results.len(),
+            if first.short { ", short mode" } else { "" },
+            first.started_at
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| experiment | build | hypothesis | probes held | detect | recover | restarted | audit |\n|---|---|---|---|---|---|---|---|"
+    );
+    for r in results {
+        let held = r.hypothesis.iter().filter(|c| c.held).count();
+        let opt = |v: Option<f64>, none: &str| v.map_or(none.to_owned(), |s| format!("{s:.1} s"));
+        let restarts: Vec<String> = r.restarts.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        let audit = match &r.audit {
+            Some(a) if a.clean => format!("clean after {:.1} s", a.after_s),
+            Some(a) => format!("**{}**", violation_counts(&a.report)),
+            None => "not run".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| [{}]({}-{}.md) | {} | {} | {held} of {} | {} | {} | {} | {audit} |",
+            r.experiment,
+            r.experiment,
+            r.build,
+            r.build,
+            if r.held { "held" } else { "**FAILED**" },
+            r.hypothesis.len(),
+            opt(r.time_to_detect_s, "nothing failed"),
+            opt(r.time_to_recover_s, "errors to the end"),
+            if restarts.is_empty() { "—".to_owned() } else { restarts.join(", ") },
+        );
+    }
+    out
+}
+
 /// One line per run, for the terminal.
 pub fn one_line(r: &RunResult) -> String {
     let failed: Vec<&str> = r.hypothesis.iter().filter(|c| !c.held).map(|c| c.probe.as_str()).collect();
@@ -427,4 +471,56 @@ pub fn one_line(r: &RunResult) -> String {
         let _ = write!(line, "; failed: {}", failed.join("; "));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(experiment: &str, build: &str, held: bool) -> RunResult {
+        RunResult {
+            experiment: experiment.to_owned(),
+            title: "t".to_owned(),
+            description: String::new(),
+            build: build.to_owned(),
+            mode: "async".to_owned(),
+            short: false,
+            started_at: "2026-12-02T13:00:00Z".to_owned(),
+            duration_s: 40.0,
+            fault_window_s: Some((10.0, 30.0)),
+            method: Vec::new(),
+            rollback: Vec::new(),
+            streams: Vec::new(),
+            timeline: Vec::new(),
+            counters: Vec::new(),
+            time_to_detect_s: Some(0.0),
+            time_to_recover_s: if held { Some(1.0) } else { None },
+            blast_radius: BTreeMap::new(),
+            restarts: [("payments-service".to_owned(), 1)].into(),
+            audit: None,
+            hypothesis: vec![
+                Checked { probe: "a".to_owned(), measured: "1".to_owned(), held: true },
+                Checked { probe: "b".to_owned(), measured: "2".to_owned(), held },
+            ],
+            held,
+        }
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_run_linking_its_report_and_marks_a_failure() {
+        let text = summary(
+            &[run("payments-killed", "micro-grpc", true), run("retry-storm", "monolith", false)],
+            "Revision x.",
+        );
+        assert!(text.starts_with("# archlab chaos\n\nRevision x.\n\n"), "{text}");
+        assert!(text.contains("2 run(s), the first started 2026-12-02T13:00:00Z"), "{text}");
+        assert!(
+            text.contains(
+                "| [payments-killed](payments-killed-micro-grpc.md) | micro-grpc | held | 2 of 2 | 0.0 s | 1.0 s | payments-service ×1 | not run |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| [retry-storm](retry-storm-monolith.md) | monolith | **FAILED** | 1 of 2 |"), "{text}");
+        assert!(text.contains("errors to the end"), "{text}");
+    }
 }

@@ -136,7 +136,7 @@ impl Toxic {
     }
 
     /// Fill in the default name and check the attributes.
-    pub(super) fn validated(mut self) -> Result<Toxic, ToxicError> {
+    pub fn validated(mut self) -> Result<Toxic, ToxicError> {
         if self.name.is_empty() {
             self.name = self.default_name();
         }
