@@ -322,22 +322,94 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Link {
-    /// RabbitMQ, as every process of the microservices reaches it. The monolith has no
-    /// broker: an experiment that names this link cannot run against it.
+    /// RabbitMQ, as every process of the microservices reaches it.
     Broker,
-    /// PostgreSQL, as the process that hosts payments reaches it: payments-service's own
-    /// database, or the monolith's one database, which every module shares.
+    /// PostgreSQL as the process hosting auth reaches it: auth-service's own database, or
+    /// the monolith's one database, which every module shares.
+    AuthDb,
+    /// The same, for the process hosting users.
+    UsersDb,
+    /// The same, for the process hosting payments.
     PaymentsDb,
+    /// The same, for the process hosting notifications.
+    NotificationsDb,
+    /// auth-service, as every other process calls it (its HTTP and gRPC listeners).
+    AuthService,
+    /// users-service, the same way.
+    UsersService,
+    /// payments-service, the same way.
+    PaymentsService,
+    /// notifications-service, the same way.
+    NotificationsService,
 }
 
 impl Link {
+    /// Every link, in the order files list them.
+    pub const ALL: [Link; 9] = [
+        Self::Broker,
+        Self::AuthDb,
+        Self::UsersDb,
+        Self::PaymentsDb,
+        Self::NotificationsDb,
+        Self::AuthService,
+        Self::UsersService,
+        Self::PaymentsService,
+        Self::NotificationsService,
+    ];
+
     /// The link's name, as files spell it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Broker => "broker",
+            Self::AuthDb => "auth-db",
+            Self::UsersDb => "users-db",
             Self::PaymentsDb => "payments-db",
+            Self::NotificationsDb => "notifications-db",
+            Self::AuthService => "auth-service",
+            Self::UsersService => "users-service",
+            Self::PaymentsService => "payments-service",
+            Self::NotificationsService => "notifications-service",
         }
     }
+
+    /// What the link is, by kind: the broker, a domain's database, or a domain's service.
+    pub fn target(self) -> LinkTarget {
+        match self {
+            Self::Broker => LinkTarget::Broker,
+            Self::AuthDb => LinkTarget::Database(Host::Auth),
+            Self::UsersDb => LinkTarget::Database(Host::Users),
+            Self::PaymentsDb => LinkTarget::Database(Host::Payments),
+            Self::NotificationsDb => LinkTarget::Database(Host::Notifications),
+            Self::AuthService => LinkTarget::Service(Host::Auth),
+            Self::UsersService => LinkTarget::Service(Host::Users),
+            Self::PaymentsService => LinkTarget::Service(Host::Payments),
+            Self::NotificationsService => LinkTarget::Service(Host::Notifications),
+        }
+    }
+
+    /// Why the monolith has no such connection (the broker and the services exist only in
+    /// the microservices), or `None` when it has.
+    pub fn not_in_monolith(self) -> Option<String> {
+        match self.target() {
+            LinkTarget::Broker => Some("the monolith has no broker (the broker link)".to_owned()),
+            LinkTarget::Service(_) => Some(format!(
+                "the monolith calls its modules in-process: there is no connection to put the {} link's proxy in front of",
+                self.name()
+            )),
+            LinkTarget::Database(_) => None,
+        }
+    }
+}
+
+/// See [`Link::target`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTarget {
+    /// RabbitMQ, from every process (`AMQP_URL`).
+    Broker,
+    /// PostgreSQL, from the process hosting that domain only (its own `DATABASE_URL`).
+    Database(Host),
+    /// That domain's service, from every process that calls it (its `*_URL`s).
+    Service(Host),
 }
 
 impl Action {
@@ -481,8 +553,10 @@ impl Experiment {
         for (i, action) in self.rollback.iter().enumerate() {
             check_action(action).with_context(|| format!("rollback[{i}]"))?;
         }
-        if self.links().contains(&Link::Broker) && self.builds.contains(&BuildName::Monolith) {
-            bail!("builds names monolith, which has no broker to act on (the broker link)");
+        if self.builds.contains(&BuildName::Monolith)
+            && let Some(why) = self.links().into_iter().find_map(Link::not_in_monolith)
+        {
+            bail!("builds names monolith, but {why}");
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! that reaches fault points gets an admin endpoint, and the supervisor restarts a process
 //! that dies ([`Restart::OnFailure`]), since a crash and its recovery are what is measured.
 
-use super::experiment::{Action, Host, Link};
+use super::experiment::{Action, Host, Link, LinkTarget};
 use crate::audit::read::{Databases, Overrides};
 use crate::compare::{Build, isolated_env};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
@@ -38,9 +38,56 @@ pub struct Lab {
     database_url: String,
     /// The build's databases, as the audit reads them.
     pub databases: Databases,
-    /// The fault proxies in front of the links the experiment acts on.
-    proxies: BTreeMap<Link, TcpProxy>,
+    /// The fault proxies in front of the links the experiment acts on (a service's link has
+    /// one per listener, HTTP and gRPC).
+    proxies: BTreeMap<Link, Vec<TcpProxy>>,
     http: reqwest::Client,
+}
+
+/// Start the fault proxies of `link` and point the processes that use it at them (in
+/// `topology`: everyone's environment, or one process's); `env` is the run's environment,
+/// where the services' real addresses are.
+async fn proxy_link(
+    link: Link,
+    topology: &mut Topology,
+    database_url: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<TcpProxy>> {
+    let lookup = crate::topology::lookup_over(env);
+    match link.target() {
+        LinkTarget::Broker => {
+            let url = lookup("AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+            let proxy = TcpProxy::start(upstream_of(&url)?).await.context("starting a fault proxy")?;
+            topology.env.push(("AMQP_URL".to_owned(), through(&url, proxy.addr())?));
+            Ok(vec![proxy])
+        }
+        LinkTarget::Database(domain) => {
+            let proxy = TcpProxy::start(upstream_of(database_url)?).await.context("starting a fault proxy")?;
+            let host = domain.process(topology.kind);
+            let process = topology.processes.iter_mut().find(|p| p.name == host);
+            let process = process.with_context(|| format!("{host} is not in the topology"))?;
+            process.env.push(("DATABASE_URL".to_owned(), through(database_url, proxy.addr())?));
+            Ok(vec![proxy])
+        }
+        LinkTarget::Service(domain) => {
+            let host = domain.process(topology.kind);
+            let spec = archlab_kernel::processes::ALL
+                .into_iter()
+                .find(|s| s.name == host)
+                .with_context(|| format!("{host} is not a known process"))?;
+            let mut proxies = Vec::new();
+            for listener in std::iter::once(spec.http).chain(spec.grpc) {
+                let addr = lookup(listener.addr_var).unwrap_or_else(|| listener.default_addr.to_owned());
+                let upstream: std::net::SocketAddr =
+                    addr.parse().with_context(|| format!("{}={addr} is not an address", listener.addr_var))?;
+                let proxy = TcpProxy::start(upstream).await.context("starting a fault proxy")?;
+                // The service listens where it did; its callers find it through the proxy.
+                topology.env.push((listener.url_var.to_owned(), format!("http://{}", proxy.addr())));
+                proxies.push(proxy);
+            }
+            Ok(proxies)
+        }
+    }
 }
 
 /// The default RabbitMQ URL of the builds (`AMQP_URL`).
@@ -86,8 +133,10 @@ impl Lab {
         extra_env: &BTreeMap<String, String>,
         links: &[Link],
     ) -> anyhow::Result<Self> {
-        if build.kind() == crate::topology::Kind::Monolith && links.contains(&Link::Broker) {
-            bail!("the monolith has no broker to put a fault proxy in front of (the broker link)");
+        if build.kind() == crate::topology::Kind::Monolith
+            && let Some(why) = links.iter().find_map(|l| l.not_in_monolith())
+        {
+            bail!("{why}");
         }
         let mut env = isolated_env(build, run_id, database_url)?;
         let mut admin = BTreeMap::new();
@@ -104,26 +153,7 @@ impl Lab {
         admin.retain(|name, _| topology.processes.iter().any(|p| p.name == *name));
         let mut proxies = BTreeMap::new();
         for &link in links {
-            let (url, var) = match link {
-                Link::Broker => (std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned()), "AMQP_URL"),
-                Link::PaymentsDb => (database_url.to_owned(), "DATABASE_URL"),
-            };
-            let proxy = TcpProxy::start(upstream_of(&url)?).await.context("starting a fault proxy")?;
-            let proxied = through(&url, proxy.addr())?;
-            match link {
-                // Every process reaches the broker.
-                Link::Broker => topology.env.push((var.to_owned(), proxied)),
-                // Only the process hosting payments reaches its database through the proxy.
-                Link::PaymentsDb => {
-                    let host = Host::Payments.process(build.kind());
-                    let process = topology.processes.iter_mut().find(|p| p.name == host);
-                    process
-                        .with_context(|| format!("{host} is not in the topology"))?
-                        .env
-                        .push((var.to_owned(), proxied));
-                }
-            }
-            proxies.insert(link, proxy);
+            proxies.insert(link, proxy_link(link, &mut topology, database_url, &env).await?);
         }
 
         let children = Supervisor::start(&topology, bin_dir, false, Restart::OnFailure).await?;
@@ -200,7 +230,11 @@ impl Lab {
                 Ok(format!("SIGKILL {name} (pid {pid})"))
             }
             Action::Toxic { link, toxic } => {
-                let added = self.proxy(*link)?.add_toxic(toxic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut added = None;
+                for proxy in self.proxies(*link)? {
+                    added = Some(proxy.add_toxic(toxic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
+                }
+                let added = added.with_context(|| format!("{} has no proxy", link.name()))?;
                 Ok(format!(
                     "{} toxic {} on {}",
                     added.kind.type_name(),
@@ -209,16 +243,15 @@ impl Lab {
                 ))
             }
             Action::RemoveToxics { link } => {
-                self.proxy(*link)?.remove_all_toxics();
+                self.proxies(*link)?.iter().for_each(TcpProxy::remove_all_toxics);
                 Ok(format!("removed every toxic from {}", link.name()))
             }
             Action::LinkDown { link } => {
-                let proxy = self.proxy(*link)?;
-                proxy.cut().await;
+                futures::future::join_all(self.proxies(*link)?.iter().map(TcpProxy::cut)).await;
                 Ok(format!("{} down: connections cut, new ones refused", link.name()))
             }
             Action::LinkUp { link } => {
-                self.proxy(*link)?.restore();
+                self.proxies(*link)?.iter().for_each(TcpProxy::restore);
                 Ok(format!("{} up again", link.name()))
             }
             Action::Restart { process } => {
@@ -229,9 +262,11 @@ impl Lab {
         }
     }
 
-    /// The fault proxy in front of `link`.
-    fn proxy(&self, link: Link) -> anyhow::Result<&TcpProxy> {
-        self.proxies.get(&link).with_context(|| format!("{} has no fault proxy in this run", link.name()))
+    /// The fault proxies in front of `link`.
+    fn proxies(&self, link: Link) -> anyhow::Result<&[TcpProxy]> {
+        let proxies =
+            self.proxies.get(&link).with_context(|| format!("{} has no fault proxy in this run", link.name()));
+        proxies.map(Vec::as_slice)
     }
 
     /// The admin endpoint of the process that reaches `point` in this build.
@@ -301,6 +336,46 @@ mod tests {
         assert_eq!(through("postgres://postgres@127.0.0.1:5432", proxy)?, "postgres://postgres@127.0.0.1:40001");
         let far = upstream_of("postgres://postgres@192.0.2.1:5432").expect_err("not loopback");
         assert!(far.to_string().contains("loopback"), "{far}");
+        Ok(())
+    }
+
+    /// The value of `key` in `env`, the last one set winning (as a child sees it).
+    fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn a_service_link_puts_both_listeners_behind_proxies_and_a_database_link_one_process() -> anyhow::Result<()> {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let env = vec![
+            ("USERS_HTTP_ADDR".to_owned(), http.local_addr()?.to_string()),
+            ("USERS_GRPC_ADDR".to_owned(), grpc.local_addr()?.to_string()),
+        ];
+        let kind = crate::topology::Kind::Micro;
+        let mut topology = Topology::new(kind, Options::default(), crate::topology::lookup_over(&env));
+        let database = "postgres://postgres@127.0.0.1:5432";
+
+        let proxies = proxy_link(Link::UsersService, &mut topology, database, &env).await?;
+        assert_eq!(proxies.len(), 2, "one proxy per listener");
+        for (proxy, listener, var) in [(&proxies[0], &http, "USERS_HTTP_URL"), (&proxies[1], &grpc, "USERS_GRPC_URL")] {
+            assert_eq!(value(&topology.env, var), Some(format!("http://{}", proxy.addr()).as_str()), "{var}");
+            let _client = tokio::net::TcpStream::connect(proxy.addr()).await?;
+            let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+            assert!(matches!(accepted, Ok(Ok(_))), "{var}: a caller reaches the service through the proxy");
+        }
+        assert_eq!(value(&topology.env, "USERS_HTTP_ADDR"), None, "the service listens where it did");
+
+        let proxies = proxy_link(Link::UsersDb, &mut topology, database, &env).await?;
+        let through = format!("postgres://postgres@{}", proxies[0].addr());
+        for process in &topology.processes {
+            let url = value(&process.env, "DATABASE_URL");
+            if process.name == "users-service" {
+                assert_eq!(url, Some(through.as_str()), "users-service reaches its database through the proxy");
+            } else {
+                assert_eq!(url, None, "{}: its database connection stays direct", process.name);
+            }
+        }
         Ok(())
     }
 }

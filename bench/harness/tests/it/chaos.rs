@@ -418,7 +418,7 @@ fn out_of_range_rates_and_shares_are_refused() {
 }
 
 #[test]
-fn an_unknown_toxic_or_link_or_a_broker_for_the_monolith_is_refused() {
+fn an_unknown_toxic_or_link_or_a_link_the_monolith_lacks_is_refused() {
     let slow = include_str!("../../../chaos/experiments/payments-db-slow.toml");
     let toxic = file(&slow.replace("type = \"latency\"", "type = \"gremlins\""));
     assert_refused(&[&toxic.to_string_lossy(), "--bin-dir", "."], &["gremlins", "latency", "reset_peer"]);
@@ -434,6 +434,8 @@ fn an_unknown_toxic_or_link_or_a_broker_for_the_monolith_is_refused() {
             .replace("builds = [\"micro-grpc\", \"micro-http\"]", "builds = [\"monolith\", \"micro-grpc\"]"),
     );
     assert_refused(&[&broker.to_string_lossy(), "--bin-dir", "."], &["monolith", "no broker"]);
+    let service = file(&slow.replace("link = \"payments-db\"", "link = \"users-service\""));
+    assert_refused(&[&service.to_string_lossy(), "--bin-dir", "."], &["monolith", "in-process", "users-service"]);
 }
 
 #[test]
