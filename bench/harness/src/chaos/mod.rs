@@ -199,7 +199,9 @@ fn provenance(args: &ChaosArgs, bin_dir: &Path) -> String {
     }
     format!(
         "Revision `{}`, {} ({} cores), binaries of the `{profile}` profile; `{command}`.",
-        meta.git_revision, meta.cpu_model, meta.cores
+        crate::compare::git_revision_apart_from(Some(&args.out)),
+        meta.cpu_model,
+        meta.cores
     )
 }
 

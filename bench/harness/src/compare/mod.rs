@@ -1029,6 +1029,13 @@ pub(crate) fn machine_meta() -> RunMeta {
 }
 
 pub(crate) fn git_revision() -> String {
+    git_revision_apart_from(None)
+}
+
+/// [`git_revision`], not counting changes under `out` as dirty: a run that writes its
+/// reports into a tracked directory (docs/results/…) replaces the reports committed there
+/// before, and that alone does not make the code it ran different.
+pub(crate) fn git_revision_apart_from(out: Option<&std::path::Path>) -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -1039,7 +1046,12 @@ pub(crate) fn git_revision() -> String {
     };
     match git(&["rev-parse", "HEAD"]) {
         Some(rev) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let exclude = out.map(|dir| format!(":(exclude){}", dir.display()));
+            let mut args = vec!["status", "--porcelain", "--untracked-files=no"];
+            if let Some(exclude) = &exclude {
+                args.extend(["--", ".", exclude.as_str()]);
+            }
+            let dirty = git(&args).is_some_and(|s| !s.is_empty());
             if dirty { format!("{rev}-dirty") } else { rev }
         }
         None => "unknown".to_owned(),
