@@ -212,6 +212,16 @@ async fn a_call_that_may_not_be_repeated_is_sent_exactly_once() {
     assert_eq!(count(Method::GET, "/api/payments"), 3, "a read is retried");
 }
 
+/// `n` calls at once through `client` to an upstream that fails every one; each must fail.
+async fn send_failing(client: &Arc<dyn UsersApi>, n: usize, transport: Transport) {
+    let calls = (0..n).map(|_| {
+        let client = client.clone();
+        async move { client.get_profile(Uuid::new_v4()).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|r| r.is_err()), "{transport}: every call fails");
+}
+
 #[tokio::test]
 async fn retries_stay_within_the_budget_when_everything_fails() {
     const CALLS: usize = 150;
@@ -221,12 +231,7 @@ async fn retries_stay_within_the_budget_when_everything_fails() {
         let client = users(transport, &only(Switch::On, Switch::Off), &upstream).await;
         let refused = metrics::RETRIES_REFUSED.get();
 
-        let calls = (0..CALLS).map(|_| {
-            let client = client.clone();
-            async move { client.get_profile(Uuid::new_v4()).await }
-        });
-        let results = futures::future::join_all(calls).await;
-        assert!(results.iter().all(|r| r.is_err()), "{transport}: every call fails");
+        send_failing(&client, CALLS, transport).await;
 
         // The budget: 20 % of the calls made, plus 10 per second over its 10 s window.
         let retries = upstream.calls() - CALLS;
@@ -246,12 +251,7 @@ async fn without_the_budget_every_failing_call_is_retried_to_the_limit() {
         let config = ClientConfig { retry_budget: Switch::Off, ..only(Switch::On, Switch::Off) };
         let client = users(transport, &config, &upstream).await;
 
-        let calls = (0..CALLS).map(|_| {
-            let client = client.clone();
-            async move { client.get_profile(Uuid::new_v4()).await }
-        });
-        let results = futures::future::join_all(calls).await;
-        assert!(results.iter().all(|r| r.is_err()), "{transport}: every call fails");
+        send_failing(&client, CALLS, transport).await;
         // Two retries per call, far past the 20 % + 10/s the budget would allow: the storm
         // the budget exists to prevent.
         let retries = upstream.calls() - CALLS;
