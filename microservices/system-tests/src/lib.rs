@@ -9,6 +9,11 @@
 //! [`Stack::settle`] is the "deliver what is pending now" call for the tests: it drains both
 //! outbox relays and then waits — on the consumer's ack counter, never by sleeping — until
 //! notifications-service has processed every event they published.
+//!
+//! [`hybrid::HybridStack`] is the same for the hybrid: the gateway, the hybrid core and the
+//! one extracted service (`archlab up hybrid --extract <module>`).
+
+pub mod hybrid;
 
 use archlab_kernel::server::{self, Running};
 use archlab_kernel::{Addrs, NotificationMode, Server};
@@ -160,6 +165,91 @@ fn args(list: &[(impl AsRef<str>, String)]) -> Vec<String> {
     std::iter::once("test".to_owned()).chain(flags).collect()
 }
 
+/// One `--flag value` pair of a process's command line.
+type Flag = (&'static str, String);
+
+/// The flag groups the processes of a test deployment are started with, from its
+/// [`Options`]: each process takes the groups it reads.
+#[derive(Clone)]
+struct Flags {
+    db_url: String,
+    mode: NotificationMode,
+    /// RabbitMQ, with an exchange and a queue of this deployment's own.
+    broker: Vec<Flag>,
+    /// `INTERNAL_TRANSPORT`.
+    client: Vec<Flag>,
+    /// `INTERNAL_SECRET`.
+    secret: Vec<Flag>,
+    /// The session cache, if any.
+    sessions: Vec<Flag>,
+    /// `EXTSIM_URL`.
+    extsim: Vec<Flag>,
+    /// The quick reconciler settings, if asked for.
+    reconcile: Vec<Flag>,
+    /// The signup and login limits off, if asked for.
+    limits: Vec<Flag>,
+}
+
+impl Flags {
+    fn new(options: &Options, db_url: String, amqp_url: &str, extsim_url: &str) -> Self {
+        let tag = &Uuid::new_v4().simple().to_string()[..12];
+        let reconcile = match options.quick_reconcile {
+            true => {
+                use archlab_conformance::in_doubt;
+                vec![
+                    ("external-timeout-ms", in_doubt::EXTERNAL_TIMEOUT_MS.to_string()),
+                    ("reconcile-after-ms", in_doubt::RECONCILE_AFTER_MS.to_string()),
+                    ("reconcile-interval-ms", in_doubt::RECONCILE_INTERVAL_MS.to_string()),
+                ]
+            }
+            false => Vec::new(),
+        };
+        let limits = match options.limits_off {
+            true => vec![
+                ("auth-limit-per-address-per-minute", "0".to_owned()),
+                ("auth-limit-per-account-per-hour", "0".to_owned()),
+                ("password-hash-concurrency", "0".to_owned()),
+            ],
+            false => Vec::new(),
+        };
+        Self {
+            db_url,
+            mode: options.mode,
+            broker: vec![
+                ("amqp-url", amqp_url.to_owned()),
+                ("amqp-exchange", format!("archlab_test_{tag}.events")),
+                ("amqp-queue", format!("archlab_test_{tag}.notifications")),
+                ("amqp-queue-expires-ms", "60000".to_owned()),
+            ],
+            client: vec![("transport", options.transport.to_string())],
+            secret: vec![("internal-secret", SECRET.to_owned())],
+            sessions: options.redis_url.iter().map(|url| ("redis-url", url.clone())).collect(),
+            extsim: vec![("extsim-url", extsim_url.to_owned())],
+            reconcile,
+            limits,
+        }
+    }
+
+    /// What every process with a database reads: the database, loopback port-0 listeners,
+    /// a fault admin endpoint, the notification mode.
+    fn common(&self, db: &str) -> Vec<Flag> {
+        vec![
+            ("database-url", self.db_url.clone()),
+            ("db-max-connections", "5".to_owned()),
+            ("database", db.to_owned()),
+            ("http-addr", "127.0.0.1:0".to_owned()),
+            ("grpc-addr", "127.0.0.1:0".to_owned()),
+            ("admin-addr", "127.0.0.1:0".to_owned()),
+            ("notification-mode", self.mode.to_string()),
+        ]
+    }
+}
+
+/// A service's two URLs as its callers' flags, e.g. `--users-grpc-url` and `--users-http-url`.
+fn urls(grpc_flag: &'static str, http_flag: &'static str, addrs: &Addrs) -> Vec<Flag> {
+    vec![(grpc_flag, addrs.grpc_url().expect("a service serves gRPC")), (http_flag, addrs.http_url())]
+}
+
 impl Stack {
     /// Start everything with the machine's PostgreSQL and RabbitMQ.
     pub async fn start(options: Options) -> Stack {
@@ -171,7 +261,6 @@ impl Stack {
     pub async fn start_with_broker(options: Options, amqp_url: &str) -> Stack {
         let extsim = archlab_testkit::extsim().await;
         let db_url = archlab_testkit::database_url().await;
-        let tag = &Uuid::new_v4().simple().to_string()[..12];
         // The four databases are created side by side before the services start; each
         // service would otherwise create its own in turn as it starts (about 0.2 s each,
         // four times per test), then finds it there and migrates it.
@@ -185,47 +274,9 @@ impl Stack {
             create(&db_url, &payments_db)
         )
         .unwrap_or_else(|e| panic!("cannot create the test databases on {db_url}: {e}"));
-        let common = |db: &String| {
-            vec![
-                ("database-url", db_url.clone()),
-                ("db-max-connections", "5".to_owned()),
-                ("database", db.clone()),
-                ("http-addr", "127.0.0.1:0".to_owned()),
-                ("grpc-addr", "127.0.0.1:0".to_owned()),
-                ("admin-addr", "127.0.0.1:0".to_owned()),
-                ("notification-mode", options.mode.to_string()),
-            ]
-        };
-        let broker = vec![
-            ("amqp-url", amqp_url.to_owned()),
-            ("amqp-exchange", format!("archlab_test_{tag}.events")),
-            ("amqp-queue", format!("archlab_test_{tag}.notifications")),
-            ("amqp-queue-expires-ms", "60000".to_owned()),
-        ];
-        let client = vec![("transport", options.transport.to_string())];
-        let secret = vec![("internal-secret", SECRET.to_owned())];
-        let sessions: Vec<_> = options.redis_url.iter().map(|url| ("redis-url", url.clone())).collect();
-        let extsim_args = vec![("extsim-url", extsim.url.clone())];
-        let reconcile = match options.quick_reconcile {
-            true => {
-                use archlab_conformance::in_doubt;
-                vec![
-                    ("external-timeout-ms", in_doubt::EXTERNAL_TIMEOUT_MS.to_string()),
-                    ("reconcile-after-ms", in_doubt::RECONCILE_AFTER_MS.to_string()),
-                    ("reconcile-interval-ms", in_doubt::RECONCILE_INTERVAL_MS.to_string()),
-                ]
-            }
-            false => Vec::new(),
-        };
-
-        let limits = match options.limits_off {
-            true => vec![
-                ("auth-limit-per-address-per-minute", "0".to_owned()),
-                ("auth-limit-per-account-per-hour", "0".to_owned()),
-                ("password-hash-concurrency", "0".to_owned()),
-            ],
-            false => Vec::new(),
-        };
+        let flags = Flags::new(&options, db_url, amqp_url, &extsim.url);
+        let common = |db: &String| flags.common(db);
+        let Flags { broker, client, secret, sessions, extsim: extsim_args, reconcile, limits, .. } = flags.clone();
         let otlp = options.otlp_endpoint.as_deref();
         let mut threads = Vec::new();
         let users =
@@ -237,9 +288,6 @@ impl Stack {
             &mut threads,
         )
         .await;
-        let urls = |grpc_flag, http_flag, addrs: &Addrs| {
-            vec![(grpc_flag, addrs.grpc_url().expect("a service serves gRPC")), (http_flag, addrs.http_url())]
-        };
         let users_urls = urls("users-grpc-url", "users-http-url", &users.addrs);
         let notifications_urls = urls("notifications-grpc-url", "notifications-http-url", &notifications.addrs);
         let auth = spawn::<archlab_auth_service::App>(
@@ -346,31 +394,43 @@ impl Stack {
         let deadline = Instant::now() + limit;
         self.auth_relay.process_pending().await.map_err(|e| e.to_string())?;
         self.payments_relay.process_pending().await.map_err(|e| e.to_string())?;
-        let published = |pool: &PgPool, sql: &'static str| {
-            let pool = pool.clone();
-            async move { sqlx::query_scalar::<_, Uuid>(sql).fetch_all(&pool).await.map_err(|e| e.to_string()) }
-        };
-        let mut expected =
-            published(&self.auth_db, "SELECT event_id FROM auth.outbox WHERE published_at IS NOT NULL").await?;
-        expected.extend(
-            published(&self.payments_db, "SELECT event_id FROM payments.outbox WHERE published_at IS NOT NULL").await?,
-        );
-        loop {
-            // Read the ack counter before counting, so an ack in between is not missed.
-            let seen = self.consumer.processed();
-            let done: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM notifications.processed_messages WHERE event_id = ANY($1)")
-                    .bind(&expected)
-                    .fetch_one(&self.notifications_db)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            if done as usize == expected.len() {
-                return Ok(());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.consumer.wait_processed(seen + 1, left).await {
-                return Err(format!("{} of {} published events processed after {limit:?}", done, expected.len()));
-            }
+        let mut expected = published(&self.auth_db, "auth").await?;
+        expected.extend(published(&self.payments_db, "payments").await?);
+        wait_consumed(&expected, &self.notifications_db, &self.consumer, deadline, limit).await
+    }
+}
+
+/// The events `<schema>.outbox` in `pool` has published to the broker.
+async fn published(pool: &PgPool, schema: &'static str) -> Result<Vec<Uuid>, String> {
+    let sql = format!("SELECT event_id FROM {schema}.outbox WHERE published_at IS NOT NULL");
+    // `schema` is one of the lab's own, never input.
+    sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.map_err(|e| e.to_string())
+}
+
+/// Wait — on the consumer's ack counter, never by sleeping — until the notifications
+/// database `notifications_db` has processed every event of `expected`, or `deadline` passes.
+async fn wait_consumed(
+    expected: &[Uuid],
+    notifications_db: &PgPool,
+    consumer: &ConsumerHandle,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<(), String> {
+    loop {
+        // Read the ack counter before counting, so an ack in between is not missed.
+        let seen = consumer.processed();
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications.processed_messages WHERE event_id = ANY($1)")
+                .bind(expected)
+                .fetch_one(notifications_db)
+                .await
+                .map_err(|e| e.to_string())?;
+        if done as usize == expected.len() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !consumer.wait_processed(seen + 1, left).await {
+            return Err(format!("{} of {} published events processed after {limit:?}", done, expected.len()));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Every binary's `clap` config, the clients that call a service, the gateway's upstreams and
 //! the harness (`archlab up`) read this table, so a port or a name is changed here and
 //! nowhere else. The ports are DESIGN.md's: monolith 8080, gateway 8000, services HTTP
-//! 8001–8004 and gRPC 9001–9004, extsim 8090.
+//! 8001–8004 and gRPC 9001–9004, extsim 8090; the hybrid's core 8005 and 9005.
 
 /// One listener of a process: the variable that sets its address, the variable its callers
 /// read for its URL, and the defaults of both.
@@ -67,6 +67,17 @@ pub const MONOLITH: ProcessSpec = ProcessSpec {
     admin_addr_var: Some("MONOLITH_ADMIN_ADDR"),
 };
 
+/// The monolith with one module extracted (`archlab up hybrid --extract <module>`): the
+/// other three modules in one process over the monolith's own database, serving behind the
+/// gateway like a service (so it has a gRPC listener) and calling the extracted one remotely.
+pub const HYBRID: ProcessSpec = ProcessSpec {
+    name: "hybrid",
+    http: listener!("HYBRID_HTTP", "127.0.0.1:8005"),
+    grpc: Some(listener!("HYBRID_GRPC", "127.0.0.1:9005")),
+    database: MONOLITH.database,
+    admin_addr_var: Some("HYBRID_ADMIN_ADDR"),
+};
+
 /// The microservices' front door.
 pub const GATEWAY: ProcessSpec = ProcessSpec {
     name: "gateway",
@@ -116,9 +127,9 @@ pub const NOTIFICATIONS_SERVICE: ProcessSpec = ProcessSpec {
 /// first, payments (which calls three of them) last.
 pub const SERVICES: [ProcessSpec; 4] = [AUTH_SERVICE, USERS_SERVICE, NOTIFICATIONS_SERVICE, PAYMENTS_SERVICE];
 
-/// Every process of both builds.
-pub const ALL: [ProcessSpec; 7] =
-    [EXTSIM, MONOLITH, GATEWAY, AUTH_SERVICE, USERS_SERVICE, PAYMENTS_SERVICE, NOTIFICATIONS_SERVICE];
+/// Every process of both builds and of the hybrid between them.
+pub const ALL: [ProcessSpec; 8] =
+    [EXTSIM, MONOLITH, HYBRID, GATEWAY, AUTH_SERVICE, USERS_SERVICE, PAYMENTS_SERVICE, NOTIFICATIONS_SERVICE];
 
 #[cfg(test)]
 mod tests {

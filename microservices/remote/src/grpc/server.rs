@@ -28,12 +28,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::{HealthReporter, HealthService};
 use tower::Layer;
 
+type Guard = RequireLayer<http::Response<tonic::body::Body>>;
+
 /// Hosts any subset of the three ports, plus `grpc.health.v1.Health` reporting each SERVING.
+/// Each port sits behind the guard of the credentials it was hosted as.
 pub struct GrpcServer {
-    guard: RequireLayer<http::Response<tonic::body::Body>>,
-    auth: Option<Arc<dyn AuthApi>>,
-    users: Option<Arc<dyn UsersApi>>,
-    notifications: Option<Arc<dyn NotificationsApi>>,
+    guard: Guard,
+    auth: Option<(Guard, Arc<dyn AuthApi>)>,
+    users: Option<(Guard, Arc<dyn UsersApi>)>,
+    notifications: Option<(Guard, Arc<dyn NotificationsApi>)>,
 }
 
 /// A refused call as the gRPC answer a client reads back as the same `Error`.
@@ -48,21 +51,29 @@ impl GrpcServer {
         Self { guard: host.require_layer(refuse), auth: None, users: None, notifications: None }
     }
 
+    /// Host the ports added from here on as the process `host` instead: callers sign each
+    /// call for the service they think they call, so a process standing in for several
+    /// services (the hybrid's core) hosts each port as the service it stands in for.
+    pub fn hosting_as(mut self, host: &ServiceCredentials) -> Self {
+        self.guard = host.require_layer(refuse);
+        self
+    }
+
     /// Host `archlab.auth.v1.Auth` over `api`.
     pub fn auth(mut self, api: Arc<dyn AuthApi>) -> Self {
-        self.auth = Some(api);
+        self.auth = Some((self.guard.clone(), api));
         self
     }
 
     /// Host `archlab.users.v1.Users` over `api`.
     pub fn users(mut self, api: Arc<dyn UsersApi>) -> Self {
-        self.users = Some(api);
+        self.users = Some((self.guard.clone(), api));
         self
     }
 
     /// Host `archlab.notifications.v1.Notifications` over `api`.
     pub fn notifications(mut self, api: Arc<dyn NotificationsApi>) -> Self {
-        self.notifications = Some(api);
+        self.notifications = Some((self.guard.clone(), api));
         self
     }
 
@@ -71,18 +82,17 @@ impl GrpcServer {
     async fn into_routes(self) -> Routes {
         let health = HealthReporter::new();
         let mut routes = Routes::builder();
-        if let Some(api) = self.auth {
+        if let Some((guard, api)) = self.auth {
             health.set_service_status(auth_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes.add_service(self.guard.layer(auth_server::AuthServer::new(AuthGrpc(api))));
+            routes.add_service(guard.layer(auth_server::AuthServer::new(AuthGrpc(api))));
         }
-        if let Some(api) = self.users {
+        if let Some((guard, api)) = self.users {
             health.set_service_status(users_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes.add_service(self.guard.layer(users_server::UsersServer::new(UsersGrpc(api))));
+            routes.add_service(guard.layer(users_server::UsersServer::new(UsersGrpc(api))));
         }
-        if let Some(api) = self.notifications {
+        if let Some((guard, api)) = self.notifications {
             health.set_service_status(notifications_server::SERVICE_NAME, ServingStatus::Serving).await;
-            routes
-                .add_service(self.guard.layer(notifications_server::NotificationsServer::new(NotificationsGrpc(api))));
+            routes.add_service(guard.layer(notifications_server::NotificationsServer::new(NotificationsGrpc(api))));
         }
         routes.add_service(tonic_health::pb::health_server::HealthServer::new(HealthService::from_health_reporter(
             health,

@@ -8,6 +8,7 @@ mod contract;
 mod events;
 mod faults;
 mod faults_process;
+mod hybrid;
 mod in_doubt;
 mod internal_auth;
 mod limits;
