@@ -5,7 +5,7 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services tools build run-monolith run-micro compare compare-repro bench test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro run-hybrid compare compare-repro bench test lint fmt clean-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ run-monolith: services ## Run the monolith (:8080) with extsim (:8090); Ctrl-C s
 run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C stops all
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab up micro
+
+run-hybrid: services ## Run the monolith with notifications extracted (gateway :8000); EXTRACT=payments for payments
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_BIN)/archlab up hybrid --extract $(or $(EXTRACT),notifications)
 
 compare: services ## Quick side-by-side of monolith, micro-grpc, micro-http (< 10 min on 2 cores); report in target/compare
 	$(CARGO) build --release --workspace --bins

@@ -35,6 +35,7 @@ use archlab_auth::{AuthApi, AuthService, HashGate, SessionCache};
 use archlab_kernel::config::{AbuseArgs, ExternalArgs, ReconcileArgs, SessionArgs};
 use archlab_kernel::faults::admin::AdminListener;
 use archlab_kernel::outbox::{Outbox, Worker};
+pub use archlab_kernel::processes::Module;
 use archlab_kernel::processes::{self, HYBRID};
 use archlab_kernel::{Addrs, Faults, Server};
 use archlab_monolith::events::InProcessDelivery;
@@ -55,42 +56,6 @@ use std::time::Duration;
 const GRPC: processes::Listener = HYBRID.grpc.expect("the hybrid's core serves gRPC");
 const DATABASE: (&str, &str) = HYBRID.database.expect("the hybrid's core has a database");
 const ADMIN_ADDR_VAR: &str = HYBRID.admin_addr_var.expect("the hybrid's core has fault points");
-
-/// The module that runs as its own service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Module {
-    /// notifications-service: the leaf every other module only sends events to.
-    Notifications,
-    /// payments-service: the purchase flow, calling back auth, users and notifications here.
-    Payments,
-}
-
-impl Module {
-    /// Both, in the order the docs recommend extracting them.
-    pub const ALL: [Module; 2] = [Module::Notifications, Module::Payments];
-
-    /// The process that runs it.
-    pub fn service(self) -> processes::ProcessSpec {
-        match self {
-            Module::Notifications => processes::NOTIFICATIONS_SERVICE,
-            Module::Payments => processes::PAYMENTS_SERVICE,
-        }
-    }
-
-    /// Its name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Module::Notifications => "notifications",
-            Module::Payments => "payments",
-        }
-    }
-}
-
-impl std::fmt::Display for Module {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The hybrid core's environment: the monolith's, plus what a service reads to be called and
 /// to call (gRPC address, identity secret, peers, broker).

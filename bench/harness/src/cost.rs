@@ -236,11 +236,12 @@ pub fn binaries(bin_dir: &Path, names: &[&str]) -> anyhow::Result<BTreeMap<Strin
 }
 
 /// The deployment files, as committed, by their path in the repository.
-const DEPLOY_FILES: [(&str, &str); 4] = [
+const DEPLOY_FILES: [(&str, &str); 5] = [
     ("deploy/Dockerfile", include_str!("../../../deploy/Dockerfile")),
     ("deploy/compose/deps.yml", include_str!("../../../deploy/compose/deps.yml")),
     ("deploy/compose/monolith.yml", include_str!("../../../deploy/compose/monolith.yml")),
     ("deploy/compose/micro.yml", include_str!("../../../deploy/compose/micro.yml")),
+    ("deploy/compose/hybrid.yml", include_str!("../../../deploy/compose/hybrid.yml")),
 ];
 
 /// The files an operator needs to deploy `kind`: its compose file, the one Dockerfile both
@@ -252,6 +253,7 @@ pub fn deploy_files(kind: Kind) -> [&'static str; 3] {
     let own = match kind {
         Kind::Monolith => "deploy/compose/monolith.yml",
         Kind::Micro => "deploy/compose/micro.yml",
+        Kind::Hybrid => "deploy/compose/hybrid.yml",
     };
     [own, "deploy/Dockerfile", "deploy/compose/deps.yml"]
 }
@@ -358,7 +360,7 @@ impl Target {
             http_urls: own.iter().map(|p| p.http_url.clone()).collect(),
             admin_url: admin_url.to_owned(),
             databases,
-            uses_broker: topology.kind == Kind::Micro,
+            uses_broker: topology.kind != Kind::Monolith,
         }
     }
 
@@ -623,6 +625,10 @@ mod tests {
             (
                 "deploy/compose/micro.yml",
                 [processes::EXTSIM, processes::GATEWAY].into_iter().chain(processes::SERVICES).collect(),
+            ),
+            (
+                "deploy/compose/hybrid.yml",
+                vec![processes::EXTSIM, processes::GATEWAY, processes::HYBRID, processes::NOTIFICATIONS_SERVICE],
             ),
         ];
         for (path, specs) in builds {

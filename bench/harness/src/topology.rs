@@ -8,6 +8,7 @@
 use archlab_kernel::processes::{self, ProcessSpec};
 use std::fmt;
 
+pub use archlab_kernel::processes::Module;
 pub use archlab_kernel::{NotificationMode, Transport};
 
 /// Which build to run.
@@ -17,6 +18,9 @@ pub enum Kind {
     Monolith,
     /// The microservices: `extsim`, four services, then the `gateway`.
     Micro,
+    /// The monolith with one module extracted (`--extract`): `extsim`, the extracted
+    /// service and the `hybrid` core, then the `gateway` routing to both.
+    Hybrid,
 }
 
 impl fmt::Display for Kind {
@@ -24,6 +28,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Self::Monolith => "monolith",
             Self::Micro => "micro",
+            Self::Hybrid => "hybrid",
         })
     }
 }
@@ -37,11 +42,13 @@ pub struct Options {
     pub transport: Option<Transport>,
     /// Start an `extsim`; false when one is already running.
     pub extsim: bool,
+    /// The module the hybrid runs as its own service (hybrid only).
+    pub extract: Module,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: None, transport: None, extsim: true }
+        Self { mode: None, transport: None, extsim: true, extract: Module::Notifications }
     }
 }
 
@@ -81,6 +88,8 @@ pub struct Topology {
     pub mode: NotificationMode,
     /// Internal transport the services will use; `None` for the monolith.
     pub transport: Option<Transport>,
+    /// The module running as its own service, for the hybrid.
+    pub extract: Option<Module>,
 }
 
 impl Topology {
@@ -111,6 +120,7 @@ impl Topology {
         if options.extsim {
             processes.push(process(processes::EXTSIM, "health"));
         }
+        let mut child_env = Vec::new();
         let front = match kind {
             Kind::Monolith => process(processes::MONOLITH, "ready"),
             Kind::Micro => {
@@ -118,11 +128,22 @@ impl Topology {
                 // Last: it is the only door in, so it opens once the rooms behind it exist.
                 process(processes::GATEWAY, "ready")
             }
+            Kind::Hybrid => {
+                let (core, service) =
+                    (process(processes::HYBRID, "ready"), process(options.extract.service(), "ready"));
+                child_env.extend(core_urls(options.extract, &core));
+                child_env.push(("EXTRACT".to_owned(), options.extract.to_string()));
+                // Those that others call first, as for the microservices.
+                match options.extract {
+                    Module::Notifications => processes.extend([service, core]),
+                    Module::Payments => processes.extend([core, service]),
+                }
+                process(processes::GATEWAY, "ready")
+            }
         };
         let public_url = front.http_url.clone();
         processes.push(front);
 
-        let mut child_env = Vec::new();
         let extsim = processes::EXTSIM.http;
         let extsim_url = match var(extsim.url_var) {
             Some(url) => url,
@@ -137,7 +158,7 @@ impl Topology {
         }
         let transport = match kind {
             Kind::Monolith => None,
-            Kind::Micro => {
+            Kind::Micro | Kind::Hybrid => {
                 if let Some(transport) = options.transport {
                     child_env.push(("INTERNAL_TRANSPORT".to_owned(), transport.to_string()));
                 }
@@ -147,7 +168,8 @@ impl Topology {
         };
         let mode = options.mode.unwrap_or_else(|| parsed(var("NOTIFICATION_MODE")));
 
-        Self { kind, processes, env: child_env, public_url, extsim_url, mode, transport }
+        let extract = (kind == Kind::Hybrid).then_some(options.extract);
+        Self { kind, processes, env: child_env, public_url, extsim_url, mode, transport, extract }
     }
 
     /// One HTTP process `name` on `addr`, ready when its `/health` answers, with `env` and
@@ -180,7 +202,7 @@ impl Topology {
         let mut row = |label: &str, value: &str| out.push_str(&format!("  {label:<24}{value}\n"));
         let api_label = match self.kind {
             Kind::Monolith => "public API",
-            Kind::Micro => "public API (gateway)",
+            Kind::Micro | Kind::Hybrid => "public API (gateway)",
         };
         row(api_label, &self.public_url);
         let extsim = processes::EXTSIM.name;
@@ -194,8 +216,15 @@ impl Topology {
             (_, NotificationMode::Sync) => "sync: the request waits for it",
             (Kind::Monolith, NotificationMode::Async) => "async: outbox + in-process worker",
             (Kind::Micro, NotificationMode::Async) => "async: outbox + RabbitMQ",
+            (Kind::Hybrid, NotificationMode::Async) => match self.extract {
+                Some(Module::Payments) => "async: welcomes in-process, receipts through RabbitMQ",
+                _ => "async: outbox + RabbitMQ",
+            },
         };
         row("notifications", delivery);
+        if let Some(module) = self.extract {
+            row("extracted", &format!("{module}: {}, the rest in hybrid", module.service().name));
+        }
         if let Some(transport) = self.transport {
             row("internal transport", &transport.to_string());
         }
@@ -209,6 +238,21 @@ impl Topology {
         out.push_str("  Ctrl-C stops everything.\n");
         out
     }
+}
+
+/// Where the gateway and the extracted service find the modules the hybrid core runs: each
+/// kept module's URL variables, pointed at the core.
+fn core_urls(extract: Module, core: &Process) -> Vec<(String, String)> {
+    let kept = processes::SERVICES.into_iter().filter(|spec| spec.name != extract.service().name);
+    let grpc = format!("http://{}", core.grpc_addr.as_deref().unwrap_or_default());
+    let mut env = Vec::new();
+    for spec in kept {
+        env.push((spec.http.url_var.to_owned(), core.http_url.clone()));
+        if let Some(listener) = spec.grpc {
+            env.push((listener.url_var.to_owned(), grpc.clone()));
+        }
+    }
+    env
 }
 
 /// An environment lookup for [`Topology::new`]: the last of `env`'s entries for a key, else

@@ -1,4 +1,4 @@
-//! `archlab up monolith|micro`: run one build locally until Ctrl-C.
+//! `archlab up monolith|micro|hybrid`: run one build locally until Ctrl-C.
 //!
 //! Start the children, wait for every `/ready`, print where things are, then run until a stop
 //! request (Ctrl-C, SIGTERM, SIGHUP; exit 0), and stop every child before returning.
@@ -16,7 +16,7 @@
 
 use crate::logs;
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
-use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
+use crate::topology::{Kind, Module, NotificationMode, Options, Topology, Transport};
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +30,9 @@ pub struct UpArgs {
     /// Which build to run.
     #[arg(value_enum)]
     pub topology: Kind,
+    /// The module the hybrid runs as its own service (hybrid only).
+    #[arg(long, value_enum, default_value_t = Module::Notifications)]
+    pub extract: Module,
     /// Notification delivery for every child [default: inherited; the binaries default to async].
     #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
     pub mode: Option<NotificationMode>,
@@ -89,7 +92,8 @@ impl StopRequests {
 
 /// Run `archlab up`; returns `Ok` only when the stop was asked for.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let options = Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim };
+    let options =
+        Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim, extract: args.extract };
     let mut admin_env = Vec::new();
     if args.admin {
         for (_, var, addr) in crate::topology::free_admin_addrs().context("finding free loopback ports")? {

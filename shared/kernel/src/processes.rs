@@ -131,6 +131,43 @@ pub const SERVICES: [ProcessSpec; 4] = [AUTH_SERVICE, USERS_SERVICE, NOTIFICATIO
 pub const ALL: [ProcessSpec; 8] =
     [EXTSIM, MONOLITH, HYBRID, GATEWAY, AUTH_SERVICE, USERS_SERVICE, PAYMENTS_SERVICE, NOTIFICATIONS_SERVICE];
 
+/// A module the hybrid can run as its own service (`hybrid --extract <module>`; see
+/// hybrid/src/lib.rs for why only these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Module {
+    /// notifications-service: the leaf every other module only sends events to.
+    Notifications,
+    /// payments-service: the purchase flow, calling back auth, users and notifications here.
+    Payments,
+}
+
+impl Module {
+    /// Both, in the order the docs recommend extracting them.
+    pub const ALL: [Module; 2] = [Module::Notifications, Module::Payments];
+
+    /// The process that runs it.
+    pub fn service(self) -> ProcessSpec {
+        match self {
+            Module::Notifications => NOTIFICATIONS_SERVICE,
+            Module::Payments => PAYMENTS_SERVICE,
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Notifications => "notifications",
+            Module::Payments => "payments",
+        }
+    }
+}
+
+impl std::fmt::Display for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! picture, the microservices' four databases four pictures taken one after another.
 
 use super::check::{Compensation, Credential, Notification, Payment, Profile, Snapshot};
-use crate::topology::Kind;
+use crate::topology::{Kind, Module};
 use anyhow::Context;
 use archlab_kernel::processes::{self, ProcessSpec};
 use chrono::{DateTime, Utc};
@@ -72,6 +72,23 @@ impl Databases {
                 payments: name(processes::PAYMENTS_SERVICE, &overrides.payments),
                 notifications: name(processes::NOTIFICATIONS_SERVICE, &overrides.notifications),
             },
+            // The core keeps the monolith's database; which module is out, `EXTRACT` says,
+            // as it tells the core.
+            Kind::Hybrid => {
+                let core = name(processes::HYBRID, &overrides.monolith);
+                let mut databases =
+                    Self { auth: core.clone(), users: core.clone(), payments: core.clone(), notifications: core };
+                match env("EXTRACT")
+                    .and_then(|v| <Module as clap::ValueEnum>::from_str(&v, false).ok())
+                    .unwrap_or(Module::Notifications)
+                {
+                    Module::Notifications => {
+                        databases.notifications = name(processes::NOTIFICATIONS_SERVICE, &overrides.notifications)
+                    }
+                    Module::Payments => databases.payments = name(processes::PAYMENTS_SERVICE, &overrides.payments),
+                }
+                databases
+            }
         }
     }
 

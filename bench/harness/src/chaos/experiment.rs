@@ -7,7 +7,7 @@
 
 use crate::compare::Build;
 use crate::load::Scenario;
-use crate::topology::{Kind, NotificationMode};
+use crate::topology::{Kind, Module, NotificationMode};
 use anyhow::{Context, bail};
 use archlab_extsim::BehaviourPatch;
 use archlab_kernel::faults::{self, Fault};
@@ -450,11 +450,17 @@ pub enum Host {
 }
 
 impl Host {
-    /// The binary that hosts it in `kind`.
-    pub fn process(self, kind: Kind) -> &'static str {
+    /// The binary that hosts it in `kind` (with `extract` out of the monolith, for a hybrid).
+    pub fn process(self, kind: Kind, extract: Option<Module>) -> &'static str {
         use archlab_kernel::processes as p;
         match (kind, self) {
             (Kind::Monolith, _) => p::MONOLITH.name,
+            (Kind::Hybrid, Self::Gateway) => p::GATEWAY.name,
+            (Kind::Hybrid, Self::Notifications) if extract == Some(Module::Notifications) => {
+                p::NOTIFICATIONS_SERVICE.name
+            }
+            (Kind::Hybrid, Self::Payments) if extract == Some(Module::Payments) => p::PAYMENTS_SERVICE.name,
+            (Kind::Hybrid, _) => p::HYBRID.name,
             (Kind::Micro, Self::Auth) => p::AUTH_SERVICE.name,
             (Kind::Micro, Self::Users) => p::USERS_SERVICE.name,
             (Kind::Micro, Self::Payments) => p::PAYMENTS_SERVICE.name,
@@ -831,8 +837,11 @@ point = "notifications.deliver"
             .replace("[[method]]\nat_s = 12\naction = \"clear_fault\"\npoint = \"notifications.deliver\"\n", "");
         let e = Experiment::parse(&text, "x.toml")?;
         assert_eq!(e.plan(false).fault_window(), Some((4.0, 4.0)));
-        assert_eq!(Host::Payments.process(Kind::Micro), "payments-service");
-        assert_eq!(Host::Payments.process(Kind::Monolith), "monolith");
+        assert_eq!(Host::Payments.process(Kind::Micro, None), "payments-service");
+        assert_eq!(Host::Payments.process(Kind::Monolith, None), "monolith");
+        assert_eq!(Host::Payments.process(Kind::Hybrid, Some(Module::Payments)), "payments-service");
+        assert_eq!(Host::Payments.process(Kind::Hybrid, Some(Module::Notifications)), "hybrid");
+        assert_eq!(Host::Users.process(Kind::Hybrid, Some(Module::Payments)), "hybrid");
         Ok(())
     }
 }

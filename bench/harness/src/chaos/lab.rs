@@ -10,7 +10,7 @@ use super::experiment::{Action, Host, Link, LinkTarget};
 use crate::audit::read::{Databases, Overrides};
 use crate::compare::{Build, isolated_env};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
-use crate::topology::{NotificationMode, Options, Topology};
+use crate::topology::{NotificationMode, Topology};
 use anyhow::{Context, bail};
 use archlab_extsim::{Client as Extsim, SimConfigPatch};
 use archlab_testkit::TcpProxy;
@@ -63,14 +63,14 @@ async fn proxy_link(
         }
         LinkTarget::Database(domain) => {
             let proxy = TcpProxy::start(upstream_of(database_url)?).await.context("starting a fault proxy")?;
-            let host = domain.process(topology.kind);
+            let host = domain.process(topology.kind, topology.extract);
             let process = topology.processes.iter_mut().find(|p| p.name == host);
             let process = process.with_context(|| format!("{host} is not in the topology"))?;
             process.env.push(("DATABASE_URL".to_owned(), through(database_url, proxy.addr())?));
             Ok(vec![proxy])
         }
         LinkTarget::Service(domain) => {
-            let host = domain.process(topology.kind);
+            let host = domain.process(topology.kind, topology.extract);
             let spec = archlab_kernel::processes::ALL
                 .into_iter()
                 .find(|s| s.name == host)
@@ -146,9 +146,9 @@ impl Lab {
         }
         env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let lookup = crate::topology::lookup_over(&env);
-        let options = Options { mode: Some(mode), transport: build.transport(), extsim: true };
-        let mut topology = Topology::new(build.kind(), options, lookup);
-        topology.env.extend(env.iter().cloned());
+        let mut topology = Topology::new(build.kind(), build.options(mode), lookup);
+        // Under the topology's own settings, which read these and come after them.
+        topology.env.splice(0..0, env.iter().cloned());
         let databases = Databases::resolve(build.kind(), &Overrides::default(), lookup);
         admin.retain(|name, _| topology.processes.iter().any(|p| p.name == *name));
         let mut proxies = BTreeMap::new();
@@ -225,7 +225,7 @@ impl Lab {
                 Ok("extsim reset".to_owned())
             }
             Action::Kill { process } => {
-                let name = process.process(kind);
+                let name = process.process(kind, self.topology.extract);
                 let pid = self.children.signal(name, Signal::SIGKILL)?;
                 Ok(format!("SIGKILL {name} (pid {pid})"))
             }
@@ -255,7 +255,7 @@ impl Lab {
                 Ok(format!("{} up again", link.name()))
             }
             Action::Restart { process } => {
-                let name = process.process(kind);
+                let name = process.process(kind, self.topology.extract);
                 let pid = self.children.restart(name)?;
                 Ok(format!("restart {name} (SIGTERM to pid {pid}, started again at once)"))
             }
@@ -272,7 +272,7 @@ impl Lab {
     /// The admin endpoint of the process that reaches `point` in this build.
     fn admin_of(&self, point: &str) -> anyhow::Result<&str> {
         let host = Host::of_point(point).with_context(|| format!("no domain owns the fault point {point}"))?;
-        let name = host.process(self.build.kind());
+        let name = host.process(self.build.kind(), self.build.extract());
         self.admin.get(name).map(String::as_str).with_context(|| format!("{name} has no admin endpoint"))
     }
 
@@ -353,7 +353,7 @@ mod tests {
             ("USERS_GRPC_ADDR".to_owned(), grpc.local_addr()?.to_string()),
         ];
         let kind = crate::topology::Kind::Micro;
-        let mut topology = Topology::new(kind, Options::default(), crate::topology::lookup_over(&env));
+        let mut topology = Topology::new(kind, crate::topology::Options::default(), crate::topology::lookup_over(&env));
         let database = "postgres://postgres@127.0.0.1:5432";
 
         let proxies = proxy_link(Link::UsersService, &mut topology, database, &env).await?;

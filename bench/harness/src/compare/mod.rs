@@ -22,7 +22,7 @@ pub mod search;
 use crate::load::{self, Plan, Scenario, Seeded};
 use crate::model::{BuildResult, CompareReport, Cost, Goal, LoadReport, Offered, Placement, RunMeta, Step};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
-use crate::topology::{Kind, NotificationMode, Options, Topology, Transport};
+use crate::topology::{Kind, Module, NotificationMode, Options, Topology, Transport};
 use crate::{cost, placement, report};
 use anyhow::{Context, bail};
 use archlab_kernel::processes;
@@ -40,15 +40,22 @@ pub enum Build {
     MicroGrpc,
     /// The microservices calling each other over HTTP/JSON.
     MicroHttp,
+    /// The monolith with notifications extracted (gRPC between the two).
+    HybridNotifications,
+    /// The monolith with payments extracted (gRPC between the two).
+    HybridPayments,
 }
 
 impl Build {
-    /// The name used in reports: `monolith`, `micro-grpc`, `micro-http`.
+    /// The name used in reports: `monolith`, `micro-grpc`, `micro-http`, `hybrid-notifications`,
+    /// `hybrid-payments`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Monolith => "monolith",
             Self::MicroGrpc => "micro-grpc",
             Self::MicroHttp => "micro-http",
+            Self::HybridNotifications => "hybrid-notifications",
+            Self::HybridPayments => "hybrid-payments",
         }
     }
 
@@ -56,14 +63,34 @@ impl Build {
         match self {
             Self::Monolith => Kind::Monolith,
             Self::MicroGrpc | Self::MicroHttp => Kind::Micro,
+            Self::HybridNotifications | Self::HybridPayments => Kind::Hybrid,
         }
     }
 
     pub(crate) fn transport(self) -> Option<Transport> {
         match self {
             Self::Monolith => None,
-            Self::MicroGrpc => Some(Transport::Grpc),
+            Self::MicroGrpc | Self::HybridNotifications | Self::HybridPayments => Some(Transport::Grpc),
             Self::MicroHttp => Some(Transport::Http),
+        }
+    }
+
+    /// The module out of the monolith, for a hybrid.
+    pub(crate) fn extract(self) -> Option<Module> {
+        match self {
+            Self::HybridNotifications => Some(Module::Notifications),
+            Self::HybridPayments => Some(Module::Payments),
+            _ => None,
+        }
+    }
+
+    /// The topology options that run this build in `mode`, with an extsim.
+    pub(crate) fn options(self, mode: NotificationMode) -> Options {
+        Options {
+            mode: Some(mode),
+            transport: self.transport(),
+            extsim: true,
+            extract: self.extract().unwrap_or(Module::Notifications),
         }
     }
 }
@@ -533,9 +560,9 @@ impl Running {
         let mut env = isolated_env(build, run_id, database_url)?;
         env.extend(extra_env.iter().cloned());
         let lookup = crate::topology::lookup_over(&env);
-        let options = Options { mode: Some(mode), transport: build.transport(), extsim: true };
-        let mut topology = Topology::new(build.kind(), options, lookup);
-        topology.env.extend(env.iter().cloned());
+        let mut topology = Topology::new(build.kind(), build.options(mode), lookup);
+        // Under the topology's own settings, which read these and come after them.
+        topology.env.splice(0..0, env.iter().cloned());
         let admin_url = admin_url(database_url);
 
         let started = Instant::now();

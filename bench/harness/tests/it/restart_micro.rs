@@ -78,7 +78,8 @@ impl Micro {
         ]);
         let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         // Async delivery: signup's welcome notification waits in the outbox and the broker.
-        let options = Options { mode: Some(NotificationMode::Async), transport: Some(Transport::Grpc), extsim: true };
+        let options =
+            Options { mode: Some(NotificationMode::Async), transport: Some(Transport::Grpc), ..Options::default() };
         let mut topology = Topology::new(Kind::Micro, options, lookup);
         topology.env.extend(env);
 

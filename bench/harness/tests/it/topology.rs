@@ -1,6 +1,7 @@
 //! The topology tables: which processes, in which order, polled where, told what.
 
 use archlab_harness::logs;
+use archlab_harness::topology::Module;
 use archlab_harness::{Kind, NotificationMode, Options, Topology, Transport};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -113,7 +114,7 @@ fn mode_and_transport_reach_the_children_only_when_chosen() {
     assert_eq!(child_env(&t, "INTERNAL_TRANSPORT"), None, "inherited, not re-set");
     assert_eq!((t.mode, t.transport), (NotificationMode::Sync, Some(Transport::Http)), "what the children will parse");
 
-    let chosen = Options { mode: Some(NotificationMode::Sync), transport: Some(Transport::Http), extsim: true };
+    let chosen = Options { mode: Some(NotificationMode::Sync), transport: Some(Transport::Http), ..Options::default() };
     let t = topology(Kind::Micro, chosen, &[]);
     assert_eq!(child_env(&t, "NOTIFICATION_MODE"), Some("sync"));
     assert_eq!(child_env(&t, "INTERNAL_TRANSPORT"), Some("http"));
@@ -168,4 +169,37 @@ fn prefixes_pad_names_to_one_column() {
         "{colored:?}"
     );
     assert_ne!(colored, logs::prefix("extsim", 1, 8, true), "neighbours get different colours");
+}
+
+/// The hybrid: the extracted service and the core before the gateway, the module's URLs
+/// pointing at the service that has it and every other module's at the core. A kept module
+/// left pointing at its (absent) service would make the gateway answer 502 for it.
+#[test]
+fn the_hybrid_points_every_kept_module_at_the_core() {
+    for (extract, service, order) in [
+        (Module::Notifications, "notifications-service", ["notifications-service", "hybrid"]),
+        (Module::Payments, "payments-service", ["hybrid", "payments-service"]),
+    ] {
+        let t = topology(
+            Kind::Hybrid,
+            Options { extract, ..Options::default() },
+            &[("HYBRID_HTTP_ADDR", "127.0.0.1:41005")],
+        );
+        assert_eq!(t.names(), ["extsim", order[0], order[1], "gateway"], "{extract} out");
+        assert_eq!(t.public_url, "http://127.0.0.1:8000");
+        assert_eq!(t.extract, Some(extract));
+        assert_eq!(t.transport, Some(Transport::Grpc));
+        assert_eq!(child_env(&t, "EXTRACT"), Some(extract.name()));
+        for module in ["AUTH", "USERS", "PAYMENTS", "NOTIFICATIONS"] {
+            let http = child_env(&t, &format!("{module}_HTTP_URL"));
+            if service.starts_with(&module.to_lowercase()) {
+                assert_eq!(http, None, "{extract} out: {module} stays at its service's default");
+            } else {
+                assert_eq!(http, Some("http://127.0.0.1:41005"), "{extract} out: {module} is in the core");
+            }
+        }
+        let grpc = child_env(&t, "AUTH_GRPC_URL");
+        assert_eq!(grpc, Some("http://127.0.0.1:9005"), "{extract} out: the core's gRPC");
+        assert!(t.summary(Duration::ZERO).contains(&format!("{extract}: {service}, the rest in hybrid")));
+    }
 }
