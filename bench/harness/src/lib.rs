@@ -30,6 +30,7 @@ pub mod cost;
 pub mod criterion;
 pub mod load;
 pub mod logs;
+pub mod migrate;
 pub mod model;
 pub mod placement;
 pub mod ports;
@@ -71,6 +72,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Run fault experiments (bench/chaos/experiments) under load; exit 1 when a hypothesis fails.
     Chaos(chaos::ChaosArgs),
+    /// Move one module's rows between the monolith's database and its service's, live.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Run the chosen subcommand to completion.
@@ -84,5 +87,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TraceOverhead(args) => trace_overhead::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
     }
 }

@@ -185,6 +185,9 @@ impl Error {
     }
 }
 
+/// The SQLSTATE a fenced table answers writes with (`read_only_sql_transaction`).
+pub const MOVED_SQLSTATE: &str = "25006";
+
 impl From<sqlx::Error> for Error {
     #[track_caller]
     fn from(e: sqlx::Error) -> Self {
@@ -197,6 +200,12 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::WorkerCrashed => {
                 tracing::warn!(error = %e, "database unavailable");
                 Error::unavailable("database", "the database did not answer")
+            }
+            // A module's tables fenced by `archlab migrate`: its rows live in another database
+            // now, and this process is still bound to the old one until it is replaced.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(MOVED_SQLSTATE) => {
+                tracing::warn!(error = %e, "write refused: the module has moved");
+                Error::unavailable("database", db.message())
             }
             _ => Error::internal(e),
         }

@@ -11,6 +11,7 @@ mod cost_postgres;
 mod crash_loop;
 mod fake_binaries;
 mod load;
+mod migrate;
 mod missing_binary;
 mod restart_micro;
 mod topology;
