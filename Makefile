@@ -54,9 +54,11 @@ test: services tools clean-dbs ## Every test against the real services (schemath
 	@# The chaos experiments (archlab-harness's chaos:: tests) run after the rest, alone: they
 	@# measure error shares and latencies, and with another test binary on the second core
 	@# single requests failed or timed out in three experiments over two clean-clone runs.
+	@# Both runs over --workspace: with -p the harness's features resolved differently and it
+	@# was compiled again (about a minute).
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast -E 'not (package(archlab-harness) & test(/^chaos::/))' && \
-	  $(CARGO) nextest run -p archlab-harness --no-fail-fast -E 'test(/^chaos::/)' && \
+	  $(CARGO) nextest run --workspace --no-fail-fast -E 'package(archlab-harness) & test(/^chaos::/)' && \
 	  $(CARGO) test --workspace --doc; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
 

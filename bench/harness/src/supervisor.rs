@@ -202,8 +202,16 @@ impl Launch {
             }
             None => Command::new(&self.path),
         };
+        // The last value of each variable wins; an empty one unsets it (empty counts as
+        // unset everywhere in the lab, and a parser that takes an address would refuse it).
+        let env: std::collections::BTreeMap<&String, &String> = self.env.iter().map(|(k, v)| (k, v)).collect();
+        for (key, value) in env {
+            match value.is_empty() {
+                true => command.env_remove(key),
+                false => command.env(key, value),
+            };
+        }
         let mut child = command
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -257,7 +265,7 @@ impl Supervisor {
         for (index, process) in topology.processes.iter().enumerate() {
             let launch = Launch {
                 name: process.name,
-                path: bin_dir.join(process.name),
+                path: bin_dir.join(process.binary),
                 env: topology.env.iter().chain(&process.env).cloned().collect(),
                 cpus: cpus.map(str::to_owned),
                 prefix: logs::prefix(process.name, index, width, color),

@@ -44,19 +44,37 @@ pub struct Options {
     pub extsim: bool,
     /// The module the hybrid runs as its own service (hybrid only).
     pub extract: Module,
+    /// How many payments-service processes (micro only), balanced by the gateway.
+    pub payments_replicas: u8,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: None, transport: None, extsim: true, extract: Module::Notifications }
+        Self { mode: None, transport: None, extsim: true, extract: Module::Notifications, payments_replicas: 1 }
     }
+}
+
+/// The most payments-service replicas a topology runs.
+pub const MAX_REPLICAS: u8 = 3;
+
+/// The label of payments-service's replica `k` (2 or 3): its log prefix and the name
+/// `Supervisor::signal` and the chaos actions know it by.
+pub const REPLICA_LABELS: [&str; 2] = ["payments-service-2", "payments-service-3"];
+
+/// The variable placing replica `k`'s `listener` (`PAYMENTS_HTTP_ADDR_2`, ...); unset, the
+/// first replica's port plus 100 × (k − 1).
+pub fn replica_addr_var(addr_var: &str, k: u8) -> String {
+    format!("{addr_var}_{k}")
 }
 
 /// One child process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
-    /// Binary file name in the bin dir; also the prefix of its log lines.
+    /// The prefix of its log lines and the name the supervisor knows it by: the binary's,
+    /// or a replica's label (`payments-service-2`).
     pub name: &'static str,
+    /// Binary file name in the bin dir.
+    pub binary: &'static str,
     /// Polled until it answers 200.
     pub ready_url: String,
     /// Base URL of its HTTP listener.
@@ -108,6 +126,7 @@ impl Topology {
             let http_addr = addr(spec.http);
             Process {
                 name: spec.name,
+                binary: spec.name,
                 ready_url: format!("http://{http_addr}/{probe}"),
                 http_url: format!("http://{http_addr}"),
                 grpc_addr: spec.grpc.map(addr),
@@ -125,6 +144,14 @@ impl Topology {
             Kind::Monolith => process(processes::MONOLITH, "ready"),
             Kind::Micro => {
                 processes.extend(processes::SERVICES.map(|spec| process(spec, "ready")));
+                let replicas = payments_replicas(&processes, options.payments_replicas, &var);
+                if !replicas.is_empty() {
+                    let urls =
+                        processes.iter().chain(&replicas).filter(|p| p.binary == processes::PAYMENTS_SERVICE.name);
+                    let list = urls.map(|p| p.http_url.clone()).collect::<Vec<_>>().join(",");
+                    child_env.push((processes::PAYMENTS_SERVICE.http.url_var.to_owned(), list));
+                }
+                processes.extend(replicas);
                 // Last: it is the only door in, so it opens once the rooms behind it exist.
                 process(processes::GATEWAY, "ready")
             }
@@ -179,6 +206,7 @@ impl Topology {
         Self {
             processes: vec![Process {
                 name,
+                binary: name,
                 ready_url: format!("http://{addr}/health"),
                 http_url: format!("http://{addr}"),
                 grpc_addr: None,
@@ -191,9 +219,20 @@ impl Topology {
         }
     }
 
-    /// Binary names in start order.
+    /// Process names in start order.
     pub fn names(&self) -> Vec<&'static str> {
         self.processes.iter().map(|p| p.name).collect()
+    }
+
+    /// The binaries the processes run, each once.
+    pub fn binaries(&self) -> Vec<&'static str> {
+        let mut binaries: Vec<&'static str> = Vec::new();
+        for p in &self.processes {
+            if !binaries.contains(&p.binary) {
+                binaries.push(p.binary);
+            }
+        }
+        binaries
     }
 
     /// The summary printed once everything is ready: URLs, mode and transport.
@@ -240,6 +279,46 @@ impl Topology {
     }
 }
 
+/// Replicas 2.. of payments-service (whose first process is in `processes`): the same
+/// binary and database, each on its own addresses (see [`replica_addr_var`]) and with its own
+/// fault admin endpoint or none.
+fn payments_replicas(processes: &[Process], count: u8, var: &impl Fn(&str) -> Option<String>) -> Vec<Process> {
+    let spec = processes::PAYMENTS_SERVICE;
+    let Some(first) = processes.iter().find(|p| p.name == spec.name) else { return Vec::new() };
+    let shifted = |addr: &str, by: u16| -> String {
+        match addr.rsplit_once(':') {
+            Some((host, port)) => format!("{host}:{}", port.parse::<u16>().unwrap_or(0).saturating_add(by)),
+            None => addr.to_owned(),
+        }
+    };
+    let first_http = first.http_url.trim_start_matches("http://").to_owned();
+    let first_grpc = first.grpc_addr.clone().unwrap_or_default();
+    (2..=count.min(MAX_REPLICAS))
+        .map(|k| {
+            let by = 100 * u16::from(k - 1);
+            let http = var(&replica_addr_var(spec.http.addr_var, k)).unwrap_or_else(|| shifted(&first_http, by));
+            let grpc_var = spec.grpc.map_or("", |l| l.addr_var);
+            let grpc = var(&replica_addr_var(grpc_var, k)).unwrap_or_else(|| shifted(&first_grpc, by));
+            let admin_var = spec.admin_addr_var.unwrap_or_default();
+            // Its own endpoint, or none (empty counts as unset): never the first's port.
+            let admin = var(&replica_addr_var(admin_var, k));
+            Process {
+                name: REPLICA_LABELS[usize::from(k) - 2],
+                binary: spec.name,
+                ready_url: format!("http://{http}/ready"),
+                http_url: format!("http://{http}"),
+                grpc_addr: Some(grpc.clone()),
+                admin_url: admin.as_ref().map(|a| format!("http://{a}")),
+                env: vec![
+                    (spec.http.addr_var.to_owned(), http),
+                    (grpc_var.to_owned(), grpc),
+                    (admin_var.to_owned(), admin.unwrap_or_default()),
+                ],
+            }
+        })
+        .collect()
+}
+
 /// Where the gateway and the extracted service find the modules the hybrid core runs: each
 /// kept module's URL variables, pointed at the core.
 fn core_urls(extract: Module, core: &Process) -> Vec<(String, String)> {
@@ -267,11 +346,17 @@ pub fn lookup_over(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> 
 /// take one before the child binds it, and the child would then fail at start-up, saying so.
 pub fn free_admin_addrs() -> std::io::Result<Vec<(&'static str, &'static str, String)>> {
     let mut out = Vec::new();
+    let free = || -> std::io::Result<String> {
+        Ok(format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+    };
     for spec in processes::ALL {
         if let Some(var) = spec.admin_addr_var {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            out.push((spec.name, var, format!("127.0.0.1:{port}")));
+            out.push((spec.name, var, free()?));
         }
+    }
+    for (k, label) in (2..).zip(REPLICA_LABELS) {
+        let var = processes::PAYMENTS_SERVICE.admin_addr_var.expect("payments-service has fault points");
+        out.push((label, &*String::leak(replica_addr_var(var, k)), free()?));
     }
     Ok(out)
 }

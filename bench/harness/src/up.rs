@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// The module the hybrid runs as its own service (hybrid only).
     #[arg(long, value_enum, default_value_t = Module::Notifications)]
     pub extract: Module,
+    /// Run more than one process of a service, balanced by the gateway: `payments=2` (micro
+    /// only; payments only, the one service nothing but the gateway calls; at most 3).
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_replicas)]
+    pub replicas: Option<u8>,
     /// Notification delivery for every child [default: inherited; the binaries default to async].
     #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
     pub mode: Option<NotificationMode>,
@@ -92,8 +96,20 @@ impl StopRequests {
 
 /// Run `archlab up`; returns `Ok` only when the stop was asked for.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let options =
-        Options { mode: args.mode, transport: args.transport, extsim: !args.no_extsim, extract: args.extract };
+    if args.replicas.is_some() && args.topology != Kind::Micro {
+        anyhow::bail!(
+            "--replicas runs with `archlab up micro` only: a replicated {} would need a front door \
+             that balances its public routes, which the lab does not have yet",
+            args.topology
+        );
+    }
+    let options = Options {
+        mode: args.mode,
+        transport: args.transport,
+        extsim: !args.no_extsim,
+        extract: args.extract,
+        payments_replicas: args.replicas.unwrap_or(1),
+    };
     let mut admin_env = Vec::new();
     if args.admin {
         for (_, var, addr) in crate::topology::free_admin_addrs().context("finding free loopback ports")? {
@@ -112,7 +128,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_bin_dir()?,
     };
-    supervisor::check_binaries(&bin_dir, &topology.names())?;
+    supervisor::check_binaries(&bin_dir, &topology.binaries())?;
 
     let mut stop = StopRequests::install()?;
     let started = Instant::now();
@@ -148,6 +164,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!("{signal}: stopping {}", topology.kind);
     children.stop(GRACE, hurry(&mut stop)).await;
     Ok(())
+}
+
+/// `payments=N` as the number of payments-service processes.
+fn parse_replicas(value: &str) -> Result<u8, String> {
+    let (service, count) = value.split_once('=').ok_or_else(|| format!("{value:?} is not SERVICE=N"))?;
+    if service != "payments" {
+        return Err(format!(
+            "only payments can have replicas (not {service:?}): the other services are also called \
+             service to service, and those clients do not balance"
+        ));
+    }
+    match count.parse::<u8>() {
+        Ok(n) if (1..=crate::topology::MAX_REPLICAS).contains(&n) => Ok(n),
+        _ => Err(format!("{count:?} replicas: give 1 to {}", crate::topology::MAX_REPLICAS)),
+    }
 }
 
 /// The standard variable the children's OTLP exporter reads.
@@ -195,6 +226,23 @@ mod tests {
         match Cli::try_parse_from(args).expect("a valid command line").command {
             Command::Up(up) => up.restart,
             other => panic!("not `up`: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replicas_are_payments_only_and_bounded() {
+        let replicas = |value: &str| match Cli::try_parse_from(["archlab", "up", "micro", "--replicas", value]) {
+            Ok(cli) => match cli.command {
+                Command::Up(up) => Ok(up.replicas),
+                other => panic!("not `up`: {other:?}"),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(replicas("payments=2"), Ok(Some(2)));
+        for (bad, says) in [("users=2", "only payments"), ("payments=4", "give 1 to 3"), ("payments", "not SERVICE=N")]
+        {
+            let refused = replicas(bad).expect_err(bad);
+            assert!(refused.contains(says), "{bad}: {refused}");
         }
     }
 

@@ -27,6 +27,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod relay;
+pub mod replicas;
 pub mod resilience;
 pub mod retry;
 pub mod service_credential;

@@ -27,6 +27,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// The names the second and third payments-service replicas go by in [`Stack::addrs`] and
+/// [`Stack::stop`].
+pub const REPLICA_NAMES: [&str; 2] = ["payments-service-2", "payments-service-3"];
+
 /// The `INTERNAL_SECRET` every process of a stack shares.
 pub const SECRET: &str = "system-tests-secret";
 
@@ -49,6 +53,9 @@ pub struct Options {
     /// payments-service with the provider timeout and the reconciler settings of
     /// `archlab_conformance::in_doubt` (short enough to wait out), instead of the defaults.
     pub quick_reconcile: bool,
+    /// How many payments-service replicas, over the one database, balanced by the gateway
+    /// (`archlab_remote::replicas`).
+    pub payments_replicas: usize,
 }
 
 impl Default for Options {
@@ -60,6 +67,7 @@ impl Default for Options {
             redis_url: None,
             otlp_endpoint: None,
             quick_reconcile: false,
+            payments_replicas: 1,
         }
     }
 }
@@ -306,24 +314,30 @@ impl Stack {
         )
         .await;
         let auth_urls = urls("auth-grpc-url", "auth-http-url", &auth.addrs);
-        let payments = spawn::<archlab_payments_service::App>(
-            &[
-                common(&payments_db),
-                secret.clone(),
-                broker.clone(),
-                client.clone(),
-                extsim_args,
-                reconcile,
-                auth_urls.clone(),
-                users_urls.clone(),
-                notifications_urls.clone(),
-            ]
-            .concat(),
-            otlp,
-            &mut threads,
-        )
-        .await;
-        let payments_url = vec![("payments-http-url", payments.addrs.http_url())];
+        let payments_flags = [
+            common(&payments_db),
+            secret.clone(),
+            broker.clone(),
+            client.clone(),
+            extsim_args,
+            reconcile,
+            auth_urls.clone(),
+            users_urls.clone(),
+            notifications_urls.clone(),
+        ]
+        .concat();
+        let payments = spawn::<archlab_payments_service::App>(&payments_flags, otlp, &mut threads).await;
+        let mut replicas = Vec::new();
+        assert!(
+            options.payments_replicas <= REPLICA_NAMES.len() + 1,
+            "at most {} payments replicas",
+            REPLICA_NAMES.len() + 1
+        );
+        for _ in 1..options.payments_replicas.max(1) {
+            replicas.push(spawn::<archlab_payments_service::App>(&payments_flags, otlp, &mut threads).await);
+        }
+        let every_payments = std::iter::once(&payments).chain(&replicas).map(|r| r.addrs.http_url());
+        let payments_url = vec![("payments-http-url", every_payments.collect::<Vec<_>>().join(","))];
         let gateway = spawn::<archlab_gateway::App>(
             &[
                 vec![("addr", "127.0.0.1:0".to_owned())],
@@ -364,7 +378,10 @@ impl Stack {
                 (archlab_kernel::processes::AUTH_SERVICE.name, Service::Auth(auth)),
                 (archlab_kernel::processes::PAYMENTS_SERVICE.name, Service::Payments(payments)),
                 (archlab_kernel::processes::GATEWAY.name, Service::Gateway(gateway)),
-            ]),
+            ])
+            .into_iter()
+            .chain(REPLICA_NAMES.into_iter().zip(replicas.into_iter().map(Service::Payments)))
+            .collect(),
             _threads: threads,
         }
     }

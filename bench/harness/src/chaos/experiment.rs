@@ -40,6 +40,15 @@ pub struct Experiment {
     /// Extra environment of every process of the build (upper-case names).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How many payments-service processes the microservices run (`archlab up micro
+    /// --replicas payments=N`); the monolith refuses more than one.
+    #[serde(default = "one_process")]
+    pub payments_replicas: u8,
+    /// Whether the supervisor starts a killed process again (`archlab up --restart
+    /// on-failure`, the default) or leaves it down (`off`), so that what keeps the build
+    /// serving is the rest of it alone.
+    #[serde(default = "restarts")]
+    pub restart_killed: bool,
     /// The traffic during the experiment.
     pub load: Load,
     /// What must hold; each probe is checked after the run.
@@ -51,6 +60,14 @@ pub struct Experiment {
     /// Undone at the end, whatever happened before.
     #[serde(default)]
     pub rollback: Vec<Action>,
+}
+
+fn restarts() -> bool {
+    true
+}
+
+fn one_process() -> u8 {
+    1
 }
 
 fn default_mode() -> ModeName {
@@ -447,6 +464,10 @@ pub enum Host {
     Notifications,
     /// The microservices' gateway; the monolith itself in the monolith.
     Gateway,
+    /// The second payments-service process, when the experiment runs two
+    /// (`payments_replicas`).
+    #[serde(rename = "payments-2")]
+    PaymentsReplica,
 }
 
 impl Host {
@@ -466,6 +487,7 @@ impl Host {
             (Kind::Micro, Self::Payments) => p::PAYMENTS_SERVICE.name,
             (Kind::Micro, Self::Notifications) => p::NOTIFICATIONS_SERVICE.name,
             (Kind::Micro, Self::Gateway) => p::GATEWAY.name,
+            (Kind::Micro, Self::PaymentsReplica) => crate::topology::REPLICA_LABELS[0],
         }
     }
 
@@ -505,6 +527,26 @@ impl Experiment {
         }
         if self.builds.is_empty() {
             bail!("builds is empty: name at least one of monolith, micro-grpc, micro-http");
+        }
+        if !(1..=crate::topology::MAX_REPLICAS).contains(&self.payments_replicas) {
+            bail!("payments_replicas = {}: give 1 to {}", self.payments_replicas, crate::topology::MAX_REPLICAS);
+        }
+        let names_replica = self.method.iter().map(|t| &t.action).chain(&self.rollback).any(|a| {
+            matches!(
+                a,
+                Action::Kill { process: Host::PaymentsReplica } | Action::Restart { process: Host::PaymentsReplica }
+            )
+        });
+        if names_replica && self.payments_replicas < 2 {
+            bail!(
+                "an action names payments-2, and payments_replicas is {}: there is no second process",
+                self.payments_replicas
+            );
+        }
+        if self.payments_replicas > 1 && self.builds.contains(&BuildName::Monolith) {
+            bail!(
+                "payments_replicas > 1 runs against micro-grpc and micro-http only: the monolith has no payments process of its own"
+            );
         }
         for key in self.env.keys() {
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {

@@ -6,7 +6,7 @@
 //! that reaches fault points gets an admin endpoint, and the supervisor restarts a process
 //! that dies ([`Restart::OnFailure`]), since a crash and its recovery are what is measured.
 
-use super::experiment::{Action, Host, Link, LinkTarget};
+use super::experiment::{Action, Experiment, Host, Link, LinkTarget};
 use crate::audit::read::{Databases, Overrides};
 use crate::compare::{Build, isolated_env};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
@@ -122,17 +122,23 @@ fn through(url: &str, addr: std::net::SocketAddr) -> anyhow::Result<String> {
 }
 
 impl Lab {
-    /// Start `build` in `mode` with `extra_env`, on fresh databases named after `run_id`, and
-    /// wait until every process is ready.
+    /// Start `build` in `mode` as `experiment` shapes it (its environment, the links it puts
+    /// fault proxies on, its replicas, its restart policy), on fresh databases named after
+    /// `run_id`, and wait until every process is ready.
     pub async fn start(
         build: Build,
         mode: NotificationMode,
         run_id: &str,
         database_url: &str,
         bin_dir: &Path,
-        extra_env: &BTreeMap<String, String>,
-        links: &[Link],
+        experiment: &Experiment,
     ) -> anyhow::Result<Self> {
+        let (extra_env, links) = (&experiment.env, &experiment.links());
+        let payments_replicas = experiment.payments_replicas;
+        let restart = match experiment.restart_killed {
+            true => Restart::OnFailure,
+            false => Restart::Off,
+        };
         if build.kind() == crate::topology::Kind::Monolith
             && let Some(why) = links.iter().find_map(|l| l.not_in_monolith())
         {
@@ -146,7 +152,8 @@ impl Lab {
         }
         env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let lookup = crate::topology::lookup_over(&env);
-        let mut topology = Topology::new(build.kind(), build.options(mode), lookup);
+        let options = crate::topology::Options { payments_replicas, ..build.options(mode) };
+        let mut topology = Topology::new(build.kind(), options, lookup);
         // Under the topology's own settings, which read these and come after them.
         topology.env.splice(0..0, env.iter().cloned());
         let databases = Databases::resolve(build.kind(), &Overrides::default(), lookup);
@@ -156,7 +163,7 @@ impl Lab {
             proxies.insert(link, proxy_link(link, &mut topology, database_url, &env).await?);
         }
 
-        let children = Supervisor::start(&topology, bin_dir, false, Restart::OnFailure).await?;
+        let children = Supervisor::start(&topology, bin_dir, false, restart).await?;
         let http = reqwest::Client::builder().no_proxy().timeout(ADMIN_TIMEOUT).build().context("an HTTP client")?;
         let mut lab =
             Lab { build, topology, children, admin, database_url: database_url.to_owned(), databases, proxies, http };

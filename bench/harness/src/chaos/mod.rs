@@ -41,6 +41,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("provider-hanging", include_str!("../../../chaos/experiments/provider-hanging.toml")),
     ("provider-lost-reply", include_str!("../../../chaos/experiments/provider-lost-reply.toml")),
     ("payments-killed", include_str!("../../../chaos/experiments/payments-killed.toml")),
+    ("replica-killed", include_str!("../../../chaos/experiments/replica-killed.toml")),
     ("module-crash", include_str!("../../../chaos/experiments/module-crash.toml")),
     ("noisy-neighbour", include_str!("../../../chaos/experiments/noisy-neighbour.toml")),
     ("clients-hang-up-mid-purchase", include_str!("../../../chaos/experiments/clients-hang-up-mid-purchase.toml")),
@@ -230,7 +231,7 @@ pub async fn run_one(
     let mode = experiment.mode.mode();
     let run_id = format!("chaos{:08x}", rand::random::<u32>());
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let lab = Lab::start(build, mode, &run_id, database_url, bin_dir, &experiment.env, &experiment.links()).await?;
+    let lab = Lab::start(build, mode, &run_id, database_url, bin_dir, experiment).await?;
     let outcome = exercise(&lab, experiment, &plan).await;
     // The rollback runs whatever happened, and before the audit: a fault left on would keep
     // the build from settling.

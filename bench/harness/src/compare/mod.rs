@@ -91,6 +91,7 @@ impl Build {
             transport: self.transport(),
             extsim: true,
             extract: self.extract().unwrap_or(Module::Notifications),
+            payments_replicas: 1,
         }
     }
 }
@@ -442,10 +443,23 @@ pub(crate) fn isolated_env(build: Build, run_id: &str, database_url: &str) -> an
     let mut env = Vec::new();
     let listeners: Vec<processes::Listener> =
         processes::ALL.iter().flat_map(|spec| std::iter::once(spec.http).chain(spec.grpc)).collect();
-    let ports = crate::ports::free_loopback_ports(listeners.len()).context("finding free loopback ports")?;
+    // payments-service's further replicas too, should the run have them.
+    let payments = processes::PAYMENTS_SERVICE;
+    let replica_vars: Vec<String> = (2..=crate::topology::MAX_REPLICAS)
+        .flat_map(|k| {
+            let listeners = std::iter::once(payments.http).chain(payments.grpc);
+            listeners.map(move |l| crate::topology::replica_addr_var(l.addr_var, k))
+        })
+        .collect();
+    let ports = crate::ports::free_loopback_ports(listeners.len() + replica_vars.len())
+        .context("finding free loopback ports")?;
+    let (ports, replica_ports) = ports.split_at(listeners.len());
     for (l, port) in listeners.iter().zip(ports) {
         env.push((l.addr_var.to_owned(), format!("127.0.0.1:{port}")));
         env.push((l.url_var.to_owned(), format!("http://127.0.0.1:{port}")));
+    }
+    for (var, port) in replica_vars.into_iter().zip(replica_ports) {
+        env.push((var, format!("127.0.0.1:{port}")));
     }
     for spec in processes::ALL {
         if let Some((var, name)) = spec.database {

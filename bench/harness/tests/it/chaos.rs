@@ -346,6 +346,22 @@ fn a_slow_payments_database_slows_the_whole_monolith_and_only_purchases_in_the_m
     }
 }
 
+/// With the killed replica left down, only the balancer taking it out of rotation can keep
+/// purchases succeeding: from the second after the detection time, none fails.
+#[test]
+fn killing_one_of_two_payments_replicas_fails_no_purchase_after_the_detection_time() {
+    for r in run_short_on("replica-killed", &["micro-grpc"]) {
+        assert!(r.restarts.is_empty(), "the killed replica was left down: {:?}", r.restarts);
+        assert!(r.method.iter().any(|d| d.what.contains("SIGKILL payments-service-2")), "{:?}", r.method);
+        let (kill, _) = during(&r);
+        let detected = kill + archlab_remote::replicas::DETECTION.as_secs_f64().ceil() as u32;
+        let (purchases, failed) = step_errors(&r, "payments.create", detected, u32::MAX);
+        assert!(purchases > 0, "purchases went on after the kill");
+        assert_eq!(failed, 0, "{failed} of {purchases} purchases failed after the detection time");
+        assert_audit_clean(&r);
+    }
+}
+
 #[test]
 fn the_broker_down_delays_receipts_and_loses_none() {
     for r in run_short_on("broker-down", &["micro-grpc"]) {

@@ -203,3 +203,29 @@ fn the_hybrid_points_every_kept_module_at_the_core() {
         assert!(t.summary(Duration::ZERO).contains(&format!("{extract}: {service}, the rest in hybrid")));
     }
 }
+
+/// `--replicas payments=2`: a second payments-service process on its own addresses (the
+/// first's ports plus 100 unless placed), with no admin endpoint of the first's, and the
+/// gateway given both URLs. A second process on the first's addresses would not start.
+#[test]
+fn a_second_payments_replica_gets_its_own_addresses_and_the_gateway_both() {
+    let options = Options { payments_replicas: 2, ..Options::default() };
+    let t = topology(Kind::Micro, options, &[("PAYMENTS_ADMIN_ADDR", "127.0.0.1:41103")]);
+    let replica = t.processes.iter().find(|p| p.name == "payments-service-2").expect("the second replica");
+    assert_eq!(replica.binary, "payments-service");
+    assert_eq!(replica.http_url, "http://127.0.0.1:8103");
+    assert_eq!(replica.grpc_addr.as_deref(), Some("127.0.0.1:9103"));
+    assert_eq!(replica.admin_url, None);
+    let own = |key: &str| replica.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    assert_eq!(own("PAYMENTS_HTTP_ADDR"), Some("127.0.0.1:8103"));
+    assert_eq!(own("PAYMENTS_ADMIN_ADDR"), Some(""), "unset, not the first replica's port");
+    assert_eq!(child_env(&t, "PAYMENTS_HTTP_URL"), Some("http://127.0.0.1:8003,http://127.0.0.1:8103"));
+    assert_eq!(t.binaries().iter().filter(|b| **b == "payments-service").count(), 1);
+    assert_eq!(t.names().last(), Some(&"gateway"));
+
+    let placed = topology(Kind::Micro, options, &[("PAYMENTS_HTTP_ADDR_2", "127.0.0.1:45000")]);
+    let replica = placed.processes.iter().find(|p| p.name == "payments-service-2").expect("the second replica");
+    assert_eq!(replica.http_url, "http://127.0.0.1:45000");
+    let single = topology(Kind::Micro, Options::default(), &[]);
+    assert_eq!(child_env(&single, "PAYMENTS_HTTP_URL"), None, "one process: the default URL");
+}

@@ -76,10 +76,19 @@ impl HttpUpstream {
         config: &ClientConfig,
         from: Option<&ServiceCredentials>,
     ) -> Result<Self> {
-        let base = base_url.trim_end_matches('/').to_owned();
-        let url = reqwest::Url::parse(&base).map_err(|e| bad_config(name, format!("invalid URL {base_url:?}: {e}")))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(bad_config(name, format!("URL {base_url:?} must be http:// or https://")));
+        // Several replicas, comma-separated, share one path (`crate::replicas`).
+        let parse = |one: &str| -> Result<reqwest::Url> {
+            let url = reqwest::Url::parse(one).map_err(|e| bad_config(name, format!("invalid URL {one:?}: {e}")))?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(bad_config(name, format!("URL {one:?} must be http:// or https://")));
+            }
+            Ok(url)
+        };
+        let replicas = base_url.split(',').map(|one| parse(one.trim())).collect::<Result<Vec<_>>>()?;
+        let base = base_url.split(',').next().unwrap_or_default().trim().trim_end_matches('/').to_owned();
+        let url = parse(&base)?;
+        if replicas.iter().any(|r| r.path() != replicas[0].path() || r.scheme() != replicas[0].scheme()) {
+            return Err(bad_config(name, format!("the replicas in {base_url:?} differ in more than host and port")));
         }
         let client = reqwest::Client::builder()
             // Internal hops go straight to the service: never through a proxy from the
@@ -88,10 +97,16 @@ impl HttpUpstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| bad_config(name, format!("cannot build the HTTP client: {e}")))?;
+        let send: tower::util::BoxCloneSyncService<reqwest::Request, reqwest::Response, tower::BoxError> =
+            match replicas.len() {
+                1 => tower::util::BoxCloneSyncService::new(
+                    tower::service_fn(move |request: reqwest::Request| client.execute(request))
+                        .map_err(tower::BoxError::from),
+                ),
+                _ => tower::util::BoxCloneSyncService::new(crate::replicas::balanced(name, replicas, client)),
+            };
         // Signed innermost, after any queueing or retry above, so the credential is fresh.
-        let wire = ServiceBuilder::new()
-            .option_layer(from.map(|from| from.sign_layer(name)))
-            .service(tower::service_fn(move |request: reqwest::Request| client.execute(request)));
+        let wire = ServiceBuilder::new().option_layer(from.map(|from| from.sign_layer(name))).service(send);
         let stack = config.calls(config.attempts(name, Spelling::Http, wire));
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Self {

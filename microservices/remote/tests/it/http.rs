@@ -275,3 +275,20 @@ fn a_bad_base_url_is_refused_at_construction() {
     assert_eq!(err.code, "bad_config");
     assert!(err.message.contains("users-service"), "{err}");
 }
+
+/// A list of replicas is refused, naming the URL, when one is not an http(s) URL or the
+/// replicas differ in more than host and port (the balancer only swaps host and port).
+#[tokio::test]
+async fn a_replica_list_that_cannot_be_balanced_is_refused() {
+    for (list, says) in [
+        ("http://127.0.0.1:1,ftp://127.0.0.1:2", "must be http"),
+        ("http://127.0.0.1:1,not a url", "invalid URL"),
+        ("http://127.0.0.1:1,http://127.0.0.1:2/prefix", "differ in more than host and port"),
+    ] {
+        let refused = archlab_remote::http::HttpUpstream::new("payments-service", list, &config()).expect_err(list);
+        assert!(refused.message.contains(says), "{list}: {}", refused.message);
+    }
+    let two =
+        archlab_remote::http::HttpUpstream::new("payments-service", "http://127.0.0.1:1,http://127.0.0.1:2", &config());
+    assert_eq!(two.expect("two replicas").base_url(), "http://127.0.0.1:1");
+}

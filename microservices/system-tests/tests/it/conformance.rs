@@ -68,3 +68,15 @@ mod grpc_async_redis {
 
     archlab_conformance::conformance_tests!(setup);
 }
+
+/// Every case again with two payments-service replicas over one database, balanced by the
+/// gateway: a purchase, a replay of it and the reads that follow may each land on either.
+mod grpc_async_two_payments {
+    use super::{Options, Stack};
+
+    async fn setup() -> Stack {
+        Stack::start(Options { payments_replicas: 2, ..Options::default() }).await
+    }
+
+    archlab_conformance::conformance_tests!(setup);
+}

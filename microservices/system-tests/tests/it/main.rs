@@ -12,6 +12,7 @@ mod hybrid;
 mod in_doubt;
 mod internal_auth;
 mod limits;
+mod replicas;
 mod saga;
 mod secrets;
 mod traces;
