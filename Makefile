@@ -5,7 +5,7 @@ RELEASE_BIN := target/release
 BINS := -p archlab-harness -p archlab-extsim -p archlab-monolith
 PG_ADMIN := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432)/postgres
 
-.PHONY: help services tools build run-monolith run-micro run-hybrid compare compare-repro bench test lint fmt clean-dbs
+.PHONY: help services tools build run-monolith run-micro run-hybrid evolution compare compare-repro bench test lint fmt clean-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ run-micro: services ## Run gateway (:8000), four services and extsim; Ctrl-C sto
 run-hybrid: services ## Run the monolith with notifications extracted (gateway :8000); EXTRACT=payments for payments
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_BIN)/archlab up hybrid --extract $(or $(EXTRACT),notifications)
+
+evolution: services ## The moves measured: notifications out of the running monolith and back under load, and what one more process costs (docs/evolution.md)
+	$(CARGO) build --release --workspace --bins
+	bench/evolution.sh
 
 compare: services ## Quick side-by-side of monolith, micro-grpc, micro-http (< 10 min on 2 cores); report in target/compare
 	$(CARGO) build --release --workspace --bins

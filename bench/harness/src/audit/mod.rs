@@ -31,6 +31,10 @@ pub struct AuditArgs {
     /// Which build's databases to read.
     #[arg(value_enum)]
     pub build: Kind,
+    /// The hybrid's extracted module, whose rows are in its service's database
+    /// [default: EXTRACT, else notifications].
+    #[arg(long, value_enum, env = "EXTRACT")]
+    pub extract: Option<crate::topology::Module>,
     /// PostgreSQL server URL without a database (the builds' `DATABASE_URL`).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
     pub database_url: String,
@@ -189,7 +193,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         payments: args.payments_database,
         notifications: args.notifications_database,
     };
-    let databases = Databases::resolve(args.build, &overrides, |key| std::env::var(key).ok());
+    let extract = args.extract.map(|m| m.to_string());
+    let env = |key: &str| if key == "EXTRACT" { extract.clone() } else { std::env::var(key).ok() };
+    let databases = Databases::resolve(args.build, &overrides, env);
     let report = audit(args.build, &args.database_url, &databases, &args.extsim_url, settle).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

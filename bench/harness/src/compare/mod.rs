@@ -44,11 +44,14 @@ pub enum Build {
     HybridNotifications,
     /// The monolith with payments extracted (gRPC between the two).
     HybridPayments,
+    /// micro-grpc with two payments-service processes, balanced by the gateway.
+    #[value(name = "micro-grpc-payments-x2")]
+    MicroGrpcPaymentsX2,
 }
 
 impl Build {
     /// The name used in reports: `monolith`, `micro-grpc`, `micro-http`, `hybrid-notifications`,
-    /// `hybrid-payments`.
+    /// `hybrid-payments`, `micro-grpc-payments-x2`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Monolith => "monolith",
@@ -56,13 +59,14 @@ impl Build {
             Self::MicroHttp => "micro-http",
             Self::HybridNotifications => "hybrid-notifications",
             Self::HybridPayments => "hybrid-payments",
+            Self::MicroGrpcPaymentsX2 => "micro-grpc-payments-x2",
         }
     }
 
     pub(crate) fn kind(self) -> Kind {
         match self {
             Self::Monolith => Kind::Monolith,
-            Self::MicroGrpc | Self::MicroHttp => Kind::Micro,
+            Self::MicroGrpc | Self::MicroHttp | Self::MicroGrpcPaymentsX2 => Kind::Micro,
             Self::HybridNotifications | Self::HybridPayments => Kind::Hybrid,
         }
     }
@@ -70,7 +74,9 @@ impl Build {
     pub(crate) fn transport(self) -> Option<Transport> {
         match self {
             Self::Monolith => None,
-            Self::MicroGrpc | Self::HybridNotifications | Self::HybridPayments => Some(Transport::Grpc),
+            Self::MicroGrpc | Self::HybridNotifications | Self::HybridPayments | Self::MicroGrpcPaymentsX2 => {
+                Some(Transport::Grpc)
+            }
             Self::MicroHttp => Some(Transport::Http),
         }
     }
@@ -91,7 +97,7 @@ impl Build {
             transport: self.transport(),
             extsim: true,
             extract: self.extract().unwrap_or(Module::Notifications),
-            payments_replicas: 1,
+            payments_replicas: if self == Self::MicroGrpcPaymentsX2 { 2 } else { 1 },
         }
     }
 }
@@ -514,8 +520,8 @@ async fn check_connection_room(args: &CompareArgs) -> anyhow::Result<()> {
     let pools: u32 = args
         .builds
         .iter()
-        .flat_map(|b| Topology::new(b.kind(), Options::default(), |_| None).names())
-        .filter(|name| processes::ALL.iter().any(|spec| spec.name == *name && spec.database.is_some()))
+        .flat_map(|b| Topology::new(b.kind(), b.options(NotificationMode::Async), |_| None).processes)
+        .filter(|p| processes::ALL.iter().any(|spec| spec.name == p.binary && spec.database.is_some()))
         .count() as u32;
     connection_room(pools, cost::max_connections(&admin_url(&args.database_url)).await?)
 }
@@ -1102,6 +1108,27 @@ pub(crate) fn git_revision_apart_from(out: Option<&std::path::Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name a report prints is the one `--builds` takes, and each build's topology is
+    /// what its name says: a wrong `kind`, `extract` or replica count would run another build
+    /// under this one's name.
+    #[test]
+    fn each_build_is_named_as_it_is_asked_for_and_runs_what_its_name_says() {
+        use clap::ValueEnum;
+        for build in Build::value_variants() {
+            assert_eq!(Build::from_str(build.name(), false), Ok(*build), "{}", build.name());
+            let t = Topology::new(build.kind(), build.options(NotificationMode::Async), |_| None);
+            let has = |name: &str| t.names().contains(&name);
+            let name = build.name();
+            assert_eq!(has("monolith"), name == "monolith", "{name}");
+            assert_eq!(has("hybrid"), name.starts_with("hybrid-"), "{name}");
+            assert_eq!(has("payments-service-2"), name.ends_with("-x2"), "{name}");
+            assert_eq!(has("auth-service"), name.starts_with("micro-"), "{name}");
+            if let Some(module) = build.extract() {
+                assert!(name.ends_with(module.name()) && has(module.service().name), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn every_build_up_at_once_fits_in_postgresql_s_default_connections() {
