@@ -17,10 +17,16 @@ export MONOLITH_DATABASE=${tag}_monolith NOTIFICATIONS_DATABASE=${tag}_notificat
 export AUTH_DATABASE=${tag}_auth USERS_DATABASE=${tag}_users PAYMENTS_DATABASE=${tag}_payments
 export AMQP_EXCHANGE=$tag.events AMQP_QUEUE=$tag.notifications AMQP_QUEUE_EXPIRES_MS=600000
 
+# One extsim for the whole run: it keeps the charges and emails the audits compare against,
+# across the builds started one after the other.
+"$BIN/extsim" >"$OUT/extsim.log" 2>&1 &
+extsim=$!
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/health >/dev/null && break; sleep 0.1; done
+
 pid=
 up() { # up <log> <archlab up args...>: start, wait for the ready line
   local log=$OUT/$1; shift
-  "$BIN/archlab" up "$@" >"$log" 2>&1 &
+  "$BIN/archlab" up --no-extsim "$@" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 600); do
     grep -q "ready in" "$log" && return 0
@@ -32,6 +38,7 @@ up() { # up <log> <archlab up args...>: start, wait for the ready line
 down() { kill -TERM "$pid"; wait "$pid" || true; }
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  kill -TERM "$extsim" 2>/dev/null && wait "$extsim" 2>/dev/null
   for db in $MONOLITH_DATABASE $NOTIFICATIONS_DATABASE $AUTH_DATABASE $USERS_DATABASE $PAYMENTS_DATABASE ${tag}_monolith2; do
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -40,9 +47,9 @@ cleanup() {
 trap cleanup EXIT
 load() { # load <target> <rate> <seconds>: purchases, open loop; prints the summary line
   "$BIN/archlab" load --target "$1" --scenario purchase --rate "$2" --duration-s "$3" --warmup-s 0 2>&1 |
-    grep -E "requests|errors|p99" | head -3
+    grep -E "^window|^errors|^\(ms\)|^latency"
 }
-audit() { "$BIN/archlab" audit "$@" --settle-s 0 2>&1 | grep -E "^(archlab audit|  )" | head -4; }
+audit() { "$BIN/archlab" audit "$@" 2>&1 | grep -vE "^  [a-z_]+ +0$|^violations per kind" || true; }
 
 echo "== 1. notifications out of the running monolith, under load, and back"
 up monolith.log monolith
@@ -86,8 +93,9 @@ MONOLITH_ADDR=127.0.0.1:8081 "$BIN/monolith" >"$OUT/monolith2.log" 2>&1 &
 second=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8081/ready >/dev/null && break; sleep 0.1; done
 load http://127.0.0.1:8080 20 10 >/dev/null &
+other=$!
 load http://127.0.0.1:8081 20 10 >/dev/null
-wait
+wait "$other"
 echo "monolith: $(rss "$first"), monolith 2: $(rss "$second"), connections to ${MONOLITH_DATABASE}: $(conns "$MONOLITH_DATABASE") (both)"
 kill -TERM "$second"; wait "$second" || true
 down
