@@ -2,7 +2,8 @@
 # The moves of docs/evolution.md, measured on release builds (`make evolution`):
 #  1. notifications moved out of the running monolith under a purchase load (archlab migrate),
 #     the hybrid started on the moved rows, audited; then moved back and audited again;
-#  2. what one more process costs: a second payments-service replica against a second monolith.
+#  2. what one more process costs: a second payments-service replica against a second monolith,
+#     each balanced by the gateway.
 # Loopback only, every load bounded in time; fresh databases, dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ down() { kill -TERM "$pid"; wait "$pid" || true; }
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   kill -TERM "$extsim" 2>/dev/null && wait "$extsim" 2>/dev/null
-  for db in $MONOLITH_DATABASE $NOTIFICATIONS_DATABASE $AUTH_DATABASE $USERS_DATABASE $PAYMENTS_DATABASE ${tag}_monolith2; do
+  for db in $MONOLITH_DATABASE $NOTIFICATIONS_DATABASE $AUTH_DATABASE $USERS_DATABASE $PAYMENTS_DATABASE; do
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
   rm -rf "$OUT"
@@ -85,17 +86,8 @@ load http://127.0.0.1:8000 40 10 >/dev/null
 first=$(pgrep -f "$BIN/payments-service" | head -1); second=$(pgrep -f "$BIN/payments-service" | tail -1)
 echo "payments-service: $(rss "$first"), payments-service-2: $(rss "$second"), connections to ${PAYMENTS_DATABASE}: $(conns "$PAYMENTS_DATABASE") (both replicas)"
 down
-up monolith-two.log monolith
-first=$(pgrep -f "$BIN/monolith" | head -1)
-# A second whole monolith on the same database; no front door balances the two, so the
-# same 40 purchases a second are sent half to each.
-MONOLITH_ADDR=127.0.0.1:8081 "$BIN/monolith" >"$OUT/monolith2.log" 2>&1 &
-second=$!
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8081/ready >/dev/null && break; sleep 0.1; done
-load http://127.0.0.1:8080 20 10 >/dev/null &
-other=$!
-load http://127.0.0.1:8081 20 10 >/dev/null
-wait "$other"
-echo "monolith: $(rss "$first"), monolith 2: $(rss "$second"), connections to ${MONOLITH_DATABASE}: $(conns "$MONOLITH_DATABASE") (both)"
-kill -TERM "$second"; wait "$second" || true
+up monolith-two.log monolith --replicas monolith=2
+load http://127.0.0.1:8000 40 10 >/dev/null
+first=$(pgrep -f "$BIN/monolith" | head -1); second=$(pgrep -f "$BIN/monolith" | tail -1)
+echo "monolith: $(rss "$first"), monolith-2: $(rss "$second"), connections to ${MONOLITH_DATABASE}: $(conns "$MONOLITH_DATABASE") (both)"
 down

@@ -46,11 +46,21 @@ pub struct Options {
     pub extract: Module,
     /// How many payments-service processes (micro only), balanced by the gateway.
     pub payments_replicas: u8,
+    /// How many monolith processes; more than one puts the gateway in front, passing every
+    /// request through to them balanced (`GATEWAY_PASS_THROUGH`).
+    pub monolith_replicas: u8,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { mode: None, transport: None, extsim: true, extract: Module::Notifications, payments_replicas: 1 }
+        Self {
+            mode: None,
+            transport: None,
+            extsim: true,
+            extract: Module::Notifications,
+            payments_replicas: 1,
+            monolith_replicas: 1,
+        }
     }
 }
 
@@ -60,6 +70,9 @@ pub const MAX_REPLICAS: u8 = 3;
 /// The label of payments-service's replica `k` (2 or 3): its log prefix and the name
 /// `Supervisor::signal` and the chaos actions know it by.
 pub const REPLICA_LABELS: [&str; 2] = ["payments-service-2", "payments-service-3"];
+
+/// The same for the monolith's replicas.
+pub const MONOLITH_LABELS: [&str; 2] = ["monolith-2", "monolith-3"];
 
 /// The variable placing replica `k`'s `listener` (`PAYMENTS_HTTP_ADDR_2`, ...); unset, the
 /// first replica's port plus 100 × (k − 1).
@@ -141,10 +154,28 @@ impl Topology {
         }
         let mut child_env = Vec::new();
         let front = match kind {
+            Kind::Monolith if options.monolith_replicas > 1 => {
+                // Behind the gateway, passing every request through to a balanced monolith;
+                // the per-address limit moves to the gateway, the only one that sees clients.
+                let mut first = process(processes::MONOLITH, "ready");
+                first.env.push(("AUTH_LIMIT_PER_ADDRESS_PER_MINUTE".to_owned(), "0".to_owned()));
+                processes.push(first);
+                let spec = processes::MONOLITH;
+                let replicas = replicas_of(spec, MONOLITH_LABELS, &processes, options.monolith_replicas, &var);
+                processes.extend(replicas);
+                let monoliths = processes.iter().filter(|p| p.binary == spec.name);
+                let list = monoliths.map(|p| p.http_url.clone()).collect::<Vec<_>>().join(",");
+                for service in processes::SERVICES {
+                    child_env.push((service.http.url_var.to_owned(), list.clone()));
+                }
+                child_env.push(("GATEWAY_PASS_THROUGH".to_owned(), "on".to_owned()));
+                process(processes::GATEWAY, "ready")
+            }
             Kind::Monolith => process(processes::MONOLITH, "ready"),
             Kind::Micro => {
                 processes.extend(processes::SERVICES.map(|spec| process(spec, "ready")));
-                let replicas = payments_replicas(&processes, options.payments_replicas, &var);
+                let spec = processes::PAYMENTS_SERVICE;
+                let replicas = replicas_of(spec, REPLICA_LABELS, &processes, options.payments_replicas, &var);
                 if !replicas.is_empty() {
                     let urls =
                         processes.iter().chain(&replicas).filter(|p| p.binary == processes::PAYMENTS_SERVICE.name);
@@ -239,9 +270,9 @@ impl Topology {
     pub fn summary(&self, elapsed: std::time::Duration) -> String {
         let mut out = format!("archlab: {} ready in {:.1} s\n", self.kind, elapsed.as_secs_f64());
         let mut row = |label: &str, value: &str| out.push_str(&format!("  {label:<24}{value}\n"));
-        let api_label = match self.kind {
-            Kind::Monolith => "public API",
-            Kind::Micro | Kind::Hybrid => "public API (gateway)",
+        let api_label = match self.processes.iter().any(|p| p.name == processes::GATEWAY.name) {
+            true => "public API (gateway)",
+            false => "public API",
         };
         row(api_label, &self.public_url);
         let extsim = processes::EXTSIM.name;
@@ -282,8 +313,13 @@ impl Topology {
 /// Replicas 2.. of payments-service (whose first process is in `processes`): the same
 /// binary and database, each on its own addresses (see [`replica_addr_var`]) and with its own
 /// fault admin endpoint or none.
-fn payments_replicas(processes: &[Process], count: u8, var: &impl Fn(&str) -> Option<String>) -> Vec<Process> {
-    let spec = processes::PAYMENTS_SERVICE;
+fn replicas_of(
+    spec: ProcessSpec,
+    labels: [&'static str; 2],
+    processes: &[Process],
+    count: u8,
+    var: &impl Fn(&str) -> Option<String>,
+) -> Vec<Process> {
     let Some(first) = processes.iter().find(|p| p.name == spec.name) else { return Vec::new() };
     let shifted = |addr: &str, by: u16| -> String {
         match addr.rsplit_once(':') {
@@ -297,23 +333,26 @@ fn payments_replicas(processes: &[Process], count: u8, var: &impl Fn(&str) -> Op
         .map(|k| {
             let by = 100 * u16::from(k - 1);
             let http = var(&replica_addr_var(spec.http.addr_var, k)).unwrap_or_else(|| shifted(&first_http, by));
-            let grpc_var = spec.grpc.map_or("", |l| l.addr_var);
-            let grpc = var(&replica_addr_var(grpc_var, k)).unwrap_or_else(|| shifted(&first_grpc, by));
+            let grpc = spec.grpc.map(|l| {
+                let grpc = var(&replica_addr_var(l.addr_var, k)).unwrap_or_else(|| shifted(&first_grpc, by));
+                (l.addr_var.to_owned(), grpc)
+            });
             let admin_var = spec.admin_addr_var.unwrap_or_default();
             // Its own endpoint, or none (empty counts as unset): never the first's port.
             let admin = var(&replica_addr_var(admin_var, k));
+            let mut env = vec![(spec.http.addr_var.to_owned(), http.clone())];
+            env.extend(grpc.clone());
+            env.push((admin_var.to_owned(), admin.clone().unwrap_or_default()));
+            // The first replica's own environment (a monolith's limits) applies to each.
+            env.splice(0..0, first.env.iter().cloned());
             Process {
-                name: REPLICA_LABELS[usize::from(k) - 2],
+                name: labels[usize::from(k) - 2],
                 binary: spec.name,
                 ready_url: format!("http://{http}/ready"),
                 http_url: format!("http://{http}"),
-                grpc_addr: Some(grpc.clone()),
+                grpc_addr: grpc.map(|(_, addr)| addr),
                 admin_url: admin.as_ref().map(|a| format!("http://{a}")),
-                env: vec![
-                    (spec.http.addr_var.to_owned(), http),
-                    (grpc_var.to_owned(), grpc),
-                    (admin_var.to_owned(), admin.unwrap_or_default()),
-                ],
+                env,
             }
         })
         .collect()
@@ -354,9 +393,11 @@ pub fn free_admin_addrs() -> std::io::Result<Vec<(&'static str, &'static str, St
             out.push((spec.name, var, free()?));
         }
     }
-    for (k, label) in (2..).zip(REPLICA_LABELS) {
-        let var = processes::PAYMENTS_SERVICE.admin_addr_var.expect("payments-service has fault points");
-        out.push((label, &*String::leak(replica_addr_var(var, k)), free()?));
+    for (spec, labels) in [(processes::PAYMENTS_SERVICE, REPLICA_LABELS), (processes::MONOLITH, MONOLITH_LABELS)] {
+        let var = spec.admin_addr_var.expect("a replicated process has fault points");
+        for (k, label) in (2..).zip(labels) {
+            out.push((label, &*String::leak(replica_addr_var(var, k)), free()?));
+        }
     }
     Ok(out)
 }

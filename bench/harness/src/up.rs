@@ -33,10 +33,11 @@ pub struct UpArgs {
     /// The module the hybrid runs as its own service (hybrid only).
     #[arg(long, value_enum, default_value_t = Module::Notifications)]
     pub extract: Module,
-    /// Run more than one process of a service, balanced by the gateway: `payments=2` (micro
-    /// only; payments only, the one service nothing but the gateway calls; at most 3).
-    #[arg(long, value_name = "SERVICE=N", value_parser = parse_replicas)]
-    pub replicas: Option<u8>,
+    /// Run more than one process of one part, balanced by the gateway (at most 3):
+    /// `payments=2` with micro (payments only: the one service nothing but the gateway
+    /// calls), `monolith=2` with monolith (the gateway then passes every request through).
+    #[arg(long, value_name = "PART=N", value_parser = parse_replicas)]
+    pub replicas: Option<(String, u8)>,
     /// Notification delivery for every child [default: inherited; the binaries default to async].
     #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
     pub mode: Option<NotificationMode>,
@@ -96,19 +97,22 @@ impl StopRequests {
 
 /// Run `archlab up`; returns `Ok` only when the stop was asked for.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    if args.replicas.is_some() && args.topology != Kind::Micro {
-        anyhow::bail!(
-            "--replicas runs with `archlab up micro` only: a replicated {} would need a front door \
-             that balances its public routes, which the lab does not have yet",
-            args.topology
-        );
-    }
+    let (payments_replicas, monolith_replicas) = match (&args.replicas, args.topology) {
+        (None, _) => (1, 1),
+        (Some((part, n)), Kind::Micro) if part == "payments" => (*n, 1),
+        (Some((part, n)), Kind::Monolith) if part == "monolith" => (1, *n),
+        (Some((part, _)), topology) => anyhow::bail!(
+            "--replicas {part}=N does not go with `archlab up {topology}`: payments=N runs with micro, \
+             monolith=N with monolith"
+        ),
+    };
     let options = Options {
         mode: args.mode,
         transport: args.transport,
         extsim: !args.no_extsim,
         extract: args.extract,
-        payments_replicas: args.replicas.unwrap_or(1),
+        payments_replicas,
+        monolith_replicas,
     };
     let mut admin_env = Vec::new();
     if args.admin {
@@ -166,17 +170,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `payments=N` as the number of payments-service processes.
-fn parse_replicas(value: &str) -> Result<u8, String> {
-    let (service, count) = value.split_once('=').ok_or_else(|| format!("{value:?} is not SERVICE=N"))?;
-    if service != "payments" {
+/// `payments=N` or `monolith=N`: which part, and how many processes of it.
+fn parse_replicas(value: &str) -> Result<(String, u8), String> {
+    let (part, count) = value.split_once('=').ok_or_else(|| format!("{value:?} is not PART=N"))?;
+    if part != "payments" && part != "monolith" {
         return Err(format!(
-            "only payments can have replicas (not {service:?}): the other services are also called \
-             service to service, and those clients do not balance"
+            "only payments (micro) and the monolith can have replicas (not {part:?}): the other services \
+             are also called service to service, and those clients do not balance"
         ));
     }
     match count.parse::<u8>() {
-        Ok(n) if (1..=crate::topology::MAX_REPLICAS).contains(&n) => Ok(n),
+        Ok(n) if (1..=crate::topology::MAX_REPLICAS).contains(&n) => Ok((part.to_owned(), n)),
         _ => Err(format!("{count:?} replicas: give 1 to {}", crate::topology::MAX_REPLICAS)),
     }
 }
@@ -238,9 +242,9 @@ mod tests {
             },
             Err(e) => Err(e.to_string()),
         };
-        assert_eq!(replicas("payments=2"), Ok(Some(2)));
-        for (bad, says) in [("users=2", "only payments"), ("payments=4", "give 1 to 3"), ("payments", "not SERVICE=N")]
-        {
+        assert_eq!(replicas("payments=2"), Ok(Some(("payments".to_owned(), 2))));
+        assert_eq!(replicas("monolith=3"), Ok(Some(("monolith".to_owned(), 3))));
+        for (bad, says) in [("users=2", "only payments"), ("payments=4", "give 1 to 3"), ("payments", "not PART=N")] {
             let refused = replicas(bad).expect_err(bad);
             assert!(refused.contains(says), "{bad}: {refused}");
         }

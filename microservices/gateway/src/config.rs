@@ -4,7 +4,7 @@
 use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::processes::GATEWAY;
 use archlab_remote::identity::IdentityArgs;
-use archlab_remote::{ClientConfig, Upstreams};
+use archlab_remote::{ClientConfig, Switch, Upstreams};
 use clap::Parser;
 use std::net::SocketAddr;
 
@@ -36,6 +36,13 @@ pub struct Config {
     /// sees the client's address; auth-service applies the others.
     #[command(flatten)]
     pub limits: AbuseArgs,
+    /// `on`: forward every route without checking bearer tokens or signing an identity, the
+    /// `Authorization` header passed on as it came: the front door of replicated monoliths
+    /// (`archlab up monolith --replicas monolith=2`), which authenticate for themselves.
+    /// Services behind a pass-through gateway refuse every protected route (they trust only
+    /// a signed identity), so the mistake fails closed.
+    #[arg(long, env = "GATEWAY_PASS_THROUGH", value_enum, default_value_t = Switch::Off)]
+    pub pass_through: Switch,
 }
 
 impl Config {

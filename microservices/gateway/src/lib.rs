@@ -6,6 +6,9 @@
 //! given: gRPC or HTTP, each call carrying the gateway's service credential), stamps the
 //! verified caller as a signed `x-archlab-identity` header valid for that one method and path
 //! (see `archlab_remote::identity`) and forwards to the owning service's public HTTP routes.
+//! With `GATEWAY_PASS_THROUGH=on` it is the balancer in front of replicated monoliths instead:
+//! the same table, no token check, no identity, the `Authorization` header passed on (an
+//! upstream URL may list replicas; `archlab_remote::replicas` balances them).
 //! Unknown routes, wrong methods and oversized bodies are answered here, in the lab's JSON
 //! error shape, without bothering any service; so are `/health`, `/ready` and
 //! `/openapi.json` (the document `archlab-openapi` generates from the domain crates' handlers,
@@ -70,7 +73,8 @@ pub fn app(config: &Config, auth: Arc<dyn AuthApi>) -> anyhow::Result<Router> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let signer = IdentitySigner::new(config.identity.internal_secret.as_bytes());
-    let forwarder = Arc::new(Forwarder::new(upstreams, auth, signer));
+    let forwarder = Forwarder::new(upstreams, auth, signer);
+    let forwarder = Arc::new(if config.pass_through.is_on() { forwarder.passing_through() } else { forwarder });
     // Behind this hop auth-service sees the gateway's address, so the per-address limit is here.
     let api = AddressLimit::from_args(&config.limits).apply(routes::router(forwarder));
     Ok(edge(api.merge(archlab_kernel::health::router(checks)).merge(archlab_openapi::router())))

@@ -12,7 +12,7 @@ use archlab_kernel::config::AbuseArgs;
 use archlab_kernel::http::{Authenticator, Caller};
 use archlab_kernel::{Error, Result};
 use archlab_remote::identity::{IDENTITY_HEADER, IdentityArgs, IdentitySigner, SignedIdentityAuthenticator};
-use archlab_remote::{ClientConfig, Transport, Upstreams};
+use archlab_remote::{ClientConfig, Switch, Transport, Upstreams};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Bytes;
@@ -164,10 +164,19 @@ fn config(urls: &HashMap<Service, String>, upstream_timeout_ms: u64) -> Config {
         },
         identity: IdentityArgs { internal_secret: SECRET.into() },
         limits: AbuseArgs::default(),
+        pass_through: Switch::Off,
     }
 }
 
 async fn spawn_with(placement: impl Fn(Service) -> At, upstream_timeout_ms: u64) -> Running {
+    spawn_tweaked(placement, upstream_timeout_ms, |_| {}).await
+}
+
+async fn spawn_tweaked(
+    placement: impl Fn(Service) -> At,
+    upstream_timeout_ms: u64,
+    tweak: impl FnOnce(&mut Config),
+) -> Running {
     let mut fakes = HashMap::new();
     let mut urls = HashMap::new();
     for service in Service::ALL {
@@ -183,7 +192,9 @@ async fn spawn_with(placement: impl Fn(Service) -> At, upstream_timeout_ms: u64)
         urls.insert(service, url);
     }
     let auth = Arc::new(FakeAuth { user_id: Uuid::new_v4(), calls: AtomicUsize::new(0) });
-    let gateway = App::with_auth(config(&urls, upstream_timeout_ms), auth.clone()).await.expect("build gateway");
+    let mut config = config(&urls, upstream_timeout_ms);
+    tweak(&mut config);
+    let gateway = App::with_auth(config, auth.clone()).await.expect("build gateway");
     let url = gateway.addrs().http_url();
     tokio::spawn(gateway.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::builder().no_proxy().build().expect("client");
@@ -336,6 +347,26 @@ async fn a_good_token_forwards_a_valid_identity_and_the_authorization() {
         authn.authenticate(&elsewhere).await.expect_err("the identity is bound to its route");
     }
     assert_eq!(gw.auth.calls.load(Ordering::SeqCst), 8, "one session check per request");
+}
+
+/// In front of replicated monoliths: no session check, no identity (a forged one dropped),
+/// the bearer token passed on for the upstream to check, every protected route forwarded
+/// whatever its token, since the upstream is the one that answers 401.
+#[tokio::test]
+async fn passing_through_forwards_the_token_unchecked_and_no_identity() {
+    let gw = spawn_tweaked(|_| At::Fake, 5000, |c| c.pass_through = Switch::On).await;
+    let forged = IdentitySigner::new(SECRET.as_bytes()).sign(Uuid::new_v4(), &Method::GET, "/api/users/me");
+    for route in ROUTES.iter().filter(|r| r.access == Access::Bearer) {
+        let path = concrete(route.path);
+        let sent = gw.http.request(method_of(route), format!("{}{path}", gw.url));
+        let sent = sent.header("authorization", "Bearer not-checked-here").header(IDENTITY_HEADER, forged.clone());
+        let echo = json_of(sent.send().await.expect("send"), 200).await;
+        assert_eq!(echo["service"], route.service.name(), "{} {path}", route.method);
+        let headers = echoed_headers(&echo);
+        assert_eq!(headers["authorization"], "Bearer not-checked-here");
+        assert!(!headers.contains_key(IDENTITY_HEADER), "no identity, forged or not: {echo}");
+    }
+    assert_eq!(gw.auth.calls.load(Ordering::SeqCst), 0, "no session check");
 }
 
 #[tokio::test]

@@ -98,6 +98,7 @@ impl Build {
             extsim: true,
             extract: self.extract().unwrap_or(Module::Notifications),
             payments_replicas: if self == Self::MicroGrpcPaymentsX2 { 2 } else { 1 },
+            monolith_replicas: 1,
         }
     }
 }

@@ -229,3 +229,24 @@ fn a_second_payments_replica_gets_its_own_addresses_and_the_gateway_both() {
     let single = topology(Kind::Micro, Options::default(), &[]);
     assert_eq!(child_env(&single, "PAYMENTS_HTTP_URL"), None, "one process: the default URL");
 }
+
+/// `--replicas monolith=2`: two monoliths on their own addresses behind the gateway, which
+/// passes every request through to both and is the public URL; the per-address limit moves
+/// to the gateway (the monoliths would see only its address).
+#[test]
+fn replicated_monoliths_sit_behind_a_pass_through_gateway() {
+    let options = Options { monolith_replicas: 2, ..Options::default() };
+    let t = topology(Kind::Monolith, options, &[]);
+    assert_eq!(t.names(), ["extsim", "monolith", "monolith-2", "gateway"]);
+    assert_eq!(t.public_url, "http://127.0.0.1:8000");
+    assert_eq!(child_env(&t, "GATEWAY_PASS_THROUGH"), Some("on"));
+    for var in ["AUTH_HTTP_URL", "USERS_HTTP_URL", "PAYMENTS_HTTP_URL", "NOTIFICATIONS_HTTP_URL"] {
+        assert_eq!(child_env(&t, var), Some("http://127.0.0.1:8080,http://127.0.0.1:8180"), "{var}");
+    }
+    for monolith in t.processes.iter().filter(|p| p.binary == "monolith") {
+        let limit = monolith.env.iter().find(|(k, _)| k == "AUTH_LIMIT_PER_ADDRESS_PER_MINUTE");
+        assert_eq!(limit.map(|(_, v)| v.as_str()), Some("0"), "{}", monolith.name);
+    }
+    let single = topology(Kind::Monolith, Options::default(), &[]);
+    assert_eq!(single.names(), ["extsim", "monolith"], "one monolith: no gateway");
+}
