@@ -35,7 +35,7 @@ use anyhow::{Context, bail};
 use archlab_kernel::processes::{self, Module};
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+use sqlx::{ConnectOptions, PgConnection, Row};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -222,26 +222,60 @@ pub async fn migrate(database_url: &str, module: Module, from: &str, to: &str) -
         passes.push(copy_all(&mut source, &mut target, schema, &tables).await?);
     }
 
-    // The switch: writes to the source queue behind the lock from here on.
+    // The switch: writes to the source queue behind the lock from here on (from the first
+    // attempt: a lock taken and given up held them too).
     let started = Instant::now();
-    let mut fence_tx = source.begin().await?;
-    let list = tables.iter().map(|t| format!("{schema}.{t}")).collect::<Vec<_>>().join(", ");
-    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {list} IN EXCLUSIVE MODE"))).execute(&mut *fence_tx).await?;
+    lock_for_switch(&mut source, schema, &tables).await?;
     let mut written = 0;
     let mut deleted = 0;
     for table in &tables {
-        let (w, d) = sync_table(&mut fence_tx, &mut target, schema, table, true).await?;
+        let (w, d) = sync_table(&mut source, &mut target, schema, table, true).await?;
         written += w;
         deleted += d;
     }
     passes.push(written);
-    let rows = verified_rows(&mut fence_tx, &mut target, schema, &tables).await?;
-    set_fence(&mut fence_tx, schema, &tables, true).await?;
-    fence_tx.commit().await?;
+    let rows = verified_rows(&mut source, &mut target, schema, &tables).await?;
+    set_fence(&mut source, schema, &tables, true).await?;
+    // Ends the transaction `lock_for_switch` began; an error before it drops the connection,
+    // which rolls it back.
+    sqlx::query("COMMIT").execute(&mut source).await?;
     crash_point("fenced");
     set_fence(&mut target, schema, &tables, false).await?;
     let window = started.elapsed();
     Ok(Outcome { found, passes, deleted, rows, window })
+}
+
+/// Attempts at locking the source's tables before the switch gives up.
+const LOCK_ATTEMPTS: u32 = 50;
+
+/// Begin a transaction on `source` holding every table of the module in `EXCLUSIVE` mode
+/// (the caller commits it).
+///
+/// The tables are locked one after the other, and a writer holding one of them (a delivery
+/// has written its inbox row and waits to write the notification) would deadlock with the
+/// lock, and PostgreSQL would abort one of the two after `deadlock_timeout` (1 s by default):
+/// perhaps the writer. So the lock waits at most 100 ms: then it gives the tables back, lets
+/// the writers through, and tries again, before any deadlock check runs.
+async fn lock_for_switch(source: &mut PgConnection, schema: &str, tables: &[String]) -> anyhow::Result<()> {
+    let list = tables.iter().map(|t| format!("{schema}.{t}")).collect::<Vec<_>>().join(", ");
+    let lock = format!("LOCK TABLE {list} IN EXCLUSIVE MODE");
+    for attempt in 1..=LOCK_ATTEMPTS {
+        sqlx::raw_sql("BEGIN; SET LOCAL lock_timeout = '100ms'").execute(&mut *source).await?;
+        match sqlx::query(sqlx::AssertSqlSafe(lock.clone())).execute(&mut *source).await {
+            Ok(_) => {
+                // Unlike taking the locks, nothing after may give up on a slow writer.
+                sqlx::query("SET LOCAL lock_timeout = 0").execute(&mut *source).await?;
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("40P01" | "55P03")) => {
+                tracing::info!(attempt, error = %e.message(), "switch lock given up; trying again");
+                sqlx::query("ROLLBACK").execute(&mut *source).await?;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("could not lock {list} for the switch in {LOCK_ATTEMPTS} attempts: writers kept them busy")
 }
 
 async fn connect(database_url: &str, name: &str) -> anyhow::Result<PgConnection> {
