@@ -35,8 +35,9 @@ pub struct UpArgs {
     pub extract: Module,
     /// Run more than one process of one part, balanced by the gateway (at most 3):
     /// `payments=2` with micro (payments only: the one service nothing but the gateway
-    /// calls), `monolith=2` with monolith (the gateway then passes every request through).
-    #[arg(long, value_name = "PART=N", value_parser = parse_replicas)]
+    /// calls), `monolith=2` or just `2` with monolith (the gateway then passes every request
+    /// through).
+    #[arg(long, value_name = "[PART=]N", value_parser = parse_replicas)]
     pub replicas: Option<(String, u8)>,
     /// Notification delivery for every child [default: inherited; the binaries default to async].
     #[arg(long, value_enum, env = "NOTIFICATION_MODE")]
@@ -100,7 +101,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (payments_replicas, monolith_replicas) = match (&args.replicas, args.topology) {
         (None, _) => (1, 1),
         (Some((part, n)), Kind::Micro) if part == "payments" => (*n, 1),
-        (Some((part, n)), Kind::Monolith) if part == "monolith" => (1, *n),
+        (Some((part, n)), Kind::Monolith) if part == "monolith" || part.is_empty() => (1, *n),
+        (Some((part, _)), Kind::Micro) if part.is_empty() => {
+            anyhow::bail!("--replicas N with micro: say which service, `--replicas payments=N`")
+        }
         (Some((part, _)), topology) => anyhow::bail!(
             "--replicas {part}=N does not go with `archlab up {topology}`: payments=N runs with micro, \
              monolith=N with monolith"
@@ -170,10 +174,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `payments=N` or `monolith=N`: which part, and how many processes of it.
+/// `payments=N`, `monolith=N` or `N` (the monolith's; the part is then empty): which part,
+/// and how many processes of it.
 fn parse_replicas(value: &str) -> Result<(String, u8), String> {
-    let (part, count) = value.split_once('=').ok_or_else(|| format!("{value:?} is not PART=N"))?;
-    if part != "payments" && part != "monolith" {
+    let (part, count) = value.split_once('=').unwrap_or(("", value));
+    if !["payments", "monolith", ""].contains(&part) {
         return Err(format!(
             "only payments (micro) and the monolith can have replicas (not {part:?}): the other services \
              are also called service to service, and those clients do not balance"
@@ -244,7 +249,10 @@ mod tests {
         };
         assert_eq!(replicas("payments=2"), Ok(Some(("payments".to_owned(), 2))));
         assert_eq!(replicas("monolith=3"), Ok(Some(("monolith".to_owned(), 3))));
-        for (bad, says) in [("users=2", "only payments"), ("payments=4", "give 1 to 3"), ("payments", "not PART=N")] {
+        assert_eq!(replicas("2"), Ok(Some((String::new(), 2))));
+        for (bad, says) in
+            [("users=2", "only payments"), ("payments=4", "give 1 to 3"), ("payments", "\"payments\" replicas")]
+        {
             let refused = replicas(bad).expect_err(bad);
             assert!(refused.contains(says), "{bad}: {refused}");
         }
