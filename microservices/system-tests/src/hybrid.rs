@@ -142,32 +142,35 @@ impl HybridStack {
         }
     }
 
-    /// The broker consumer that feeds notifications, and the relays that publish to it.
-    fn consumer_and_relays(&self) -> (&ConsumerHandle, Vec<(&Relay, &PgPool, &'static str)>) {
+    /// The broker consumer that feeds notifications, the relay outside the core that
+    /// publishes to it (payments-service's, when payments is out), and the outboxes whose
+    /// published events it must have processed.
+    fn event_path(&self) -> (&ConsumerHandle, Option<&Relay>, Vec<(&PgPool, &'static str)>) {
         match &self.extracted {
             Extracted::Notifications(service) => {
-                let relays = self.core.handle.outboxes.iter();
-                let schemas = [archlab_auth::SCHEMA, archlab_payments::SCHEMA];
-                (&service.handle.consumer, relays.zip(schemas).map(|(r, s)| (r, &self.core_db, s)).collect())
+                let outboxes = vec![(&self.core_db, archlab_auth::SCHEMA), (&self.core_db, archlab_payments::SCHEMA)];
+                (&service.handle.consumer, None, outboxes)
             }
             Extracted::Payments(service) => {
                 let consumer = self.core.handle.consumer.as_ref().expect("notifications consume here");
-                (consumer, vec![(&service.handle.relay, &self.service_db, archlab_payments::SCHEMA)])
+                (consumer, Some(&service.handle.relay), vec![(&self.service_db, archlab_payments::SCHEMA)])
             }
         }
     }
 
-    /// Deliver what is pending now: the core's in-process outbox, every relay, then wait (on
-    /// the consumer's ack counter) until every event published has been processed; panics
-    /// after 20 s, naming what is missing.
+    /// Deliver what is pending now: the core's outboxes (in-process or relayed), the extracted
+    /// service's relay, then wait (on the consumer's ack counter) until every event published
+    /// has been processed; panics after 20 s, naming what is missing.
     pub async fn settle(&self) {
         let limit = Duration::from_secs(20);
         let deadline = Instant::now() + limit;
         self.core.handle.process_pending().await.expect("the core's outboxes");
-        let (consumer, relays) = self.consumer_and_relays();
+        let (consumer, relay, outboxes) = self.event_path();
+        if let Some(relay) = relay {
+            relay.process_pending().await.expect("the extracted service's relay");
+        }
         let mut expected = Vec::new();
-        for (relay, pool, schema) in relays {
-            relay.process_pending().await.expect("a relay");
+        for (pool, schema) in outboxes {
             expected.extend(published(pool, schema).await.expect("published events"));
         }
         if let Err(e) = wait_consumed(&expected, self.notifications_db(), consumer, deadline, limit).await {

@@ -86,7 +86,7 @@ impl HttpUpstream {
         };
         let replicas = base_url.split(',').map(|one| parse(one.trim())).collect::<Result<Vec<_>>>()?;
         let base = base_url.split(',').next().unwrap_or_default().trim().trim_end_matches('/').to_owned();
-        let url = parse(&base)?;
+        let url = replicas[0].clone();
         if replicas.iter().any(|r| r.path() != replicas[0].path() || r.scheme() != replicas[0].scheme()) {
             return Err(bad_config(name, format!("the replicas in {base_url:?} differ in more than host and port")));
         }
