@@ -180,6 +180,13 @@ pub struct BuildResult {
     /// round-by-round ratios of these (empty in reports from before there were floods).
     #[serde(default)]
     pub headline_floods: Vec<LoadReport>,
+    /// The latency of every request of `headline_runs` together (their histograms merged):
+    /// the headline's p50 and p99, and the p99 ratio. A p99 over one short run is decided by
+    /// whether the machine stalled during it; over every round's requests it is decided by
+    /// how often it stalls, which the builds taking turns share. `None` in reports from
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline_latency: Option<Percentiles>,
     /// Closed-loop runs of the users search, and the most users held at the objective.
     pub user_runs: Vec<LoadReport>,
     pub users_at_objective: Option<u32>,

@@ -26,6 +26,7 @@ use crate::topology::{Kind, Module, NotificationMode, Options, Topology, Transpo
 use crate::{cost, placement, report};
 use anyhow::{Context, bail};
 use archlab_kernel::processes;
+use hdrhistogram::Histogram;
 use search::{Objective, Search};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,10 +128,19 @@ pub struct Profile {
     pub metered_step: Duration,
     /// Length of each headline run ([`headline_rounds`]).
     pub headline_step: Duration,
-    /// Headline rounds: in each, every build runs the saturation scenario at the common rate
-    /// once, in turn, then floods it for `flood_step`; the headline's figures are medians
-    /// over the rounds.
+    /// Headline rounds per epoch: in each, every build runs the saturation scenario at the
+    /// common rate once, in turn, then floods it for `flood_step`; the headline's figures are
+    /// medians over the rounds (its p99 is taken over all their requests).
     pub headline_rounds: usize,
+    /// Times the headline starts every build afresh (new processes, new databases) for
+    /// another `headline_rounds` rounds. A build's figures keep a level for the life of its
+    /// processes: in one experiment the micro-grpc/monolith CPU ratio read 1.80 to 1.95
+    /// over five rounds of one start and 2.02 to 2.11 over five rounds of the next. More
+    /// rounds of one start cannot average that away; more starts can.
+    pub headline_epochs: usize,
+    /// Warm-up of each headline run and flood: the builds were warmed by a flood at the
+    /// start of each epoch, so this only has to cover the run's own new connections.
+    pub headline_warmup: Duration,
     /// Length of each headline flood (after the warm-up).
     pub flood_step: Duration,
     /// Rate of the common-rate runs (and of the metered step).
@@ -181,6 +191,8 @@ impl Profile {
                 metered_step: Duration::from_millis(800),
                 headline_step: Duration::from_millis(800),
                 headline_rounds: 1,
+                headline_epochs: 1,
+                headline_warmup: Duration::from_millis(200),
                 flood_step: Duration::from_millis(500),
                 common_rate: 20.0,
                 hash_rate: 5.0,
@@ -194,13 +206,18 @@ impl Profile {
                 name,
                 search,
                 warmup: Duration::from_secs(1),
-                step: Duration::from_secs(4),
+                step: Duration::from_secs(3),
                 metered_step: Duration::from_secs(8),
-                // 5 s runs and 3 s floods keep the quick comparison under 10 minutes;
-                // 1,500 requests a run, and the median of three runs.
-                headline_step: Duration::from_secs(5),
-                headline_rounds: 3,
-                flood_step: Duration::from_secs(3),
+                // Many short turns rather than a few long ones: a round-by-round ratio
+                // moved by ±15 % with the machine, so the median needs a dozen of them
+                // to hold still within a few percent. 2 epochs × 6 rounds of 2.5 s runs
+                // (750 requests each, 9,000 per build pooled) and 1.5 s floods keep the
+                // quick comparison under 10 minutes.
+                headline_step: Duration::from_millis(2500),
+                headline_rounds: 6,
+                headline_epochs: 2,
+                headline_warmup: Duration::from_millis(500),
+                flood_step: Duration::from_millis(1500),
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -215,9 +232,11 @@ impl Profile {
                 warmup: Duration::from_secs(5),
                 step: Duration::from_secs(20),
                 metered_step: Duration::from_secs(30),
-                headline_step: Duration::from_secs(20),
-                headline_rounds: 5,
-                flood_step: Duration::from_secs(10),
+                headline_step: Duration::from_secs(10),
+                headline_rounds: 8,
+                headline_epochs: 3,
+                headline_warmup: Duration::from_secs(1),
+                flood_step: Duration::from_secs(5),
                 common_rate: 300.0,
                 hash_rate: 20.0,
                 connections: 64,
@@ -392,14 +411,27 @@ pub async fn compare(
 
     if builds.len() > 1 && profile.headline_rounds > 0 {
         println!(
-            "archlab compare: headline rounds ({} × {} s at the common rate and {} s of flood per build, the builds up together and taking turns)",
+            "archlab compare: headline rounds ({} starts × {} rounds; each round {} s at the common rate and {} s of flood per build, the builds up together and taking turns)",
+            profile.headline_epochs.max(1),
             profile.headline_rounds,
             profile.headline_step.as_secs_f64(),
             profile.flood_step.as_secs_f64()
         );
         let ctx = BuildContext { args, profile, objective, bin_dir, cpus, run_id: &run_id };
-        let rounds = headline_rounds(&ctx).await.context("the headline rounds")?;
-        for (result, turns) in builds.iter_mut().zip(rounds) {
+        let mut all: Vec<Turns> = Vec::new();
+        for epoch in 1..=profile.headline_epochs.max(1) {
+            let turns =
+                headline_rounds(&ctx, epoch).await.with_context(|| format!("the headline rounds, start {epoch}"))?;
+            if all.is_empty() {
+                all = turns;
+            } else {
+                for (into, more) in all.iter_mut().zip(turns) {
+                    into.extend(more)?;
+                }
+            }
+        }
+        for (result, turns) in builds.iter_mut().zip(all) {
+            result.headline_latency = turns.latency.as_ref().map(crate::load::recorder::percentiles);
             result.headline_runs = turns.runs;
             result.headline_cpu_s_per_1k = turns.cpu_s_per_1k;
             result.headline_floods = turns.floods;
@@ -634,6 +666,35 @@ struct Turns {
     cpu_s_per_1k: Vec<f64>,
     /// The saturation scenario offered far above capacity: the most the build answers.
     floods: Vec<LoadReport>,
+    /// The latencies of every one of `runs`, pooled.
+    latency: Option<Histogram<u64>>,
+}
+
+impl Turns {
+    /// One more run at the common rate, with its CPU and its latency histogram.
+    fn push_run(&mut self, report: LoadReport, cpu_s_per_1k: f64, latency: &Histogram<u64>) -> anyhow::Result<()> {
+        match &mut self.latency {
+            Some(pooled) => pooled.add(latency).context("pooling headline latencies")?,
+            None => self.latency = Some(latency.clone()),
+        }
+        self.runs.push(report);
+        self.cpu_s_per_1k.push(cpu_s_per_1k);
+        Ok(())
+    }
+
+    /// Another start's rounds after these.
+    fn extend(&mut self, more: Turns) -> anyhow::Result<()> {
+        if let Some(latency) = &more.latency {
+            match &mut self.latency {
+                Some(pooled) => pooled.add(latency).context("pooling headline latencies")?,
+                None => self.latency = Some(latency.clone()),
+            }
+        }
+        self.runs.extend(more.runs);
+        self.cpu_s_per_1k.extend(more.cpu_s_per_1k);
+        self.floods.extend(more.floods);
+        Ok(())
+    }
 }
 
 /// The headline's runs of every build of `ctx.args`: all of them up at once (fresh
@@ -645,11 +706,12 @@ struct Turns {
 /// within seconds, a drift moves every build alike and cancels in their ratios. Each
 /// common-rate run is metered for CPU only (no settling: the transaction counts are the
 /// cost table's). The builds' pools, all up at once, fit in the server because every pool
-/// is [`POOL_SIZE`]. Per build, in `ctx.args.builds` order.
-async fn headline_rounds(ctx: &BuildContext<'_>) -> anyhow::Result<Vec<Turns>> {
+/// is [`POOL_SIZE`]. Per build, in `ctx.args.builds` order. `epoch` numbers the start
+/// ([`Profile::headline_epochs`]), which names its databases.
+async fn headline_rounds(ctx: &BuildContext<'_>, epoch: usize) -> anyhow::Result<Vec<Turns>> {
     let args = ctx.args;
     let app_cpus = ctx.cpus.app_list();
-    let run_id = format!("{}r", ctx.run_id);
+    let run_id = format!("{}r{epoch}", ctx.run_id);
     let mut running: Vec<Running> = Vec::new();
     for &build in &args.builds {
         let started =
@@ -686,7 +748,7 @@ async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::
         scenario: ctx.args.scenario,
         offered: Offered::Open { rate_per_s },
         connections: profile.connections,
-        warmup: profile.warmup,
+        warmup: profile.headline_warmup,
         duration,
         max_requests: u64::MAX,
         timeout: Duration::from_secs(5),
@@ -696,7 +758,7 @@ async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::
     // warm before the first measured turn. Without it the first rounds' figures ran high
     // (the monolith's CPU per 1,000 requests read 1.86, 1.53 and then 0.74 s in one run).
     for i in 0..n {
-        let warm = plan(&running[i].topology.public_url, profile.flood_rate, profile.flood_step);
+        let warm = plan(&running[i].topology.public_url, profile.flood_rate, profile.flood_step * 2);
         let report = running[i].watch(load::run(&warm, &seeded[i])).await?;
         println!("  warm-up {:>10} flood: {}", ctx.args.builds[i].name(), one_line(&report, true));
     }
@@ -706,7 +768,7 @@ async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::
             let i = (round + turn) % n;
             let run = plan(&running[i].topology.public_url, profile.common_rate, profile.headline_step);
             let meter = cost::Meter::start(running[i].target.clone()).await?;
-            let report = running[i].watch(load::run(&run, &seeded[i])).await?;
+            let (report, latency) = running[i].watch(load::run_histogram(&run, &seeded[i])).await?;
             let measured = meter.finish_with(report.requests + warmup_requests(&report), Duration::ZERO).await?;
             let cpu = measured.per_1k(measured.cpu_s_app + measured.cpu_s_postgres + measured.cpu_s_rabbitmq);
             println!(
@@ -715,8 +777,7 @@ async fn take_turns(ctx: &BuildContext<'_>, running: &mut [Running]) -> anyhow::
                 ctx.args.builds[i].name(),
                 one_line(&report, ctx.objective.holds(&report))
             );
-            out[i].runs.push(report);
-            out[i].cpu_s_per_1k.push(cpu);
+            out[i].push_run(report, cpu, &latency)?;
         }
         for turn in 0..n {
             let i = (round + turn) % n;
@@ -864,6 +925,7 @@ async fn measure_running(
         headline_runs: Vec::new(),
         headline_cpu_s_per_1k: Vec::new(),
         headline_floods: Vec::new(),
+        headline_latency: None,
         user_runs,
         users_at_objective,
         max_throughput: Vec::new(),
@@ -975,6 +1037,7 @@ async fn measure_baseline(
             headline_runs: Vec::new(),
             headline_cpu_s_per_1k: Vec::new(),
             headline_floods: Vec::new(),
+            headline_latency: None,
             user_runs: Vec::new(),
             users_at_objective: None,
             max_throughput: vec![report],
@@ -1109,6 +1172,59 @@ pub(crate) fn git_revision_apart_from(out: Option<&std::path::Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two starts' rounds pool into one histogram per build, and every run, CPU figure and
+    /// flood is kept, in order. One run of four stalled for 30 requests: the median of the
+    /// runs' p99s (1 ms) would not show it; the p99 of all 2,030 requests (1.5 % stalled)
+    /// does.
+    #[test]
+    fn headline_turns_of_two_starts_pool_their_latencies_and_keep_every_run() -> anyhow::Result<()> {
+        let run = |fast: u64, stalled: u64| -> anyhow::Result<(LoadReport, Histogram<u64>)> {
+            let mut h = crate::load::recorder::histogram()?;
+            h.record_n(1_000, fast)?;
+            h.record_n(50_000, stalled)?;
+            let n = fast + stalled;
+            let report = LoadReport {
+                scenario: "browse".into(),
+                target: "http://127.0.0.1:1".into(),
+                offered: Offered::Open { rate_per_s: 300.0 },
+                connections: 1,
+                warmup_s: 0.0,
+                duration_s: 1.0,
+                requests: n,
+                sent_total: n,
+                ok: n,
+                errors: BTreeMap::new(),
+                unsent: 0,
+                throughput_per_s: n as f64,
+                latency: crate::load::recorder::percentiles(&h),
+                service_time: crate::load::recorder::percentiles(&h),
+                by_step: BTreeMap::new(),
+            };
+            Ok((report, h))
+        };
+        let mut first = Turns::default();
+        let mut second = Turns::default();
+        for (turns, cpu, stalled) in [(&mut first, 1.0, 30), (&mut second, 2.0, 0)] {
+            for k in [stalled, 0] {
+                let (report, h) = run(500, k)?;
+                turns.push_run(report, cpu, &h)?;
+            }
+        }
+        second.floods.push(run(10, 0)?.0);
+        first.extend(second)?;
+        assert_eq!(first.runs.len(), 4);
+        assert_eq!(first.cpu_s_per_1k, vec![1.0, 1.0, 2.0, 2.0]);
+        assert_eq!(first.floods.len(), 1);
+        let mut per_run: Vec<u64> = first.runs.iter().map(|r| r.latency.p99_us).collect();
+        per_run.sort_unstable();
+        assert!(per_run[1] < 2_000 && per_run[2] < 2_000, "three of the four runs' p99 is 1 ms: {per_run:?}");
+        let pooled = crate::load::recorder::percentiles(first.latency.as_ref().expect("pooled"));
+        assert_eq!(pooled.count, 2_030);
+        assert_eq!(pooled.p50_us, 1_000);
+        assert!(pooled.p99_us >= 49_000, "30 of 2,030 stalled: the pooled p99 is the stall's, {}", pooled.p99_us);
+        Ok(())
+    }
 
     /// The name a report prints is the one `--builds` takes, and each build's topology is
     /// what its name says: a wrong `kind`, `extract` or replica count would run another build

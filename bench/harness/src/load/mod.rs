@@ -28,6 +28,7 @@ use crate::model::{LoadReport, Offered};
 use anyhow::{Context, bail};
 use client::Conn;
 use futures::StreamExt;
+use hdrhistogram::Histogram;
 use progress::Counters;
 use recorder::{Outcome, Recorder, percentiles};
 use scenario::{PASSWORD, Requests};
@@ -350,13 +351,26 @@ pub async fn run(plan: &Plan, seeded: &Seeded) -> anyhow::Result<LoadReport> {
     Ok(run_with(plan, seeded, false).await?.0)
 }
 
+/// [`run`], also handing back the latency histogram of the measured window, so that several
+/// runs' latencies can be pooled ([`Histogram::add`]) and their percentiles taken over every
+/// request rather than as a median of each run's.
+pub async fn run_histogram(plan: &Plan, seeded: &Seeded) -> anyhow::Result<(LoadReport, Histogram<u64>)> {
+    let (report, _, histogram) = run_with(plan, seeded, false).await?;
+    Ok((report, histogram))
+}
+
 /// [`run`], also keeping per-second figures of the measured window ([`timeline`]): what a
 /// chaos experiment reads to see when a fault began to show and when it stopped.
 pub async fn run_timeline(plan: &Plan, seeded: &Seeded) -> anyhow::Result<(LoadReport, Recording)> {
-    run_with(plan, seeded, true).await
+    let (report, recording, _) = run_with(plan, seeded, true).await?;
+    Ok((report, recording))
 }
 
-async fn run_with(plan: &Plan, seeded: &Seeded, timeline: bool) -> anyhow::Result<(LoadReport, Recording)> {
+async fn run_with(
+    plan: &Plan,
+    seeded: &Seeded,
+    timeline: bool,
+) -> anyhow::Result<(LoadReport, Recording, Histogram<u64>)> {
     validate(plan, seeded)?;
     let target = Target::parse(&plan.target)?;
     let requests = Requests::new(&target.host, &seeded.users, &run_tag())?;
@@ -438,7 +452,7 @@ async fn run_with(plan: &Plan, seeded: &Seeded, timeline: bool) -> anyhow::Resul
         service_time: percentiles(&total.service),
         by_step: total.by_step(),
     };
-    Ok((report, seconds))
+    Ok((report, seconds, total.latency))
 }
 
 /// A human summary of a report.

@@ -107,10 +107,13 @@ fn header(report: &CompareReport) -> Vec<Block> {
     vec![Block::List(items), Block::Para("To run it again:".to_string()), Block::Code(or_missing(&m.command))]
 }
 
-/// The headline's p50 and p99 of one build, in µs: the medians over its metered runs of the
-/// saturation scenario at the common rate (`BuildResult::headline_runs`), or that scenario's
-/// one common-rate run in a report from before there were several.
+/// The headline's p50 and p99 of one build, in µs: over every request of its headline runs
+/// (`BuildResult::headline_latency`); in reports from before that was kept, the medians over
+/// the runs, or the saturation scenario's one common-rate run from before there were several.
 pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Option<(u64, u64)> {
+    if let Some(pooled) = &b.headline_latency {
+        return Some((pooled.p50_us, pooled.p99_us));
+    }
     if b.headline_runs.is_empty() {
         return at_common(b, &report.saturation_scenario).map(|r| (r.latency.p50_us, r.latency.p99_us));
     }
@@ -326,10 +329,13 @@ fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
 }
 
 /// The ratios from the headline rounds, when `b` and `mono` have the same number of them:
-/// throughput (from the floods), p50, p99 and CPU, each the median of the round-by-round
-/// ratios, so that what moved both builds within a round cancels. Throughput falls back to
-/// the saturation points in a report from before there were floods. `None` for reports from
-/// before there were rounds.
+/// throughput (from the floods), p50 and CPU, each the median of the round-by-round ratios,
+/// so that what moved both builds within a round cancels; p99 the ratio of the two builds'
+/// p99 over all their rounds' requests (a round's p99 says whether the machine stalled in
+/// those seconds; the pooled one how often it stalls, which both builds' turns share).
+/// Throughput falls back to the saturation points in a report from before there were
+/// floods, p99 to the median of the round-by-round ratios in one from before the pooled
+/// latency was kept. `None` for reports from before there were rounds.
 fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
     let n = b.headline_runs.len();
     if n == 0
@@ -373,7 +379,10 @@ fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
         build: b.name.clone(),
         throughput,
         p50_at_common_rate: per_round(|r| r.latency.p50_us),
-        p99_at_common_rate: per_round(|r| r.latency.p99_us),
+        p99_at_common_rate: match (&b.headline_latency, &mono.headline_latency) {
+            (Some(m), Some(o)) => format::ratio(m.p99_us as f64, o.p99_us as f64),
+            _ => per_round(|r| r.latency.p99_us),
+        },
         cpu_s_per_1k: median(cpu.collect()),
     })
 }

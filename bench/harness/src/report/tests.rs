@@ -85,6 +85,7 @@ fn build(name: &str, sat: f64, p50_ms: f64, p99_ms: f64, cpu_app: f64) -> BuildR
         headline_runs: Vec::new(),
         headline_cpu_s_per_1k: Vec::new(),
         headline_floods: Vec::new(),
+        headline_latency: None,
         user_runs: vec![LoadReport {
             offered: Offered::Closed { users: 50, think_time_ms: 1000 },
             ..load("mixed", target, 0.0, 48.0, p50_ms, p99_ms)
@@ -263,6 +264,33 @@ fn headline_ratios_from_rounds_are_medians_of_round_by_round_ratios() {
     r.builds[1].headline_runs.pop();
     r.builds[1].headline_cpu_s_per_1k.pop();
     assert_eq!(headline_ratios(&r)[0].p50_at_common_rate, Some(4.5 / 3.0));
+}
+
+#[test]
+fn headline_p99_is_taken_over_every_rounds_requests_when_they_were_pooled() {
+    let mut r = fixture();
+    let target = r.builds[0].at_common_rate[0].target.clone();
+    let runs = |p99s: [f64; 3]| -> Vec<LoadReport> {
+        p99s.iter().map(|&p99| load("browse", &target, 300.0, 300.0, 1.0, p99)).collect()
+    };
+    // One stalled round each, in different rounds: round by round 0.25, 4.0, 1.0.
+    r.builds[0].headline_runs = runs([40.0, 5.0, 5.0]);
+    r.builds[1].headline_runs = runs([10.0, 20.0, 5.0]);
+    for b in &mut r.builds[..2] {
+        b.headline_cpu_s_per_1k = vec![1.0; 3];
+    }
+    assert_eq!(headline_ratios(&r)[0].p99_at_common_rate, Some(1.0), "without pooling: the round-by-round median");
+    let pooled = |p50_us, p99_us| Percentiles { count: 4500, p50_us, p99_us, ..Percentiles::default() };
+    r.builds[0].headline_latency = Some(pooled(1_000, 8_000));
+    r.builds[1].headline_latency = Some(pooled(2_000, 12_000));
+    let grpc = &headline_ratios(&r)[0];
+    assert_eq!(grpc.p99_at_common_rate, Some(1.5), "12 ms over 8 ms, every request of the rounds");
+    assert_eq!(grpc.p50_at_common_rate, Some(1.0), "p50 stays the median of the round-by-round ratios");
+    let md = headline_markdown(&r);
+    assert!(md.contains("| 12.0 |") || md.contains("| 12 |"), "micro-grpc's pooled p99 in the table:\n{md}");
+    // Pooled on one side only: the round-by-round median again.
+    r.builds[1].headline_latency = None;
+    assert_eq!(headline_ratios(&r)[0].p99_at_common_rate, Some(1.0));
 }
 
 #[test]
