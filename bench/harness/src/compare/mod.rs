@@ -209,12 +209,13 @@ impl Profile {
                 step: Duration::from_secs(3),
                 metered_step: Duration::from_secs(8),
                 // Many short turns rather than a few long ones: a round-by-round ratio
-                // moved by ±15 % with the machine, so the median needs a dozen of them
-                // to hold still within a few percent. 2 epochs × 6 rounds of 2.5 s runs
-                // (750 requests each, 9,000 per build pooled) and 1.5 s floods keep the
-                // quick comparison under 10 minutes.
+                // moved by ±15 % with the machine, so the median needs about ten of them
+                // to hold still within a few percent. 2 starts × 5 rounds of 2.5 s runs
+                // (750 requests each, 7,500 per build pooled) and 1.5 s floods. With 6
+                // rounds a start, one quick run took 10 min 2 s; each round costs about
+                // 15 s over both starts.
                 headline_step: Duration::from_millis(2500),
-                headline_rounds: 6,
+                headline_rounds: 5,
                 headline_epochs: 2,
                 headline_warmup: Duration::from_millis(500),
                 flood_step: Duration::from_millis(1500),

@@ -264,8 +264,9 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
             "Ratios micro / monolith (above 1.00× the microservices build has more of it). Where the run had \
              headline rounds, every ratio is the median of the round-by-round ratios, measured with every \
              build up at once and taking turns: throughput is the most each build answered when flooded \
-             (the saturation scenario offered far above capacity), p50, p99 and CPU come from the runs at the \
-             common rate. In a report without rounds, throughput is the ratio of the saturation points' \
+             (the saturation scenario offered far above capacity), p50 and CPU come from the runs at the \
+             common rate, and p99 is the ratio of each build's p99 over every request of those runs. In a \
+             report without rounds, throughput is the ratio of the saturation points' \
              throughputs:"
                 .to_string(),
         ));
