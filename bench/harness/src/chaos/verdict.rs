@@ -135,13 +135,18 @@ pub fn read(recording: &Recording, seconds: &[Second], fault: Option<(f64, f64)>
     Reading { time_to_detect_s: detect, time_to_recover_s: recover, blast_radius }
 }
 
+/// How long before the fault's start the `before` window ends. Requests are counted in the
+/// second they were due, and one due just before the fault can still be queued or in flight
+/// when it lands: a crash at 3.0 s failed two requests due in second 2 on a busy machine.
+pub const BEFORE_GUARD_S: f64 = 0.5;
+
 /// The seconds of `window` (docs/chaos.md, "Windows"): only seconds wholly inside it count,
-/// and `skip_s` is left out at its start.
+/// `skip_s` is left out at its start, and `before` ends [`BEFORE_GUARD_S`] ahead of the fault.
 pub fn seconds_of(window: Window, plan: &RunPlan, len: usize, skip_s: f64) -> std::ops::Range<usize> {
     let duration = plan.duration.as_secs_f64();
     let (start, end) = plan.fault_window().unwrap_or((duration, duration));
     let (from, to) = match window {
-        Window::Before => (skip_s, start),
+        Window::Before => (skip_s, (start - BEFORE_GUARD_S).max(0.0)),
         Window::During => (start + skip_s, end),
         Window::After => (end + skip_s, duration),
         Window::Whole => (skip_s, duration),
@@ -475,6 +480,7 @@ pub fn one_line(r: &RunResult) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::experiment::{Action, Host};
     use super::*;
 
     fn run(experiment: &str, build: &str, held: bool) -> RunResult {
@@ -504,6 +510,34 @@ mod tests {
             ],
             held,
         }
+    }
+
+    fn plan(duration_s: f64, fault: (f64, f64)) -> RunPlan {
+        RunPlan {
+            duration: std::time::Duration::from_secs_f64(duration_s),
+            timeout: std::time::Duration::from_secs(2),
+            seed_users: 1,
+            streams: Vec::new(),
+            method: vec![(fault.0, Action::Kill { process: Host::Users }), (fault.1, Action::ClearAllFaults)],
+        }
+    }
+
+    #[test]
+    fn the_window_before_a_fault_ends_half_a_second_ahead_of_it_in_whole_seconds() {
+        // A fault at 3.0 s: second 2 holds requests due in the half second before the fault,
+        // which may still be in flight when it lands, so `before` is 0..2 (not 0..3).
+        let at_three = plan(10.0, (3.0, 8.0));
+        assert_eq!(at_three.fault_window(), Some((3.0, 8.0)));
+        assert_eq!(seconds_of(Window::Before, &at_three, 10, 0.0), 0..2);
+        assert_eq!(seconds_of(Window::Before, &at_three, 10, 1.0), 1..2);
+        assert_eq!(seconds_of(Window::During, &at_three, 10, 1.0), 4..8);
+        assert_eq!(seconds_of(Window::After, &at_three, 10, 0.0), 8..10);
+        assert_eq!(seconds_of(Window::Whole, &at_three, 10, 0.0), 0..10);
+        // At 3.6 s the whole of second 2 ends more than half a second ahead: it stays in.
+        assert_eq!(seconds_of(Window::Before, &plan(12.0, (3.6, 9.6)), 12, 1.0), 1..3);
+        // Never past the seconds recorded, never a reversed range.
+        assert_eq!(seconds_of(Window::Before, &plan(10.0, (0.2, 8.0)), 10, 1.0), 1..1);
+        assert_eq!(seconds_of(Window::Whole, &at_three, 4, 0.0), 0..4);
     }
 
     #[test]
