@@ -425,7 +425,7 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
         })
         .collect();
     let mut spread_row = vec!["spread (max−min)/mean".to_string()];
-    let mut verdict_row = vec![format!("within ±{}", pct(tol))];
+    let mut verdict_row = vec![format!("spread at most {}", pct(tol))];
     let mut all_agree = reports.len() >= 2 && !columns.is_empty();
     for c in &columns {
         let values: Vec<f64> = per_run.iter().filter_map(|run| value(run, c)).collect();
@@ -448,7 +448,7 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
     } else if columns.is_empty() {
         "Verdict: no ratios to compare (no monolith or no microservices build measured).".to_string()
     } else if all_agree {
-        format!("Verdict: yes — every ratio agrees within ±{} across {} runs.", pct(tol), reports.len())
+        format!("Verdict: yes — every ratio spreads at most {} across {} runs.", pct(tol), reports.len())
     } else {
         format!("Verdict: no — at least one ratio spreads more than {} across {} runs.", pct(tol), reports.len())
     };

@@ -339,7 +339,7 @@ fn reproducibility_flags_a_run_off_by_15_percent() {
     assert!(md.contains("Verdict: no"), "{md}");
     // (0.575 - 0.5) / 0.525
     assert!(md.contains("| spread (max−min)/mean | 14.29 % | 0 % |"), "{md}");
-    assert!(md.contains("| within ±10.00 % | no | yes |"), "{md}");
+    assert!(md.contains("| spread at most 10.00 % | no | yes |"), "{md}");
     assert!(md.contains("| 0.57× |") || md.contains("| 0.58× |"), "{md}");
 }
 
