@@ -167,11 +167,12 @@ fn one() -> f64 {
     1.0
 }
 
-/// A part of the run, relative to the fault: see [`Window::bounds`].
+/// A part of the run, relative to the fault: see [`super::verdict::seconds_of`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Window {
-    /// From the start to the first fault.
+    /// From the start to half a second before the first fault
+    /// ([`super::verdict::BEFORE_GUARD_S`]).
     Before,
     /// From the first fault to the last action that removes one (or to the end).
     During,

@@ -88,7 +88,7 @@ pub fn headline_markdown(report: &CompareReport) -> String {
 }
 
 /// Several runs of the same profile side by side: each run's ratios, their spread
-/// ((max-min)/mean), and whether every ratio agrees within `tolerance` (0.10) across runs.
+/// ((max-min)/mean), and whether every ratio spreads at most `tolerance` (0.10) across runs.
 /// Markdown.
 pub fn reproducibility_markdown(reports: &[CompareReport], tolerance: f64) -> String {
     doc::markdown(&sections::reproducibility(reports, tolerance))
