@@ -241,6 +241,21 @@ pub struct RunMeta {
     /// Settings the children ran with that differ from their defaults (the abuse limits
     /// are switched off for load, and the report says so).
     pub settings: BTreeMap<String, String>,
+    /// What the hypervisor took from the CPUs during the headline rounds (absent in
+    /// reports from before it was recorded, and without rounds).
+    #[serde(default)]
+    pub headline_steal: Option<Steal>,
+}
+
+/// Steal time: of the time some CPUs had work, the share the hypervisor gave to someone
+/// else (`/proc/stat`). A virtual machine whose neighbours got busy shows it here, and
+/// latency and throughput measured meanwhile move with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Steal {
+    /// On the CPUs the builds ran on.
+    pub app_cpus: f64,
+    /// On the load generator's CPUs.
+    pub load_cpus: f64,
 }
 
 /// A whole `archlab compare` run.

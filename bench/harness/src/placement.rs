@@ -126,6 +126,60 @@ pub fn cpus_allowed(pid: u32) -> anyhow::Result<String> {
         .with_context(|| format!("no Cpus_allowed_list in {path}"))
 }
 
+/// Clock ticks the kernel counted for some CPUs (`/proc/stat`): time spent running anything
+/// (user, nice, system, irq, softirq) and time the hypervisor gave the virtual CPU to
+/// someone else while it had work (steal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub busy: u64,
+    pub steal: u64,
+}
+
+impl CpuTimes {
+    /// Now, summed over `cpus` (every CPU for `None`).
+    pub fn read(cpus: Option<&Cpus>) -> anyhow::Result<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?, cpus)
+    }
+
+    /// From the text of `/proc/stat`. Fails when a CPU of `cpus` has no line.
+    pub fn parse(stat: &str, cpus: Option<&Cpus>) -> anyhow::Result<Self> {
+        let mut times = Self::default();
+        let mut seen = BTreeSet::new();
+        for line in stat.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(cpu) = fields.next().and_then(|f| f.strip_prefix("cpu")).and_then(|id| id.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if cpus.is_some_and(|c| !c.0.contains(&cpu)) {
+                continue;
+            }
+            let ticks: Vec<u64> =
+                fields.map(|f| f.parse().with_context(|| format!("/proc/stat: {line}"))).collect::<Result<_, _>>()?;
+            // user nice system idle iowait irq softirq steal ...
+            let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = ticks[..] else {
+                bail!("/proc/stat: too few fields in {line}");
+            };
+            times.busy += user + nice + system + irq + softirq;
+            times.steal += steal;
+            seen.insert(cpu);
+        }
+        if let Some(missing) = cpus.and_then(|c| c.iter().find(|cpu| !seen.contains(cpu))) {
+            bail!("/proc/stat has no line for CPU {missing}");
+        }
+        Ok(times)
+    }
+
+    /// Of the time these CPUs had work since `before`, the share the hypervisor took;
+    /// `None` when they had none.
+    pub fn steal_share_since(self, before: Self) -> Option<f64> {
+        let busy = self.busy.saturating_sub(before.busy);
+        let steal = self.steal.saturating_sub(before.steal);
+        let wanted = busy + steal;
+        (wanted > 0).then(|| steal as f64 / wanted as f64)
+    }
+}
+
 /// Pin every thread of this process to `cpus`; threads started afterwards inherit it.
 pub fn pin_self(cpus: &Cpus) -> anyhow::Result<()> {
     let set = cpus.to_cpu_set()?;
@@ -342,6 +396,27 @@ impl PlacementArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STAT: &str = "cpu  30 0 10 500 1 0 2 8 0 0
+cpu0 10 0 4 300 1 0 1 2 0 0
+cpu1 20 0 6 200 0 0 1 6 0 0
+intr 12345
+";
+
+    #[test]
+    fn cpu_times_add_up_only_the_cpus_asked_for_and_steal_is_a_share_of_the_wanted_time() -> anyhow::Result<()> {
+        let one = Cpus::parse("1")?;
+        assert_eq!(CpuTimes::parse(STAT, Some(&one))?, CpuTimes { busy: 27, steal: 6 });
+        // The aggregate `cpu` line is not counted again on top of its CPUs.
+        assert_eq!(CpuTimes::parse(STAT, None)?, CpuTimes { busy: 42, steal: 8 });
+        let later = CpuTimes { busy: 27 + 30, steal: 6 + 10 };
+        let share = later.steal_share_since(CpuTimes { busy: 27, steal: 6 }).context("had work")?;
+        assert!((share - 0.25).abs() < 1e-12, "{share}");
+        assert_eq!(later.steal_share_since(later), None);
+        assert!(CpuTimes::parse(STAT, Some(&Cpus::parse("2")?)).is_err(), "CPU 2 has no line");
+        assert!(CpuTimes::parse("cpu0 1 2 3\n", None).is_err(), "too few fields");
+        Ok(())
+    }
 
     fn cpus(list: &str) -> Vec<usize> {
         Cpus::parse(list).expect("parses").iter().collect()

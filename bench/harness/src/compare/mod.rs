@@ -20,7 +20,7 @@
 pub mod search;
 
 use crate::load::{self, Plan, Scenario, Seeded};
-use crate::model::{BuildResult, CompareReport, Cost, Goal, LoadReport, Offered, Placement, RunMeta, Step};
+use crate::model::{BuildResult, CompareReport, Cost, Goal, LoadReport, Offered, Placement, RunMeta, Steal, Step};
 use crate::supervisor::{self, GRACE, Restart, Supervisor};
 use crate::topology::{Kind, Module, NotificationMode, Options, Topology, Transport};
 use crate::{cost, placement, report};
@@ -412,6 +412,7 @@ pub async fn compare(
         }
     }
 
+    let mut headline_steal = None;
     if builds.len() > 1 && profile.headline_rounds > 0 {
         println!(
             "archlab compare: headline rounds ({} starts × {} rounds; each round {} s at the common rate and {} s of flood per build, the builds up together and taking turns)",
@@ -421,6 +422,10 @@ pub async fn compare(
             profile.flood_step.as_secs_f64()
         );
         let ctx = BuildContext { args, profile, objective, bin_dir, cpus, run_id: &run_id };
+        let cpu_times = || -> anyhow::Result<_> {
+            Ok((placement::CpuTimes::read(cpus.app.as_ref())?, placement::CpuTimes::read(cpus.load.as_ref())?))
+        };
+        let before = cpu_times()?;
         let mut all: Vec<Turns> = Vec::new();
         for epoch in 1..=profile.headline_epochs.max(1) {
             let turns =
@@ -433,6 +438,11 @@ pub async fn compare(
                 }
             }
         }
+        let after = cpu_times()?;
+        headline_steal = Some(Steal {
+            app_cpus: after.0.steal_share_since(before.0).unwrap_or(0.0),
+            load_cpus: after.1.steal_share_since(before.1).unwrap_or(0.0),
+        });
         for (result, turns) in builds.iter_mut().zip(all) {
             result.headline_latency = turns.latency.as_ref().map(crate::load::recorder::percentiles);
             result.headline_runs = turns.runs;
@@ -450,6 +460,7 @@ pub async fn compare(
             placement: observed.unwrap_or_else(|| placement::observe(args.placement.placement, None, None)),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             settings: child_settings(args.mode),
+            headline_steal,
             ..machine_meta()
         },
         objective_p99_ms: args.objective_p99_ms,

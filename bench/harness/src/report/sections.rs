@@ -88,6 +88,10 @@ fn header(report: &CompareReport) -> Vec<Block> {
             or_missing(&p.rabbitmq_cpus)
         ),
         format!(
+            "Hypervisor steal during the headline rounds (of the time the CPUs had work, the share given to other guests): {}",
+            m.headline_steal.map_or_else(|| "not recorded".to_string(), |s| steal(&s))
+        ),
+        format!(
             "Objective: p99 ≤ {} ms and errors < {} of requests; saturation scenario: {}; common rate: {} req/s; think time (closed loop): {} ms",
             format::ms_f(report.objective_p99_ms),
             pct(report.error_budget),
@@ -441,6 +445,14 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
             "no".to_string()
         });
     }
+    // The machine's state beside each run's ratios: not a ratio, so neither spread nor judged.
+    head.push("hypervisor steal in the headline rounds (application CPUs / generator's)".to_string());
+    for (row, rep) in rows.iter_mut().zip(reports) {
+        let shares = |s: crate::model::Steal| format!("{} / {}", pct(s.app_cpus), pct(s.load_cpus));
+        row.push(rep.meta.headline_steal.map_or_else(|| MISSING.to_string(), shares));
+    }
+    spread_row.push(String::new());
+    verdict_row.push(String::new());
     rows.push(spread_row);
     rows.push(verdict_row);
     let verdict = if reports.len() < 2 {
@@ -454,6 +466,11 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
     };
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     vec![Block::Heading(2, "Reproducibility".to_string()), table(&head_refs, rows), Block::Para(verdict)]
+}
+
+/// Steal on the builds' CPUs and on the generator's.
+fn steal(s: &crate::model::Steal) -> String {
+    format!("{} on the application CPUs, {} on the load generator's", pct(s.app_cpus), pct(s.load_cpus))
 }
 
 /// (max − min) / mean of `values`, `None` for fewer than one value or a mean that is not

@@ -132,6 +132,7 @@ fn fixture() -> CompareReport {
             },
             command: "archlab compare --profile quick".to_string(),
             settings: BTreeMap::from([("ABUSE_LIMITS".to_string(), "off".to_string())]),
+            headline_steal: None,
         },
         objective_p99_ms: 50.0,
         error_budget: 0.01,
@@ -341,6 +342,30 @@ fn reproducibility_flags_a_run_off_by_15_percent() {
     assert!(md.contains("| spread (max−min)/mean | 14.29 % | 0 % |"), "{md}");
     assert!(md.contains("| spread at most 10.00 % | no | yes |"), "{md}");
     assert!(md.contains("| 0.57× |") || md.contains("| 0.58× |"), "{md}");
+}
+
+/// Each run's steal stands beside its ratios, and a run from before steal was recorded
+/// reads "—" there without failing the verdict.
+#[test]
+fn reproducibility_shows_each_runs_steal_beside_its_ratios() -> anyhow::Result<()> {
+    let markdown =
+        |r: &CompareReport| -> anyhow::Result<String> { Ok(doc::markdown(&sections::blocks(r, &plots::all(r)?))) };
+    let mut stolen = fixture();
+    stolen.meta.headline_steal = Some(crate::model::Steal { app_cpus: 0.125, load_cpus: 0.5 });
+    let md = reproducibility_markdown(&[fixture(), stolen.clone()], 0.10);
+    assert!(md.contains("| hypervisor steal in the headline rounds (application CPUs / generator's) |"), "{md}");
+    assert!(md.contains("| 12.50 % / 50.00 % |"), "{md}");
+    let first_run = md.lines().find(|l| l.starts_with("| 1 (")).unwrap_or_default();
+    assert!(first_run.ends_with("| — |"), "{md}");
+    assert!(md.contains("Verdict: yes"), "steal is not a ratio and is not judged\n{md}");
+    let report = markdown(&stolen)?;
+    assert!(
+        report
+            .contains("share given to other guests): 12.50 % on the application CPUs, 50.00 % on the load generator's"),
+        "{report}"
+    );
+    assert!(markdown(&fixture())?.contains("share given to other guests): not recorded"));
+    Ok(())
 }
 
 #[test]

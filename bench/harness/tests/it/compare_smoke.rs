@@ -96,6 +96,13 @@ fn smoke_compare_measures_both_builds_and_cleans_up() {
     let baseline = report.baseline.as_ref().expect("the baseline ran beside the monolith");
     assert!(baseline.max_throughput.first().is_some_and(|r| r.ok > 0), "the baseline answered nothing");
 
+    // Read from /proc/stat around the rounds: a share, on both sides of the placement.
+    let steal = report.meta.headline_steal.expect("steal recorded around the headline rounds");
+    assert!(
+        (0.0..=1.0).contains(&steal.app_cpus) && (0.0..=1.0).contains(&steal.load_cpus),
+        "steal is a share of the CPUs' wanted time: {steal:?}"
+    );
+
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md written");
     assert!(md.contains("monolith") && md.contains("micro-grpc"));
     assert!(out.join("report.html").is_file());
