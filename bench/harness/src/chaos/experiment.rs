@@ -202,6 +202,22 @@ pub enum Probe {
         #[serde(default)]
         builds: Option<Vec<BuildName>>,
     },
+    /// The median latency in `window` (of `step` only, if given) is within `[min_ms, max_ms]`:
+    /// for an effect on every request, such as a delay each query waits, which one stalled
+    /// second on a busy machine cannot fake or hide the way it moves a short window's p99.
+    P50 {
+        window: Window,
+        #[serde(default)]
+        step: Option<String>,
+        #[serde(default)]
+        min_ms: Option<f64>,
+        #[serde(default)]
+        max_ms: Option<f64>,
+        #[serde(default)]
+        skip_s: f64,
+        #[serde(default)]
+        builds: Option<Vec<BuildName>>,
+    },
     /// The p99 latency in `window` (of `step` only, if given) is within `[min_ms, max_ms]`,
     /// and within `[min_times_before, max_times_before]` times the p99 of the same requests
     /// before the fault (its first second left out: a cold start): a bound relative to the
@@ -277,6 +293,7 @@ impl Probe {
     pub fn applies_to(&self, build: Build) -> bool {
         let builds = match self {
             Self::ErrorRate { builds, .. }
+            | Self::P50 { builds, .. }
             | Self::P99 { builds, .. }
             | Self::Retries { builds, .. }
             | Self::Reached { builds, .. }
@@ -708,6 +725,18 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
             nonneg("skip_s", *skip_s)?;
             if min.is_none() && max.is_none() {
                 bail!("an error_rate probe needs min, max or both");
+            }
+        }
+        Probe::P50 { step, min_ms, max_ms, skip_s, .. } => {
+            check_step(step)?;
+            for (name, v) in [("min_ms", min_ms), ("max_ms", max_ms)] {
+                if let Some(v) = v {
+                    nonneg(name, *v)?;
+                }
+            }
+            nonneg("skip_s", *skip_s)?;
+            if min_ms.is_none() && max_ms.is_none() {
+                bail!("a p50 probe needs min_ms, max_ms or both");
             }
         }
         Probe::P99 { step, min_ms, max_ms, min_times_before, max_times_before, skip_s, .. } => {

@@ -206,6 +206,23 @@ pub fn check(
                 held: figures.requests > 0 && within(rate, *min, *max),
             }
         }
+        Probe::P50 { window, step, min_ms, max_ms, skip_s, .. } => {
+            let range = seconds_of(*window, plan, len, *skip_s);
+            let figures = recording.window(range.clone(), step_of(step));
+            let ms = figures.p50_us as f64 / 1000.0;
+            Checked {
+                probe: format!(
+                    "p50 of {} {} (seconds {}..{}) {}",
+                    step.as_deref().unwrap_or("every request"),
+                    window_name(*window),
+                    range.start,
+                    range.end,
+                    bounds(*min_ms, *max_ms, " ms", 1.0)
+                ),
+                measured: format!("{ms:.1} ms over {} requests", figures.requests),
+                held: figures.requests > 0 && within(ms, *min_ms, *max_ms),
+            }
+        }
         Probe::P99 { window, step, min_ms, max_ms, min_times_before, max_times_before, skip_s, .. } => {
             let range = seconds_of(*window, plan, len, *skip_s);
             let figures = recording.window(range.clone(), step_of(step));
@@ -538,6 +555,41 @@ mod tests {
         // Never past the seconds recorded, never a reversed range.
         assert_eq!(seconds_of(Window::Before, &plan(10.0, (0.2, 8.0)), 10, 1.0), 1..1);
         assert_eq!(seconds_of(Window::Whole, &at_three, 4, 0.0), 0..4);
+    }
+
+    #[test]
+    fn the_p50_probe_reads_the_median_so_one_slow_request_moves_it_no_more_than_a_fast_one() {
+        use crate::load::recorder::Outcome;
+        use crate::load::scenario::Step;
+        let at_three = plan(10.0, (3.0, 8.0));
+        let mut recording = Recording::default();
+        let ms = std::time::Duration::from_millis;
+        // Seconds 5 and 6, inside `during` (4..8 after skip_s = 1): six reads waiting 60 ms,
+        // one stalled 2 s, and three fast ones; before the fault, fast reads only.
+        for (i, latency) in [60, 60, 60, 60, 60, 60, 2000, 3, 3, 3].into_iter().enumerate() {
+            recording.record(ms(5000 + 100 * i as u64), Step::UsersMe, Outcome::Status(200), ms(latency));
+        }
+        recording.record(ms(1500), Step::UsersMe, Outcome::Status(200), ms(2));
+        let probe_in = |window, skip_s, min_ms, max_ms| Probe::P50 {
+            window,
+            step: Some("users.me".to_owned()),
+            min_ms,
+            max_ms,
+            skip_s,
+            builds: None,
+        };
+        let probe = |min_ms, max_ms| probe_in(Window::During, 1.0, min_ms, max_ms);
+        let check = |p: &Probe| check(p, &at_three, &recording, &[], 10, &Reading::default(), None);
+        let slowed = check(&probe(Some(50.0), None));
+        assert!(slowed.held, "{slowed:?}");
+        assert_eq!(slowed.probe, "p50 of users.me during the fault (seconds 4..8) at least 50 ms");
+        assert_eq!(slowed.measured, "60.0 ms over 10 requests");
+        assert!(!check(&probe(None, Some(50.0))).held, "the median read waited 60 ms, over 50");
+        // Before the fault there was one fast read: not slowed, so a floor there fails.
+        assert!(!check(&probe_in(Window::Before, 0.0, Some(50.0), None)).held);
+        // A window without requests holds nothing, whatever the bounds.
+        let after = probe_in(Window::After, 0.0, None, Some(1e9));
+        assert!(!check(&after).held, "no request after the fault was recorded");
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Recording {
             }
         }
         latencies.sort_unstable();
-        Window { requests, errors, p99_us: quantile(&latencies, 0.99) }
+        Window { requests, errors, p50_us: quantile(&latencies, 0.5), p99_us: quantile(&latencies, 0.99) }
     }
 }
 
@@ -106,6 +106,9 @@ pub struct Window {
     pub requests: u64,
     /// Of those, not answered with the expected status.
     pub errors: u64,
+    /// Their median latency, in microseconds (0 without any).
+    #[serde(default)]
+    pub p50_us: u64,
     /// Their 99th percentile latency, in microseconds (0 without any).
     pub p99_us: u64,
 }
@@ -197,6 +200,7 @@ mod tests {
         assert_eq!(seconds[2].errors_by_cause["503"], 1);
         let payments = a.window(0..3, Some(Step::PaymentsCreate));
         assert_eq!((payments.requests, payments.errors, payments.p99_us), (3, 2, 1_000_000));
+        assert_eq!(payments.p50_us, 40_000, "the middle of 10, 40 and 1000 ms");
         assert_eq!(a.window(1..2, None), Window::default());
         assert_eq!(a.window(2..99, None).requests, 2, "a range past the end stops at the end");
     }

@@ -96,15 +96,24 @@ fn run_short_on(experiment: &str, builds: &[&str]) -> Vec<RunResult> {
             Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         })
         .collect();
-    let summary: Vec<String> = results.iter().map(|r| format!("{r:#?}")).collect();
+    // The verdicts first: the processes' logs after them can run long, and a failure's
+    // output is often read from its head.
+    let verdicts: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.hypothesis.iter().map(move |c| {
+                format!("  {} {}: {}: {}", if c.held { "ok  " } else { "FAIL" }, r.build, c.probe, c.measured)
+            })
+        })
+        .collect();
     assert_eq!(
         ran.code,
         Some(0),
-        "archlab chaos {experiment} failed after {:?}\nstdout:\n{}\nstderr:\n{}\nresults:\n{}",
+        "archlab chaos {experiment} failed after {:?}\nverdicts:\n{}\nstdout:\n{}\nstderr:\n{}",
         started.elapsed(),
+        verdicts.join("\n"),
         ran.stdout,
         ran.stderr,
-        summary.join("\n")
     );
     assert_eq!(results.len(), builds.len(), "one result per build in {}", ran.out.display());
     for (result, &build) in results.iter().zip(builds) {
