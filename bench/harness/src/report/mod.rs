@@ -39,6 +39,9 @@ pub struct Ratios {
     pub throughput: Option<f64>,
     /// p50 of the saturation scenario at the common rate, micro / monolith.
     pub p50_at_common_rate: Option<f64>,
+    /// p90 of the saturation scenario at the common rate, micro / monolith: the tail short
+    /// of the few stalls that decide a p99 on a busy machine.
+    pub p90_at_common_rate: Option<f64>,
     /// p99 of the saturation scenario at the common rate, micro / monolith.
     pub p99_at_common_rate: Option<f64>,
     /// CPU-seconds per 1,000 requests, the build's processes plus PostgreSQL plus RabbitMQ,
@@ -48,10 +51,11 @@ pub struct Ratios {
 
 impl Ratios {
     /// Each ratio with its column name, in table order.
-    pub fn named(&self) -> [(&'static str, Option<f64>); 4] {
+    pub fn named(&self) -> [(&'static str, Option<f64>); 5] {
         [
             ("throughput", self.throughput),
             ("p50 at common rate", self.p50_at_common_rate),
+            ("p90 at common rate", self.p90_at_common_rate),
             ("p99 at common rate", self.p99_at_common_rate),
             ("CPU-s per 1k requests", self.cpu_s_per_1k),
         ]

@@ -5,7 +5,7 @@ use super::Ratios;
 use super::doc::{Block, table};
 use super::format::{self, MISSING, ms, num, opt_num, pct, rate, tick, times};
 use super::plots::{Plot, at_common};
-use crate::model::{BuildResult, CompareReport, Cost, LoadReport, Offered};
+use crate::model::{BuildResult, CompareReport, Cost, LoadReport, Offered, Percentiles};
 use std::collections::BTreeMap;
 
 /// The page title.
@@ -111,15 +111,15 @@ fn header(report: &CompareReport) -> Vec<Block> {
     vec![Block::List(items), Block::Para("To run it again:".to_string()), Block::Code(or_missing(&m.command))]
 }
 
-/// The headline's p50 and p99 of one build, in µs: over every request of its headline runs
+/// The headline's latency percentiles of one build (p50, p90 and p99 are read): over every request of its headline runs
 /// (`BuildResult::headline_latency`); in reports from before that was kept, the medians over
 /// the runs, or the saturation scenario's one common-rate run from before there were several.
-pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Option<(u64, u64)> {
+pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Option<Percentiles> {
     if let Some(pooled) = &b.headline_latency {
-        return Some((pooled.p50_us, pooled.p99_us));
+        return Some(*pooled);
     }
     if b.headline_runs.is_empty() {
-        return at_common(b, &report.saturation_scenario).map(|r| (r.latency.p50_us, r.latency.p99_us));
+        return at_common(b, &report.saturation_scenario).map(|r| r.latency);
     }
     let median = |f: fn(&LoadReport) -> u64| {
         let mut v: Vec<u64> = b.headline_runs.iter().map(f).collect();
@@ -127,7 +127,12 @@ pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Optio
         let n = v.len();
         if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2 }
     };
-    Some((median(|r| r.latency.p50_us), median(|r| r.latency.p99_us)))
+    Some(Percentiles {
+        p50_us: median(|r| r.latency.p50_us),
+        p90_us: median(|r| r.latency.p90_us),
+        p99_us: median(|r| r.latency.p99_us),
+        ..Percentiles::default()
+    })
 }
 
 /// The median throughput of one build's headline floods: the most it answered, measured
@@ -182,8 +187,8 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
                 sat_rate,
                 sat_tp,
                 sat_p99,
-                c.map_or_else(|| MISSING.to_string(), |(p50, _)| ms(p50)),
-                c.map_or_else(|| MISSING.to_string(), |(_, p99)| ms(p99)),
+                c.map_or_else(|| MISSING.to_string(), |c| ms(c.p50_us)),
+                c.map_or_else(|| MISSING.to_string(), |c| ms(c.p99_us)),
                 flooded(b).map_or_else(|| MISSING.to_string(), rate),
                 b.users_at_objective.map_or_else(|| MISSING.to_string(), |u| u.to_string()),
             ]
@@ -268,14 +273,21 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
             "Ratios micro / monolith (above 1.00× the microservices build has more of it). Where the run had \
              headline rounds, every ratio is the median of the round-by-round ratios, measured with every \
              build up at once and taking turns: throughput is the most each build answered when flooded \
-             (the saturation scenario offered far above capacity), p50 and CPU come from the runs at the \
-             common rate, and p99 is the ratio of each build's p99 over every request of those runs. In a \
+             (the saturation scenario offered far above capacity), p50, p90 and CPU come from the runs at \
+             the common rate, and p99 is the ratio of each build's p99 over every request of those runs. In a \
              report without rounds, throughput is the ratio of the saturation points' \
              throughputs:"
                 .to_string(),
         ));
         out.push(table(
-            &["build", "throughput", "p50 at common rate", "p99 at common rate", "CPU-s per 1k requests"],
+            &[
+                "build",
+                "throughput",
+                "p50 at common rate",
+                "p90 at common rate",
+                "p99 at common rate",
+                "CPU-s per 1k requests",
+            ],
             ratios
                 .iter()
                 .map(|r| {
@@ -289,7 +301,7 @@ pub fn headline(report: &CompareReport) -> Vec<Block> {
     out
 }
 
-/// The headline ratios of one report: micro/mono throughput, p50 and p99 at the
+/// The headline ratios of one report: micro/mono throughput, p50, p90 and p99 at the
 /// common rate, CPU-seconds per 1k requests — one entry per microservices build.
 pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
     let Some(mono) = report.builds.iter().find(|b| b.name == "monolith") else {
@@ -305,15 +317,16 @@ pub fn headline_ratios(report: &CompareReport) -> Vec<Ratios> {
                 return paired;
             }
             let c = headline_latency(report, b);
-            let lat = |f: fn((u64, u64)) -> u64| match (c, mono_common) {
+            let lat = |f: fn(Percentiles) -> u64| match (c, mono_common) {
                 (Some(m), Some(o)) => format::ratio(f(m) as f64, f(o) as f64),
                 _ => None,
             };
             Ratios {
                 build: b.name.clone(),
                 throughput: saturation_ratio(b, mono),
-                p50_at_common_rate: lat(|(p50, _)| p50),
-                p99_at_common_rate: lat(|(_, p99)| p99),
+                p50_at_common_rate: lat(|c| c.p50_us),
+                p90_at_common_rate: lat(|c| c.p90_us),
+                p99_at_common_rate: lat(|c| c.p99_us),
                 cpu_s_per_1k: match (cpu_total(&b.cost), cpu_total(&mono.cost)) {
                     (Some(m), Some(o)) => format::ratio(m, o),
                     _ => None,
@@ -334,7 +347,7 @@ fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
 }
 
 /// The ratios from the headline rounds, when `b` and `mono` have the same number of them:
-/// throughput (from the floods), p50 and CPU, each the median of the round-by-round ratios,
+/// throughput (from the floods), p50, p90 and CPU, each the median of the round-by-round ratios,
 /// so that what moved both builds within a round cancels; p99 the ratio of the two builds'
 /// p99 over all their rounds' requests (a round's p99 says whether the machine stalled in
 /// those seconds; the pooled one how often it stalls, which both builds' turns share).
@@ -342,54 +355,94 @@ fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
 /// floods, p99 to the median of the round-by-round ratios in one from before the pooled
 /// latency was kept. `None` for reports from before there were rounds.
 fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
-    let n = b.headline_runs.len();
-    if n == 0
-        || mono.headline_runs.len() != n
-        || b.headline_cpu_s_per_1k.len() != n
-        || mono.headline_cpu_s_per_1k.len() != n
-    {
-        return None;
-    }
-    let median = |mut v: Vec<f64>| -> Option<f64> {
+    let rounds = RoundRatios::of(b, mono)?;
+    let n = rounds.rounds;
+    let median = |v: &[f64]| -> Option<f64> {
         if v.len() != n {
             return None; // a round without a ratio (a zero figure): no median of the rest
         }
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
     };
-    let per_round = |f: fn(&LoadReport) -> u64| {
-        median(
+    Some(Ratios {
+        build: b.name.clone(),
+        throughput: if rounds.throughput.is_empty() { saturation_ratio(b, mono) } else { median(&rounds.throughput) },
+        p50_at_common_rate: median(&rounds.p50),
+        p90_at_common_rate: median(&rounds.p90),
+        p99_at_common_rate: match (&b.headline_latency, &mono.headline_latency) {
+            (Some(m), Some(o)) => format::ratio(m.p99_us as f64, o.p99_us as f64),
+            _ => median(&rounds.p99),
+        },
+        cpu_s_per_1k: median(&rounds.cpu),
+    })
+}
+
+/// The ratios micro / monolith of each headline round, when `b` and `mono` have the same
+/// number of rounds; a round whose ratio is undefined (a zero figure) is left out.
+struct RoundRatios {
+    rounds: usize,
+    /// Empty when either build lacks a flood in some round.
+    throughput: Vec<f64>,
+    p50: Vec<f64>,
+    p90: Vec<f64>,
+    p99: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl RoundRatios {
+    fn of(b: &BuildResult, mono: &BuildResult) -> Option<Self> {
+        let n = b.headline_runs.len();
+        if n == 0
+            || mono.headline_runs.len() != n
+            || b.headline_cpu_s_per_1k.len() != n
+            || mono.headline_cpu_s_per_1k.len() != n
+        {
+            return None;
+        }
+        let latency = |f: fn(&LoadReport) -> u64| -> Vec<f64> {
             b.headline_runs
                 .iter()
                 .zip(&mono.headline_runs)
                 .filter_map(|(m, o)| format::ratio(f(m) as f64, f(o) as f64))
-                .collect(),
-        )
-    };
-    let cpu =
-        b.headline_cpu_s_per_1k.iter().zip(&mono.headline_cpu_s_per_1k).filter_map(|(m, o)| format::ratio(*m, *o));
-    let floods = b.headline_floods.len() == n && mono.headline_floods.len() == n;
-    let throughput = if floods {
-        median(
-            b.headline_floods
+                .collect()
+        };
+        let floods = b.headline_floods.len() == n && mono.headline_floods.len() == n;
+        Some(Self {
+            rounds: n,
+            throughput: if floods {
+                b.headline_floods
+                    .iter()
+                    .zip(&mono.headline_floods)
+                    .filter_map(|(m, o)| format::ratio(m.throughput_per_s, o.throughput_per_s))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            p50: latency(|r| r.latency.p50_us),
+            p90: latency(|r| r.latency.p90_us),
+            p99: latency(|r| r.latency.p99_us),
+            cpu: b
+                .headline_cpu_s_per_1k
                 .iter()
-                .zip(&mono.headline_floods)
-                .filter_map(|(m, o)| format::ratio(m.throughput_per_s, o.throughput_per_s))
+                .zip(&mono.headline_cpu_s_per_1k)
+                .filter_map(|(m, o)| format::ratio(*m, *o))
                 .collect(),
-        )
-    } else {
-        saturation_ratio(b, mono)
-    };
-    Some(Ratios {
-        build: b.name.clone(),
-        throughput,
-        p50_at_common_rate: per_round(|r| r.latency.p50_us),
-        p99_at_common_rate: match (&b.headline_latency, &mono.headline_latency) {
-            (Some(m), Some(o)) => format::ratio(m.p99_us as f64, o.p99_us as f64),
-            _ => per_round(|r| r.latency.p99_us),
-        },
-        cpu_s_per_1k: median(cpu.collect()),
-    })
+        })
+    }
+
+    /// The round-by-round ratios behind the headline ratio named `name` (as in
+    /// [`Ratios::named`]).
+    fn named(&self, name: &str) -> &[f64] {
+        match name {
+            "throughput" => &self.throughput,
+            "p50 at common rate" => &self.p50,
+            "p90 at common rate" => &self.p90,
+            "p99 at common rate" => &self.p99,
+            "CPU-s per 1k requests" => &self.cpu,
+            _ => &[],
+        }
+    }
 }
 
 /// Each run's ratios, their spread and the verdict.
@@ -455,6 +508,33 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
     verdict_row.push(String::new());
     rows.push(spread_row);
     rows.push(verdict_row);
+    let scatter = columns.iter().map(|c| round_scatter(reports, c)).collect::<Vec<_>>();
+    let rounds_per_run: Vec<usize> = reports
+        .iter()
+        .filter_map(|r| {
+            let mono = r.builds.iter().find(|b| b.name == "monolith")?;
+            Some(mono.headline_runs.len())
+        })
+        .filter(|n| *n > 0)
+        .collect();
+    let expected_range = expected_range_of(reports.len());
+    if scatter.iter().any(Option::is_some)
+        && let Some(d) = expected_range
+    {
+        let mut sd_row = vec!["round-to-round scatter (standard deviation of the log ratio)".to_string()];
+        let mut need_row = vec![format!("rounds per run for an expected spread ≤ {} (independent rounds)", pct(tol))];
+        for sd in &scatter {
+            sd_row.push(sd.map_or_else(|| MISSING.to_string(), |sd| num(sd, 3)));
+            need_row.push(match sd {
+                Some(sd) if tol > 0.0 => ((d * sd / tol).powi(2).ceil() as u64).max(1).to_string(),
+                _ => MISSING.to_string(),
+            });
+        }
+        sd_row.push(String::new());
+        need_row.push(String::new());
+        rows.push(sd_row);
+        rows.push(need_row);
+    }
     let verdict = if reports.len() < 2 {
         format!("Verdict: not enough runs ({} of at least 2).", reports.len())
     } else if columns.is_empty() {
@@ -465,7 +545,55 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
         format!("Verdict: no — at least one ratio spreads more than {} across {} runs.", pct(tol), reports.len())
     };
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
-    vec![Block::Heading(2, "Reproducibility".to_string()), table(&head_refs, rows), Block::Para(verdict)]
+    let mut out = vec![Block::Heading(2, "Reproducibility".to_string()), table(&head_refs, rows), Block::Para(verdict)];
+    if let (Some(d), false) = (expected_range, rounds_per_run.is_empty() || scatter.iter().all(Option::is_none)) {
+        let mut counts = rounds_per_run.clone();
+        counts.sort_unstable();
+        counts.dedup();
+        let had = counts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ");
+        out.push(Block::Para(format!(
+            "The last two rows read the rounds themselves. The scatter is how much each ratio moved from one \
+             round to the next within a run: the standard deviation of its logarithm, over the runs' rounds \
+             together. A run's ratio rests on all its rounds, so if rounds were independent draws of that \
+             scatter, {k} runs of n rounds would spread by about {d:.3} × scatter / √n (the expected range of \
+             {k} normal draws, in standard errors); the last row is the n that brings this to {tol} (for a mean of \
+             the logarithms; the medians the ratios use need about π/2 times as many). The runs \
+             here had {had} rounds each. A ratio whose runs spread more than its scatter predicts moved with \
+             the machine over many rounds, which more rounds of the same run do not average away.",
+            k = reports.len(),
+            tol = pct(tol),
+        )));
+    }
+    out
+}
+
+/// The expected range of `k` independent draws of a standard normal (`d2` of control
+/// charts), for `k` from 2 to 10; `None` outside that.
+fn expected_range_of(k: usize) -> Option<f64> {
+    const D2: [f64; 9] = [1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078];
+    k.checked_sub(2).and_then(|i| D2.get(i)).copied()
+}
+
+/// The round-to-round scatter of the ratio `(build, name)` over every report with rounds:
+/// the standard deviation of the logarithm of its round-by-round values, pooled over the
+/// reports (each about its own mean). `None` with fewer than two rounds anywhere.
+fn round_scatter(reports: &[CompareReport], (build, name): &(String, &str)) -> Option<f64> {
+    let (mut squares, mut freedom) = (0.0, 0usize);
+    for report in reports {
+        let mono = report.builds.iter().find(|b| b.name == "monolith");
+        let micro = report.builds.iter().find(|b| &b.name == build);
+        let Some(rounds) = mono.zip(micro).and_then(|(o, m)| RoundRatios::of(m, o)) else {
+            continue;
+        };
+        let logs: Vec<f64> = rounds.named(name).iter().filter(|v| **v > 0.0).map(|v| v.ln()).collect();
+        if logs.len() < 2 {
+            continue;
+        }
+        let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+        squares += logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>();
+        freedom += logs.len() - 1;
+    }
+    (freedom > 0).then(|| (squares / freedom as f64).sqrt()).and_then(format::finite)
 }
 
 /// Steal on the builds' CPUs and on the generator's.

@@ -204,6 +204,9 @@ fn headline_ratios_divide_micro_by_monolith() {
     assert_eq!(grpc.throughput, Some(0.5));
     assert_eq!(grpc.p50_at_common_rate, Some(2.5));
     assert_eq!(grpc.p99_at_common_rate, Some(3.0));
+    // p90s (the fixture's, halfway between p50 and p99): 17.5 ms over 6 ms.
+    let p90 = grpc.p90_at_common_rate.unwrap_or(f64::NAN);
+    assert!((p90 - 17.5 / 6.0).abs() < 1e-9, "p90 ratio {p90}");
     // (1.5 + 0.2) / (0.5 + 0.2): app, PostgreSQL and RabbitMQ together.
     let cpu = grpc.cpu_s_per_1k.unwrap_or(f64::NAN);
     assert!((cpu - 1.7 / 0.7).abs() < 1e-9, "cpu ratio {cpu}");
@@ -240,6 +243,7 @@ fn headline_ratios_from_rounds_are_medians_of_round_by_round_ratios() {
     let grpc = &headline_ratios(&r)[0];
     // Round by round 1.5, 1.5, 2.0: the median is 1.5. The medians' ratio would be 6 / 3 = 2.
     assert_eq!(grpc.p50_at_common_rate, Some(1.5));
+    assert_eq!(grpc.p90_at_common_rate, Some(1.5));
     assert_eq!(grpc.p99_at_common_rate, Some(1.5));
     assert_eq!(grpc.cpu_s_per_1k, Some(2.0));
     assert_eq!(grpc.throughput, Some(0.5), "no floods: the saturation points' ratio");
@@ -287,6 +291,8 @@ fn headline_p99_is_taken_over_every_rounds_requests_when_they_were_pooled() {
     let grpc = &headline_ratios(&r)[0];
     assert_eq!(grpc.p99_at_common_rate, Some(1.5), "12 ms over 8 ms, every request of the rounds");
     assert_eq!(grpc.p50_at_common_rate, Some(1.0), "p50 stays the median of the round-by-round ratios");
+    // p90s halfway between p50 and p99: round by round 5.5 / 20.5, 10.5 / 3, 3 / 3.
+    assert_eq!(grpc.p90_at_common_rate, Some(1.0), "p90 too: the pooled figures hold no p90 here");
     let md = headline_markdown(&r);
     assert!(md.contains("| 12.0 |") || md.contains("| 12 |"), "micro-grpc's pooled p99 in the table:\n{md}");
     // Pooled on one side only: the round-by-round median again.
@@ -318,7 +324,7 @@ fn headline_markdown_has_a_row_per_build_and_the_ratios() {
     for name in ["monolith", "micro-grpc", "micro-http", "baseline"] {
         assert!(md.contains(&format!("| {name} | async | ")), "no performance row for {name}:\n{md}");
     }
-    assert!(md.contains("| micro-grpc | 0.50× | 2.50× | 3.00× | 2.43× |"), "{md}");
+    assert!(md.contains("| micro-grpc | 0.50× | 2.50× | 2.92× | 3.00× | 2.43× |"), "{md}");
     assert!(
         md.contains("| monolith | async | 1000 | 1000 | 10.0 | 2.00 | 10.0 | — | 50 |"),
         "no floods: flooded is —\n{md}"
@@ -366,6 +372,44 @@ fn reproducibility_shows_each_runs_steal_beside_its_ratios() -> anyhow::Result<(
     );
     assert!(markdown(&fixture())?.contains("share given to other guests): not recorded"));
     Ok(())
+}
+
+#[test]
+fn reproducibility_reads_the_round_to_round_scatter_and_the_rounds_it_calls_for() {
+    let mut r = fixture();
+    let target = r.builds[0].at_common_rate[0].target.clone();
+    let runs = |p50s: [f64; 4]| -> Vec<LoadReport> {
+        p50s.iter().map(|&p50| load("browse", &target, 300.0, 300.0, p50, 10.0)).collect()
+    };
+    // micro-grpc's p50 is twice the monolith's in two rounds and four times in the other two:
+    // log ratios ln 2 and ln 4, each ln 2 / 2 from their mean, so over 4 rounds a standard
+    // deviation of sqrt(4 × (ln 2 / 2)² / 3) = 0.400; with three runs,
+    // (1.693 × 0.400 / 0.10)² = 45.9 rounds.
+    r.builds[0].headline_runs = runs([1.0, 1.0, 1.0, 1.0]);
+    r.builds[1].headline_runs = runs([2.0, 4.0, 2.0, 4.0]);
+    for b in &mut r.builds[..2] {
+        b.headline_cpu_s_per_1k = vec![1.0; 4];
+    }
+    let md = reproducibility_markdown(&[r.clone(), r.clone(), r.clone()], 0.10);
+    let row = |start: &str| md.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_owned();
+    let cells = |line: String| line.split(" | ").map(str::to_owned).collect::<Vec<_>>();
+    let head = cells(row("| run |"));
+    let p50 = head.iter().position(|c| c == "micro-grpc: p50 at common rate").unwrap_or(usize::MAX);
+    let cpu = head.iter().position(|c| c == "micro-grpc: CPU-s per 1k requests").unwrap_or(usize::MAX);
+    let scatter = cells(row("| round-to-round scatter"));
+    let rounds = cells(row("| rounds per run for an expected spread ≤ 10.00 %"));
+    assert_eq!(scatter.get(p50).map(String::as_str), Some("0.400"), "{md}");
+    assert_eq!(rounds.get(p50).map(String::as_str), Some("46"), "{md}");
+    // CPU was the same ratio in every round: no scatter, one round is enough.
+    assert_eq!(scatter.get(cpu).map(String::as_str), Some("0.000"), "{md}");
+    assert_eq!(rounds.get(cpu).map(String::as_str), Some("1"), "{md}");
+    // micro-http has no rounds here: nothing to read.
+    let http = head.iter().position(|c| c == "micro-http: p50 at common rate").unwrap_or(usize::MAX);
+    assert_eq!(scatter.get(http).map(String::as_str), Some("—"), "{md}");
+    assert!(md.contains("The runs here had 4 rounds each."), "{md}");
+    // Without rounds anywhere there is nothing to read and the rows are left out.
+    let md = reproducibility_markdown(&[fixture(), fixture(), fixture()], 0.10);
+    assert!(!md.contains("round-to-round scatter"), "{md}");
 }
 
 #[test]
