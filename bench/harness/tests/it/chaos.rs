@@ -262,7 +262,7 @@ fn a_crashing_module_takes_down_the_monolith_and_only_itself_in_the_microservice
 fn a_noisy_neighbour_slows_every_monolith_endpoint_and_keeps_profile_reads_served() {
     for r in run_short("noisy-neighbour") {
         assert_eq!(step_errors(&r, "users.me", 0, u32::MAX).1, 0, "{}: profile reads never fail", r.build);
-        // The relative p99 probes (held, checked by run_short) carry the claim; here, that
+        // The p99 probes (held, checked by run_short) carry the claim; here, that
         // the fault did burn: deliveries kept reaching the point while it was set.
         let (from, to) = during(&r);
         assert!(count(&r, "notifications.deliver reached", from, to) > 0, "{}: deliveries during the fault", r.build);
