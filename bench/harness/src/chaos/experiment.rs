@@ -717,6 +717,10 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
     let nonneg = |name: &str, v: f64| {
         if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(anyhow::anyhow!("{name} must be at least 0, not {v}")) }
     };
+    // Each bound that is given is at least 0.
+    let nonneg_given = |bounds: &[(&str, &Option<f64>)]| -> anyhow::Result<()> {
+        bounds.iter().filter_map(|(name, v)| v.map(|v| (name, v))).try_for_each(|(name, v)| nonneg(name, v))
+    };
     match probe {
         Probe::ErrorRate { step, min, max, skip_s, .. } => {
             check_step(step)?;
@@ -729,11 +733,7 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
         }
         Probe::P50 { step, min_ms, max_ms, skip_s, .. } => {
             check_step(step)?;
-            for (name, v) in [("min_ms", min_ms), ("max_ms", max_ms)] {
-                if let Some(v) = v {
-                    nonneg(name, *v)?;
-                }
-            }
+            nonneg_given(&[("min_ms", min_ms), ("max_ms", max_ms)])?;
             nonneg("skip_s", *skip_s)?;
             if min_ms.is_none() && max_ms.is_none() {
                 bail!("a p50 probe needs min_ms, max_ms or both");
@@ -741,27 +741,19 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
         }
         Probe::P99 { step, min_ms, max_ms, min_times_before, max_times_before, skip_s, .. } => {
             check_step(step)?;
-            for (name, v) in [
+            nonneg_given(&[
                 ("min_ms", min_ms),
                 ("max_ms", max_ms),
                 ("min_times_before", min_times_before),
                 ("max_times_before", max_times_before),
-            ] {
-                if let Some(v) = v {
-                    nonneg(name, *v)?;
-                }
-            }
+            ])?;
             nonneg("skip_s", *skip_s)?;
             if [min_ms, max_ms, min_times_before, max_times_before].iter().all(|v| v.is_none()) {
                 bail!("a p99 probe needs min_ms, max_ms, min_times_before or max_times_before");
             }
         }
         Probe::Retries { max_per_call, max_per_s, min_per_call, skip_s, .. } => {
-            for (name, v) in [("max_per_call", max_per_call), ("min_per_call", min_per_call)] {
-                if let Some(v) = v {
-                    nonneg(name, *v)?;
-                }
-            }
+            nonneg_given(&[("max_per_call", max_per_call), ("min_per_call", min_per_call)])?;
             nonneg("max_per_s", *max_per_s)?;
             nonneg("skip_s", *skip_s)?;
             if max_per_call.is_none() && min_per_call.is_none() {
@@ -773,11 +765,7 @@ fn check_probe(probe: &Probe) -> anyhow::Result<()> {
                 bail!("unknown fault point {point:?}; the points: {}", faults::points::names());
             }
             check_step(step)?;
-            for (name, v) in [("min_per_request", min_per_request), ("max_per_request", max_per_request)] {
-                if let Some(v) = v {
-                    nonneg(name, *v)?;
-                }
-            }
+            nonneg_given(&[("min_per_request", min_per_request), ("max_per_request", max_per_request)])?;
             nonneg("skip_s", *skip_s)?;
             if min_per_request.is_none() && max_per_request.is_none() {
                 bail!("a reached probe needs min_per_request, max_per_request or both");

@@ -156,6 +156,17 @@ pub fn seconds_of(window: Window, plan: &RunPlan, len: usize, skip_s: f64) -> st
     from..to
 }
 
+/// "`what` of `step` `window` (seconds a..b) `asks`": a probe on the requests of a window.
+fn describe(what: &str, step: &Option<String>, window: Window, range: &std::ops::Range<usize>, asks: &str) -> String {
+    format!(
+        "{what} of {} {} (seconds {}..{}) {asks}",
+        step.as_deref().unwrap_or("every request"),
+        window_name(window),
+        range.start,
+        range.end
+    )
+}
+
 fn window_name(window: Window) -> &'static str {
     match window {
         Window::Before => "before the fault",
@@ -193,14 +204,7 @@ pub fn check(
             let figures = recording.window(range.clone(), step_of(step));
             let rate = figures.error_rate();
             Checked {
-                probe: format!(
-                    "error rate of {} {} (seconds {}..{}) {}",
-                    step.as_deref().unwrap_or("every request"),
-                    window_name(*window),
-                    range.start,
-                    range.end,
-                    bounds(*min, *max, " %", 100.0)
-                ),
+                probe: describe("error rate", step, *window, &range, &bounds(*min, *max, " %", 100.0)),
                 measured: format!("{:.1} % ({} of {})", rate * 100.0, figures.errors, figures.requests),
                 // A window without requests shows nothing either way: it does not hold.
                 held: figures.requests > 0 && within(rate, *min, *max),
@@ -211,14 +215,7 @@ pub fn check(
             let figures = recording.window(range.clone(), step_of(step));
             let ms = figures.p50_us as f64 / 1000.0;
             Checked {
-                probe: format!(
-                    "p50 of {} {} (seconds {}..{}) {}",
-                    step.as_deref().unwrap_or("every request"),
-                    window_name(*window),
-                    range.start,
-                    range.end,
-                    bounds(*min_ms, *max_ms, " ms", 1.0)
-                ),
+                probe: describe("p50", step, *window, &range, &bounds(*min_ms, *max_ms, " ms", 1.0)),
                 measured: format!("{ms:.1} ms over {} requests", figures.requests),
                 held: figures.requests > 0 && within(ms, *min_ms, *max_ms),
             }
@@ -247,14 +244,7 @@ pub fn check(
                 let _ = write!(measured, ", {times:.1} × the {before_ms:.1} ms before ({} requests)", before.requests);
             }
             Checked {
-                probe: format!(
-                    "p99 of {} {} (seconds {}..{}) {}",
-                    step.as_deref().unwrap_or("every request"),
-                    window_name(*window),
-                    range.start,
-                    range.end,
-                    asks.join(" and ")
-                ),
+                probe: describe("p99", step, *window, &range, &asks.join(" and ")),
                 measured,
                 held: figures.requests > 0
                     && within(ms, *min_ms, *max_ms)
