@@ -50,14 +50,19 @@ pub struct Ratios {
 }
 
 impl Ratios {
+    /// The ratios' column names, in table order.
+    pub const NAMES: [&'static str; 5] =
+        ["throughput", "p50 at common rate", "p90 at common rate", "p99 at common rate", "CPU-s per 1k requests"];
+
     /// Each ratio with its column name, in table order.
     pub fn named(&self) -> [(&'static str, Option<f64>); 5] {
+        let [throughput, p50, p90, p99, cpu] = Self::NAMES;
         [
-            ("throughput", self.throughput),
-            ("p50 at common rate", self.p50_at_common_rate),
-            ("p90 at common rate", self.p90_at_common_rate),
-            ("p99 at common rate", self.p99_at_common_rate),
-            ("CPU-s per 1k requests", self.cpu_s_per_1k),
+            (throughput, self.throughput),
+            (p50, self.p50_at_common_rate),
+            (p90, self.p90_at_common_rate),
+            (p99, self.p99_at_common_rate),
+            (cpu, self.cpu_s_per_1k),
         ]
     }
 }

@@ -138,7 +138,11 @@ pub(crate) fn headline_latency(report: &CompareReport, b: &BuildResult) -> Optio
 /// The median throughput of one build's headline floods: the most it answered, measured
 /// taking turns with the other builds. `None` without floods.
 pub(crate) fn flooded(b: &BuildResult) -> Option<f64> {
-    let mut v: Vec<f64> = b.headline_floods.iter().map(|r| r.throughput_per_s).collect();
+    median(b.headline_floods.iter().map(|r| r.throughput_per_s).collect())
+}
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     match n {
@@ -356,15 +360,8 @@ fn saturation_ratio(b: &BuildResult, mono: &BuildResult) -> Option<f64> {
 /// latency was kept. `None` for reports from before there were rounds.
 fn paired_ratios(b: &BuildResult, mono: &BuildResult) -> Option<Ratios> {
     let rounds = RoundRatios::of(b, mono)?;
-    let n = rounds.rounds;
-    let median = |v: &[f64]| -> Option<f64> {
-        if v.len() != n {
-            return None; // a round without a ratio (a zero figure): no median of the rest
-        }
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-    };
+    // A round without a ratio (a zero figure): no median of the rest.
+    let median = |v: &[f64]| if v.len() == rounds.rounds { median(v.to_vec()) } else { None };
     Some(Ratios {
         build: b.name.clone(),
         throughput: if rounds.throughput.is_empty() { saturation_ratio(b, mono) } else { median(&rounds.throughput) },
@@ -431,17 +428,11 @@ impl RoundRatios {
         })
     }
 
-    /// The round-by-round ratios behind the headline ratio named `name` (as in
-    /// [`Ratios::named`]).
+    /// The round-by-round ratios behind the headline ratio named `name` (one of
+    /// [`Ratios::NAMES`]; nothing for another name).
     fn named(&self, name: &str) -> &[f64] {
-        match name {
-            "throughput" => &self.throughput,
-            "p50 at common rate" => &self.p50,
-            "p90 at common rate" => &self.p90,
-            "p99 at common rate" => &self.p99,
-            "CPU-s per 1k requests" => &self.cpu,
-            _ => &[],
-        }
+        let rounds = [&self.throughput, &self.p50, &self.p90, &self.p99, &self.cpu];
+        Ratios::NAMES.iter().zip(rounds).find(|(n, _)| **n == name).map_or(&[], |(_, v)| v.as_slice())
     }
 }
 
@@ -509,18 +500,9 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
     rows.push(spread_row);
     rows.push(verdict_row);
     let scatter = columns.iter().map(|c| round_scatter(reports, c)).collect::<Vec<_>>();
-    let rounds_per_run: Vec<usize> = reports
-        .iter()
-        .filter_map(|r| {
-            let mono = r.builds.iter().find(|b| b.name == "monolith")?;
-            Some(mono.headline_runs.len())
-        })
-        .filter(|n| *n > 0)
-        .collect();
-    let expected_range = expected_range_of(reports.len());
-    if scatter.iter().any(Option::is_some)
-        && let Some(d) = expected_range
-    {
+    // The scatter rows and their paragraph: with rounds to read and a known expected range.
+    let expected_range = expected_range_of(reports.len()).filter(|_| scatter.iter().any(Option::is_some));
+    if let Some(d) = expected_range {
         let mut sd_row = vec!["round-to-round scatter (standard deviation of the log ratio)".to_string()];
         let mut need_row = vec![format!("rounds per run for an expected spread ≤ {} (independent rounds)", pct(tol))];
         for sd in &scatter {
@@ -546,8 +528,13 @@ pub fn reproducibility(reports: &[CompareReport], tolerance: f64) -> Vec<Block> 
     };
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let mut out = vec![Block::Heading(2, "Reproducibility".to_string()), table(&head_refs, rows), Block::Para(verdict)];
-    if let (Some(d), false) = (expected_range, rounds_per_run.is_empty() || scatter.iter().all(Option::is_none)) {
-        let mut counts = rounds_per_run.clone();
+    if let Some(d) = expected_range {
+        let mut counts: Vec<usize> = reports
+            .iter()
+            .filter_map(|r| r.builds.iter().find(|b| b.name == "monolith"))
+            .map(|mono| mono.headline_runs.len())
+            .filter(|n| *n > 0)
+            .collect();
         counts.sort_unstable();
         counts.dedup();
         let had = counts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ");
